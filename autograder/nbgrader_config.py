@@ -1,0 +1,34 @@
+"""nbgrader configuration of the course, read by `coursekit release` and `coursekit autograde`.
+
+coursekit copies the notebooks into a working course directory it creates and sets
+CourseDirectory.root itself; everything else about grading is configured here.
+"""
+from coursekit.grading.execute import RecoveringExecute
+from nbconvert.preprocessors import ClearMetadataPreprocessor
+from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, IgnorePattern,
+                                    LimitOutput, SaveAutoGrades)
+
+c = get_config()  # noqa: F821 (provided by traitlets when this file is loaded)
+
+c.CourseDirectory.course_id = "coursekit"
+
+# What replaces the instructor's answers in the student release.
+c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
+c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
+
+# Per-cell time limit while grading (seconds). A cell that runs longer is interrupted and the
+# rest of the notebook is still graded. `coursekit autograde --timeout` overrides it.
+c.Execute.timeout = 30
+c.ExecutePreprocessor.timeout = 30
+
+# Grading executes with coursekit's Execute, which survives a kernel death: the dead cell is
+# marked, the kernel restarted, earlier cells replayed, and grading goes on.
+c.Autograde.autograde_preprocessors = [
+    RecoveringExecute,
+    IgnorePattern,
+    ClearMetadataPreprocessor,
+    LimitOutput,
+    SaveAutoGrades,
+    AssignLatePenalties,
+    CheckCellMetadata,
+]

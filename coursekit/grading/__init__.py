@@ -1,0 +1,1 @@
+"""The instructor pipeline on nbgrader: release, autograde, the sample class."""

@@ -1,0 +1,84 @@
+"""Where the course lives, and the nbgrader course directories coursekit works in.
+
+The repository holds the instructor's source notebooks in ``solutions/`` (one notebook per
+assignment, named like ``01_backprop.ipynb``) and the nbgrader configuration in
+``autograder/``. nbgrader wants its own layout (``source/<assignment>/<notebook>.ipynb``, a
+gradebook, ...), so every command builds a working course directory elsewhere and never
+writes nbgrader's files into the repository.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from pathlib import Path
+
+from traitlets.config import Config
+from traitlets.config.loader import PyFileConfigLoader
+
+
+class CourseError(RuntimeError):
+    """Something about the course layout or an nbgrader step is wrong; the message says what."""
+
+
+def find_course_root(start: Path | None = None) -> Path:
+    """The course repository: the first folder holding solutions/ and autograder/, looking
+    upward from ``start`` (default: the working directory), then beside the package."""
+    candidates = []
+    here = (start or Path.cwd()).resolve()
+    candidates += [here, *here.parents]
+    candidates.append(Path(__file__).resolve().parents[2])
+    for folder in candidates:
+        if (folder / "solutions").is_dir() and (folder / "autograder" / "nbgrader_config.py").is_file():
+            return folder
+    raise CourseError("could not find the course: no folder with solutions/ and "
+                      "autograder/nbgrader_config.py above the working directory. Run from the "
+                      "course repository or pass --course PATH.")
+
+
+def assignments(root: Path) -> list[str]:
+    """The assignment names, one per source notebook in solutions/, in course order."""
+    names = sorted(p.stem for p in (root / "solutions").glob("*.ipynb"))
+    if not names:
+        raise CourseError(f"no notebooks in {root / 'solutions'}")
+    return names
+
+
+def _ensure_tools_on_path() -> None:
+    # nbgrader runs the `alembic` executable to create a gradebook: it must be on PATH even
+    # when coursekit is run as .venv/bin/coursekit without activating the venv.
+    bindir = str(Path(sys.executable).parent)
+    if bindir not in os.environ.get("PATH", "").split(os.pathsep):
+        os.environ["PATH"] = bindir + os.pathsep + os.environ.get("PATH", "")
+
+
+def nbgrader_api(root: Path, coursedir: Path, timeout: int | None = None):
+    """An NbGraderAPI for a working course directory, configured from autograder/."""
+    from nbgrader.apps import NbGraderAPI
+    from nbgrader.coursedir import CourseDirectory
+
+    _ensure_tools_on_path()
+    config = PyFileConfigLoader("nbgrader_config.py", path=str(root / "autograder")).load_config()
+    merged = Config()
+    merged.merge(config)
+    merged.CourseDirectory.root = str(coursedir)
+    if timeout is not None:
+        merged.Execute.timeout = timeout
+        merged.ExecutePreprocessor.timeout = timeout
+    return NbGraderAPI(coursedir=CourseDirectory(config=merged), config=merged)
+
+
+def check(result: dict, what: str) -> None:
+    """NbGraderAPI calls never raise: turn an unsuccessful result into a CourseError."""
+    if not result.get("success"):
+        detail = (result.get("error") or result.get("log") or "").strip().splitlines()[-15:]
+        raise CourseError(f"{what} failed:\n" + "\n".join(detail))
+
+
+def generate_assignments(root: Path, coursedir: Path, names: list[str], api) -> None:
+    """Copy solutions/<name>.ipynb into the course's source/ and run generate_assignment."""
+    for name in names:
+        source = coursedir / "source" / name
+        source.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(root / "solutions" / f"{name}.ipynb", source / f"{name}.ipynb")
+        check(api.generate_assignment(name, force=True), f"generate_assignment {name}")

@@ -1,0 +1,58 @@
+"""Reference implementations of the course's exercises.
+
+Later notebooks build on earlier exercises through these functions, and the checkers use
+them to compute expected answers. They must not be a way around an exercise, so every
+public reference function is wrapped by :func:`reference`: a call made *directly from
+notebook code* (an answer cell, or a function the student wrote) is recorded under the
+exercise's name. Calls made by coursekit itself (a checker computing the expected value)
+are not recorded.
+
+The graded test of an exercise ends with :func:`coursekit.checks.assert_own_work`, which
+fails, and so scores 0, when the reference for that exercise was called from notebook code.
+"""
+from __future__ import annotations
+
+import sys
+from collections import Counter
+from typing import Callable
+
+__all__ = ["reference", "recorded_calls", "reset_recorded_calls"]
+
+_CALLS: Counter[str] = Counter()
+
+
+def _called_from_coursekit(frame) -> bool:
+    module = frame.f_globals.get("__name__", "") if frame is not None else ""
+    return module == "coursekit" or module.startswith("coursekit.")
+
+
+def reference(name: str) -> Callable[[Callable], Callable]:
+    """Mark ``func`` as the reference implementation of exercise ``name``.
+
+    The wrapper keeps the function's name, signature text and docstring, but deliberately
+    does not expose the unwrapped function (no ``__wrapped__``).
+    """
+
+    def decorate(func: Callable) -> Callable:
+        def wrapper(*args, **kwargs):
+            if not _called_from_coursekit(sys._getframe(1)):
+                _CALLS[name] += 1
+            return func(*args, **kwargs)
+
+        wrapper.__name__ = func.__name__
+        wrapper.__qualname__ = func.__qualname__
+        wrapper.__doc__ = func.__doc__
+        wrapper.__module__ = func.__module__
+        wrapper.reference_name = name
+        return wrapper
+
+    return decorate
+
+
+def recorded_calls(name: str) -> int:
+    """How many times the reference ``name`` was called from notebook code."""
+    return _CALLS[name]
+
+
+def reset_recorded_calls() -> None:
+    _CALLS.clear()
