@@ -16,6 +16,7 @@ import numpy as np
 from . import CheckError, passed
 from .diagnose import compare, compare_dict
 from ..reference import backprop as ref
+from ..reference import student_call_site
 
 # The numbers used in the notebook.
 SCALAR_INPUTS = dict(x=-2.0, y=5.0, z=-4.0)
@@ -31,6 +32,7 @@ def two_layer_params() -> dict[str, np.ndarray]:
                 W2=np.array([[1.5, -1.0]]), b2=np.array([0.4]))
 
 
+@student_call_site
 def _call(name: str, fn, *args, **kwargs):
     """Run the student's function; turn an exception into a CheckError that shows their line."""
     if not callable(fn):

@@ -5,7 +5,9 @@ them to compute expected answers. They must not be a way around an exercise, so 
 public reference function is wrapped by :func:`reference`: a call made *directly from
 notebook code* (an answer cell, or a function the student wrote) is recorded under the
 exercise's name. Calls made by coursekit itself (a checker computing the expected value)
-are not recorded.
+are not recorded, except from the call sites where a checker runs the *student's* function
+(registered with :func:`student_call_site`): there a reference passed off as the student's
+own function, ``softmax_nll = coursekit.reference.backprop.softmax_nll``, is recorded too.
 
 The graded test of an exercise ends with :func:`coursekit.checks.assert_own_work`, which
 fails, and so scores 0, when the reference for that exercise was called from notebook code.
@@ -16,14 +18,22 @@ import sys
 from collections import Counter
 from typing import Callable
 
-__all__ = ["reference", "recorded_calls", "reset_recorded_calls"]
+__all__ = ["reference", "recorded_calls", "reset_recorded_calls", "student_call_site"]
 
 _CALLS: Counter[str] = Counter()
+_STUDENT_CALL_SITES: set = set()
+
+
+def student_call_site(func: Callable) -> Callable:
+    """Register ``func`` as a coursekit function whose calls run student code."""
+    _STUDENT_CALL_SITES.add(func.__code__)
+    return func
 
 
 def _called_from_coursekit(frame) -> bool:
     module = frame.f_globals.get("__name__", "") if frame is not None else ""
-    return module == "coursekit" or module.startswith("coursekit.")
+    trusted = module == "coursekit" or module.startswith("coursekit.")
+    return trusted and frame.f_code not in _STUDENT_CALL_SITES
 
 
 def reference(name: str) -> Callable[[Callable], Callable]:
