@@ -21,6 +21,10 @@ c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
 c.Execute.timeout = 30
 c.ExecutePreprocessor.timeout = 30
 
+# The kernel's own log (e.g. ipykernel's notice about TCP transport) is not the student's
+# output: keep it off the grader's terminal.
+c.Execute.extra_arguments = ["--IPKernelApp.log_level=ERROR"]
+
 # Grading executes with coursekit's Execute, which survives a kernel death: the dead cell is
 # marked, the kernel restarted, earlier cells replayed, and grading goes on.
 c.Autograde.autograde_preprocessors = [

@@ -15,6 +15,7 @@ from __future__ import annotations
 import csv
 import shutil
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,8 +25,10 @@ from tqdm.auto import tqdm
 from .course import CourseError, assignments, generate_assignments, nbgrader_api
 from .execute import KERNEL_DIED
 
-# The ids in a zip's file names: "<student>_<anything>_<notebook>.ipynb" or "<student>_<notebook>.ipynb".
-ZIP_NAME_REGEXP = r"(?P<student_id>[A-Za-z0-9.-]+)_(?:.*_)?(?P<file_id>\d\d_[A-Za-z0-9_]+\.ipynb)$"
+# zip_collect matches this against each extracted file's full path. File names are
+# "<student>_<notebook>.ipynb" or "<student>_<anything>_<notebook>.ipynb" (Moodle, Canvas, ...);
+# student ids are letters, digits, '.' and '-'.
+ZIP_NAME_REGEXP = r".*/(?P<student_id>[A-Za-z0-9.-]+)_(?:.*_)?(?P<file_id>\d\d_[A-Za-z0-9_]+\.ipynb)$"
 
 
 @dataclass
@@ -105,6 +108,7 @@ def collect_zip(archive: Path, names: list[str], coursedir: Path, api) -> tuple[
         app.config.FileNameCollectorPlugin.valid_ext = [".ipynb"]
         app.coursedir.assignment_id = name
         app.force = True
+        app.log_level = "WARN"  # say what was skipped, not every file it read
         try:
             app.start()
         except SystemExit as exc:  # nbgrader apps exit on failure
@@ -164,6 +168,9 @@ def autograde(root: Path, submissions: Path, out: Path, *, timeout: int | None =
     if not students:
         raise CourseError(f"no student folders in {submissions}")
 
+    # nbgrader's gradebook code trips SQLAlchemy warnings that say nothing about the grades.
+    warnings.filterwarnings("ignore", module="nbgrader")
+    warnings.filterwarnings("ignore", message=".*not in session.*")
     results: list[NotebookResult] = []
     feedback_root = out / "feedback"
     shutil.rmtree(feedback_root, ignore_errors=True)
