@@ -95,8 +95,13 @@ def collect_folder(submissions: Path, names: list[str]) -> tuple[dict[str, dict[
 
 def collect_zip(archive: Path, names: list[str], coursedir: Path, api) -> tuple[dict, list[str]]:
     """Collect an LMS zip with nbgrader's zip_collect into the course's submitted/ folder."""
+    import zipfile
+
     from nbgrader.apps import ZipCollectApp
 
+    if not zipfile.is_zipfile(archive):
+        raise CourseError(f"{archive} is not a valid zip archive (truncated or corrupt?): expected "
+                          "a zip of notebooks named like <student>_<notebook>.ipynb")
     students: dict[str, dict[str, Path]] = {}
     notes: list[str] = []
     for name in names:
@@ -114,6 +119,8 @@ def collect_zip(archive: Path, names: list[str], coursedir: Path, api) -> tuple[
         except SystemExit as exc:  # nbgrader apps exit on failure
             if exc.code:
                 raise CourseError(f"zip_collect could not read {archive}") from None
+        except Exception as exc:
+            raise CourseError(f"zip_collect could not read {archive}: {exc}") from None
         for nb in sorted((coursedir / "submitted").glob(f"*/{name}/{name}.ipynb")):
             students.setdefault(nb.parts[-3], {})[name] = nb
     if not students:

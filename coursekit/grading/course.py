@@ -62,6 +62,7 @@ def nbgrader_api(root: Path, coursedir: Path, timeout: int | None = None):
     merged = Config()
     merged.merge(config)
     merged.CourseDirectory.root = str(coursedir)
+    merged.Exchange.root = str(coursedir / "exchange")  # unused, but never /usr/local/share
     if timeout is not None:
         merged.Execute.timeout = timeout
         merged.ExecutePreprocessor.timeout = timeout

@@ -1,0 +1,29 @@
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def root() -> Path:
+    return ROOT
+
+
+@pytest.fixture(scope="session")
+def released(tmp_path_factory, root) -> Path:
+    """The student release, generated fresh from solutions/ into a temporary folder."""
+    from coursekit.grading.release import release
+
+    out = tmp_path_factory.mktemp("release")
+    release(root, out)
+    return out
+
+
+def pytest_configure(config):
+    # nbgrader runs `alembic`; make sure the venv's bin/ is on PATH as the CLI does.
+    from coursekit.grading.course import _ensure_tools_on_path
+
+    _ensure_tools_on_path()
+    assert sys.version_info >= (3, 11)

@@ -1,0 +1,121 @@
+"""End to end: the sample class through nbgrader autograde, in one class run."""
+import csv
+import hashlib
+
+import pytest
+
+from coursekit.grading.autograde import autograde
+from coursekit.grading.course import CourseError
+from coursekit.grading.sample_class import NOTEBOOK, make_sample_class
+
+TIMEOUT = 5
+
+
+def _tree_digest(folder):
+    return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory, root, released):
+    before = {d: _tree_digest(root / d) for d in ("solutions", "notebooks", "autograder")}
+    subs = tmp_path_factory.mktemp("submissions")
+    make_sample_class(released, root / "solutions", subs)
+    out = tmp_path_factory.mktemp("grading")
+    result = autograde(root, subs, out, timeout=TIMEOUT, progress=False)
+    after = {d: _tree_digest(root / d) for d in ("solutions", "notebooks", "autograder")}
+    return result, before, after
+
+
+def _exercises(result, student):
+    return {e.grade_id: e for e in result.get(student, NOTEBOOK).exercises}
+
+
+def _lost(result, student):
+    """Exercises where the student scored less than the maximum."""
+    return sorted(g for g, e in _exercises(result, student).items() if e.score < e.max_score)
+
+
+def test_instructor_answers_get_full_marks(graded):
+    result = graded[0]
+    alice = result.get("alice", NOTEBOOK)
+    assert alice.max_score > 0 and alice.score == alice.max_score
+    assert alice.problems == []
+
+
+def test_untouched_release_gets_zero_without_crashing(graded):
+    bob = graded[0].get("bob", NOTEBOOK)
+    assert bob.score == 0 and bob.max_score > 0
+    assert not any("could not be graded" in p for p in bob.problems)
+    assert len(bob.exercises) == len(_exercises(graded[0], "alice"))
+
+
+@pytest.mark.parametrize("student, exercise", [
+    ("carol", "ex4_tests"),   # one wrong answer
+    ("dave", "ex6a_tests"),   # an answer cell that never finishes
+    ("erin", "ex2b_tests"),   # an answer cell that kills the kernel
+    ("frank", "ex5_tests"),   # calls the reference implementation
+])
+def test_one_broken_answer_loses_exactly_that_exercise(graded, student, exercise):
+    result = graded[0]
+    assert _lost(result, student) == [exercise]
+    assert _exercises(result, student)[exercise].score == 0
+    r, full = result.get(student, NOTEBOOK), result.get("alice", NOTEBOOK)
+    assert r.score == full.score - _exercises(result, "alice")[exercise].max_score
+
+
+def test_problems_are_reported(graded):
+    result = graded[0]
+    assert any("ex6a_answer" in p and f"{TIMEOUT} s cell time limit" in p
+               for p in result.get("dave", NOTEBOOK).problems)
+    assert any("ex2b_answer" in p and "killed its kernel" in p
+               for p in result.get("erin", NOTEBOOK).problems)
+    assert any("ex5_tests" in p and "reference" in p for p in result.get("frank", NOTEBOOK).problems)
+    assert "dave" in result.table() and "killed its kernel" in result.table()
+
+
+def test_hanging_cell_is_cut_off_by_the_timeout(graded):
+    dave = graded[0].get("dave", NOTEBOOK)
+    assert TIMEOUT <= dave.seconds < TIMEOUT + 20
+
+
+def test_grades_csv_and_feedback(graded):
+    result = graded[0]
+    with open(result.out / "grades.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    assert {r["student"] for r in rows} == {"alice", "bob", "carol", "dave", "erin", "frank"}
+    by_student = {r["student"]: r for r in rows}
+    assert float(by_student["alice"]["score"]) == float(by_student["alice"]["max_score"])
+    assert float(by_student["bob"]["score"]) == 0
+    for r in result.results:
+        html = r.feedback.read_text()
+        assert "<html" in html.lower() and NOTEBOOK in html
+
+
+def test_repository_is_not_modified(graded):
+    _, before, after = graded
+    assert before == after
+
+
+def test_lms_zip_is_collected(tmp_path, root, released):
+    import zipfile
+
+    from coursekit.grading.sample_class import solution_sources, student_notebook
+    import nbformat
+
+    assert solution_sources(root / "solutions" / f"{NOTEBOOK}.ipynb")
+    archive = tmp_path / "class.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        nb = student_notebook(released / f"{NOTEBOOK}.ipynb", root / "solutions" / f"{NOTEBOOK}.ipynb")
+        zf.writestr(f"ann_12345_assignsubmission_file_{NOTEBOOK}.ipynb", nbformat.writes(nb))
+    result = autograde(root, archive, tmp_path / "out", timeout=TIMEOUT, progress=False)
+    ann = result.get("ann", NOTEBOOK)
+    assert ann.score == ann.max_score > 0
+
+
+def test_bad_submissions_path_gives_a_clear_error(tmp_path, root):
+    with pytest.raises(CourseError, match="no submissions at"):
+        autograde(root, tmp_path / "nope", tmp_path / "out", progress=False)
+    (tmp_path / "truncated.zip").write_bytes(b"PK\x03\x04 not really a zip")
+    with pytest.raises(CourseError, match="not a valid zip archive"):
+        autograde(root, tmp_path / "truncated.zip", tmp_path / "out2", progress=False)
