@@ -4,9 +4,10 @@ coursekit copies the notebooks into a working course directory it creates and se
 CourseDirectory.root itself; everything else about grading is configured here.
 """
 from coursekit.grading.execute import RecoveringExecute
-from nbconvert.preprocessors import ClearMetadataPreprocessor
-from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, IgnorePattern,
-                                    LimitOutput, SaveAutoGrades)
+from coursekit.grading.feedback import HideHiddenTests
+from nbconvert.preprocessors import ClearMetadataPreprocessor, CSSHTMLHeaderPreprocessor
+from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, GetGrades,
+                                    IgnorePattern, LimitOutput, SaveAutoGrades)
 
 c = get_config()  # noqa: F821 (provided by traitlets when this file is loaded)
 
@@ -36,3 +37,7 @@ c.Autograde.autograde_preprocessors = [
     AssignLatePenalties,
     CheckCellMetadata,
 ]
+
+# Feedback HTML shows each graded cell's score and the checker's message, not the hidden
+# tests' source.
+c.GenerateFeedback.preprocessors = [GetGrades, HideHiddenTests, CSSHTMLHeaderPreprocessor]

@@ -90,6 +90,11 @@ def test_grades_csv_and_feedback(graded):
     for r in result.results:
         html = r.feedback.read_text()
         assert "<html" in html.lower() and NOTEBOOK in html
+        # the hidden tests stay hidden: neither their markers nor their seeds reach the student
+        assert "HIDDEN TESTS" not in html and "seed=" not in html
+        assert "hidden tests ran here" in html
+    carol = result.get("carol", NOTEBOOK).feedback.read_text()
+    assert "CheckError: dW: the transpose of 2 q x^T" in carol  # the diagnosis does reach them
 
 
 def test_repository_is_not_modified(graded):
