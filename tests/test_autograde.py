@@ -21,6 +21,10 @@ def graded(tmp_path_factory, root, released):
     before = {d: _tree_digest(root / d) for d in ("solutions", "notebooks", "autograder")}
     subs = tmp_path_factory.mktemp("submissions")
     make_sample_class(released, root / "solutions", subs)
+    (subs / "gina").mkdir()  # a file that is not a notebook at all
+    (subs / "gina" / f"{NOTEBOOK}.ipynb").write_text('{"cells": [ not json')
+    (subs / "hank").mkdir()  # handed in a notebook under the wrong name only
+    (subs / "hank" / "my_notes.ipynb").write_text((subs / "alice" / f"{NOTEBOOK}.ipynb").read_text())
     out = tmp_path_factory.mktemp("grading")
     result = autograde(root, subs, out, timeout=TIMEOUT, progress=False)
     after = {d: _tree_digest(root / d) for d in ("solutions", "notebooks", "autograder")}
@@ -74,6 +78,16 @@ def test_problems_are_reported(graded):
     assert "dave" in result.table() and "killed its kernel" in result.table()
 
 
+def test_broken_and_missing_submissions_score_zero_and_say_why(graded):
+    result = graded[0]
+    gina, hank = result.get("gina", NOTEBOOK), result.get("hank", NOTEBOOK)
+    assert gina.score == 0 and gina.max_score > 0
+    assert any(p.startswith("not a valid notebook") for p in gina.problems)
+    assert hank.score == 0 and hank.problems == ["no submission"]
+    assert any("hank: ignored my_notes.ipynb" in n for n in result.notes)
+    assert result.get("alice", NOTEBOOK).score == result.get("alice", NOTEBOOK).max_score
+
+
 def test_hanging_cell_is_cut_off_by_the_timeout(graded):
     dave = graded[0].get("dave", NOTEBOOK)
     assert TIMEOUT <= dave.seconds < TIMEOUT + 20
@@ -83,11 +97,15 @@ def test_grades_csv_and_feedback(graded):
     result = graded[0]
     with open(result.out / "grades.csv") as fh:
         rows = list(csv.DictReader(fh))
-    assert {r["student"] for r in rows} == {"alice", "bob", "carol", "dave", "erin", "frank"}
+    assert {r["student"] for r in rows} == {"alice", "bob", "carol", "dave", "erin", "frank",
+                                            "gina", "hank"}
     by_student = {r["student"]: r for r in rows}
     assert float(by_student["alice"]["score"]) == float(by_student["alice"]["max_score"])
     assert float(by_student["bob"]["score"]) == 0
     for r in result.results:
+        if r.student in ("gina", "hank"):
+            assert r.feedback is None
+            continue
         html = r.feedback.read_text()
         assert "<html" in html.lower() and NOTEBOOK in html
         # the hidden tests stay hidden: neither their markers nor their seeds reach the student

@@ -69,7 +69,7 @@ class ClassResult:
         widths = [max(len(row[i]) for row in rows) for i in range(5)]
         lines = ["  ".join(cell.ljust(w) for cell, w in zip(row[:5], widths)) + "  " + row[5]
                  for row in rows]
-        lines.insert(1, "-" * max(len(line) for line in lines))
+        lines.insert(1, "-" * len(lines[0]))
         return "\n".join(line.rstrip() for line in lines + [f"  note: {n}" for n in self.notes])
 
 
@@ -127,6 +127,16 @@ def collect_zip(archive: Path, names: list[str], coursedir: Path, api) -> tuple[
         raise CourseError(f"{archive} holds no notebook named like <student>_<notebook>.ipynb "
                           f"for the notebooks {', '.join(names)}")
     return students, notes
+
+
+def _unreadable(path: Path) -> str:
+    """Why a submitted file is not a notebook nbgrader can grade ('' if it is one)."""
+    try:
+        nbformat.read(path, as_version=4)
+    except Exception as exc:  # invalid JSON, not a notebook, unknown nbformat
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return f"not a valid notebook ({first[:120]}): scored 0"
+    return ""
 
 
 def _problems(autograded: Path, timeout: float) -> list[str]:
@@ -196,6 +206,10 @@ def autograde(root: Path, submissions: Path, out: Path, *, timeout: int | None =
             results.append(result)
             if name not in notebooks:
                 result.problems.append("no submission")
+                continue
+            unreadable = _unreadable(coursedir / "submitted" / student / name / f"{name}.ipynb")
+            if unreadable:
+                result.problems.append(unreadable)
                 continue
             graded = api.autograde(name, student, force=True, create=True)
             if not graded["success"]:
