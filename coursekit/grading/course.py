@@ -21,15 +21,24 @@ class CourseError(RuntimeError):
     """Something about the course layout or an nbgrader step is wrong; the message says what."""
 
 
-def find_course_root(start: Path | None = None) -> Path:
-    """The course repository: the first folder holding solutions/ and autograder/, looking
-    upward from ``start`` (default: the working directory), then beside the package."""
-    candidates = []
-    here = (start or Path.cwd()).resolve()
-    candidates += [here, *here.parents]
-    candidates.append(Path(__file__).resolve().parents[2])
-    for folder in candidates:
-        if (folder / "solutions").is_dir() and (folder / "autograder" / "nbgrader_config.py").is_file():
+def _is_course(folder: Path) -> bool:
+    return (folder / "solutions").is_dir() and (folder / "autograder" / "nbgrader_config.py").is_file()
+
+
+def find_course_root(course: Path | None = None) -> Path:
+    """The course repository (a folder holding solutions/ and autograder/nbgrader_config.py).
+
+    ``course`` given: that folder, or an error. Otherwise the first course folder at or above
+    the working directory, then the checkout this package is installed from.
+    """
+    if course is not None:
+        if not _is_course(Path(course)):
+            raise CourseError(f"{course} is not a course: expected solutions/ and "
+                              "autograder/nbgrader_config.py in it")
+        return Path(course).resolve()
+    here = Path.cwd().resolve()
+    for folder in [here, *here.parents, Path(__file__).resolve().parents[2]]:
+        if _is_course(folder):
             return folder
     raise CourseError("could not find the course: no folder with solutions/ and "
                       "autograder/nbgrader_config.py above the working directory. Run from the "
