@@ -53,7 +53,7 @@ def assignments(root: Path) -> list[str]:
     return names
 
 
-def _ensure_tools_on_path() -> None:
+def ensure_tools_on_path() -> None:
     # nbgrader runs the `alembic` executable to create a gradebook: it must be on PATH even
     # when coursekit is run as .venv/bin/coursekit without activating the venv.
     bindir = str(Path(sys.executable).parent)
@@ -66,7 +66,7 @@ def nbgrader_api(root: Path, coursedir: Path, timeout: int | None = None):
     from nbgrader.apps import NbGraderAPI
     from nbgrader.coursedir import CourseDirectory
 
-    _ensure_tools_on_path()
+    ensure_tools_on_path()
     config = PyFileConfigLoader("nbgrader_config.py", path=str(root / "autograder")).load_config()
     merged = Config()
     merged.merge(config)
