@@ -2,13 +2,15 @@
 import csv
 import hashlib
 
+import nbformat
 import pytest
 
 from coursekit.grading.autograde import autograde
 from coursekit.grading.course import CourseError
-from coursekit.grading.sample_class import NOTEBOOK, make_sample_class
+from coursekit.grading.sample_class import NOTEBOOK, make_sample_class, student_notebook
 
 TIMEOUT = 5
+STUBBORN_LOOP = "import time\nwhile True:\n    try:\n        time.sleep(100)\n    except:\n        continue\n\n"
 
 
 def _tree_digest(folder):
@@ -21,6 +23,10 @@ def graded(tmp_path_factory, root, released):
     before = {d: _tree_digest(root / d) for d in ("solutions", "notebooks", "autograder")}
     subs = tmp_path_factory.mktemp("submissions")
     make_sample_class(released, root / "solutions", subs)
+    ivan = student_notebook(released / f"{NOTEBOOK}.ipynb", root / "solutions" / f"{NOTEBOOK}.ipynb",
+                            {"ex4_answer": lambda src: STUBBORN_LOOP + src})
+    (subs / "ivan").mkdir()  # a loop whose bare except swallows the interrupt
+    nbformat.write(ivan, subs / "ivan" / f"{NOTEBOOK}.ipynb")
     (subs / "gina").mkdir()  # a file that is not a notebook at all
     (subs / "gina" / f"{NOTEBOOK}.ipynb").write_text('{"cells": [ not json')
     (subs / "hank").mkdir()  # handed in a notebook under the wrong name only
@@ -59,6 +65,7 @@ def test_untouched_release_gets_zero_without_crashing(graded):
     ("dave", "ex6a_tests"),   # an answer cell that never finishes
     ("erin", "ex2b_tests"),   # an answer cell that kills the kernel
     ("frank", "ex5_tests"),   # calls the reference implementation
+    ("ivan", "ex4_tests"),    # never finishes and ignores the interrupt
 ])
 def test_one_broken_answer_loses_exactly_that_exercise(graded, student, exercise):
     result = graded[0]
@@ -75,6 +82,7 @@ def test_problems_are_reported(graded):
     assert any("ex2b_answer" in p and "killed its kernel" in p
                for p in result.get("erin", NOTEBOOK).problems)
     assert any("ex5_tests" in p and "reference" in p for p in result.get("frank", NOTEBOOK).problems)
+    assert any("ex4_answer" in p and "ignored the interrupt" in p for p in result.get("ivan", NOTEBOOK).problems)
     assert "dave" in result.table() and "killed its kernel" in result.table()
 
 
@@ -98,7 +106,7 @@ def test_grades_csv_and_feedback(graded):
     with open(result.out / "grades.csv") as fh:
         rows = list(csv.DictReader(fh))
     assert {r["student"] for r in rows} == {"alice", "bob", "carol", "dave", "erin", "frank",
-                                            "gina", "hank"}
+                                            "gina", "hank", "ivan"}
     by_student = {r["student"]: r for r in rows}
     assert float(by_student["alice"]["score"]) == float(by_student["alice"]["max_score"])
     assert float(by_student["bob"]["score"]) == 0
@@ -123,8 +131,7 @@ def test_repository_is_not_modified(graded):
 def test_lms_zip_is_collected(tmp_path, root, released):
     import zipfile
 
-    from coursekit.grading.sample_class import solution_sources, student_notebook
-    import nbformat
+    from coursekit.grading.sample_class import solution_sources
 
     assert solution_sources(root / "solutions" / f"{NOTEBOOK}.ipynb")
     archive = tmp_path / "class.zip"

@@ -23,7 +23,7 @@ import nbformat
 from tqdm.auto import tqdm
 
 from .course import CourseError, assignments, generate_assignments, nbgrader_api
-from .execute import KERNEL_DIED
+from .execute import KERNEL_DIED, KERNEL_RESTARTED, TIMED_OUT
 
 # zip_collect matches this against each extracted file's full path. File names are
 # "<student>_<notebook>.ipynb" or "<student>_<anything>_<notebook>.ipynb" (Moodle, Canvas, ...);
@@ -149,8 +149,10 @@ def _problems(autograded: Path, timeout: float) -> list[str]:
         for out in cell.get("outputs", []):
             if out.output_type != "error":
                 continue
-            if out.ename == "CellTimeoutError":
+            if out.ename == TIMED_OUT:
                 problems.append(f"{where}: stopped after the {timeout:g} s cell time limit")
+            elif out.ename == KERNEL_RESTARTED:
+                problems.append(f"{where}: ignored the interrupt (kernel restarted, grading went on)")
             elif out.ename == KERNEL_DIED:
                 problems.append(f"{where}: killed its kernel (restarted, grading went on)")
             elif out.ename == "ReferenceUsedError":
