@@ -93,7 +93,7 @@ def collect_folder(submissions: Path, names: list[str]) -> tuple[dict[str, dict[
     return students, notes
 
 
-def collect_zip(archive: Path, names: list[str], coursedir: Path, api) -> tuple[dict, list[str]]:
+def collect_zip(archive: Path, names: list[str], coursedir: Path, api) -> dict[str, dict[str, Path]]:
     """Collect an LMS zip with nbgrader's zip_collect into the course's submitted/ folder."""
     import zipfile
 
@@ -103,7 +103,6 @@ def collect_zip(archive: Path, names: list[str], coursedir: Path, api) -> tuple[
         raise CourseError(f"{archive} is not a valid zip archive (truncated or corrupt?): expected "
                           "a zip of notebooks named like <student>_<notebook>.ipynb")
     students: dict[str, dict[str, Path]] = {}
-    notes: list[str] = []
     for name in names:
         downloaded = coursedir / "downloaded" / name / "archive"
         downloaded.mkdir(parents=True, exist_ok=True)
@@ -126,7 +125,7 @@ def collect_zip(archive: Path, names: list[str], coursedir: Path, api) -> tuple[
     if not students:
         raise CourseError(f"{archive} holds no notebook named like <student>_<notebook>.ipynb "
                           f"for the notebooks {', '.join(names)}")
-    return students, notes
+    return students
 
 
 def _unreadable(path: Path) -> str:
@@ -179,7 +178,7 @@ def autograde(root: Path, submissions: Path, out: Path, *, timeout: int | None =
     generate_assignments(root, coursedir, names, api)
 
     if submissions.is_file() and submissions.suffix == ".zip":
-        students, notes = collect_zip(submissions, names, coursedir, api)
+        students, notes = collect_zip(submissions, names, coursedir, api), []
     elif submissions.is_dir():
         students, notes = collect_folder(submissions, names)
     else:
