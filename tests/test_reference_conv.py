@@ -1,0 +1,71 @@
+"""The reference convolution and pooling of notebook 03: shape rule, gradients, and the
+im2col version agreeing with the naive one."""
+import numpy as np
+import pytest
+
+from coursekit.checks.gradcheck import numerical_gradient_array
+from coursekit.reference import conv as C
+from coursekit.reference.backprop import rel_error
+
+THRESHOLD = 1e-7
+
+
+def test_output_size_and_the_lecture_example():
+    # 10 filters 5x5, stride 1, pad 2 on 3x32x32 -> 10x32x32, 760 parameters, 768,000 multiply-adds
+    assert C.output_size(32, 5, 1, 2) == 32
+    params = 10 * (3 * 5 * 5) + 10
+    macs = 10 * 32 * 32 * (3 * 5 * 5)
+    assert (params, macs) == (760, 768_000)
+    assert C.output_size(7, 3, 2, 0) == 3
+    with pytest.raises(ValueError, match="does not fit"):
+        C.output_size(3, 5)
+    with pytest.raises(ValueError, match="not a whole number"):
+        C.output_size(7, 3, 3)
+
+
+@pytest.mark.parametrize("stride, pad", [(1, 0), (1, 1), (2, 1)])
+def test_conv_naive_gradients(stride, pad):
+    rng = np.random.default_rng(stride + 10 * pad)
+    x, w, b = rng.standard_normal((2, 3, 7, 7)), rng.standard_normal((4, 3, 3, 3)), rng.standard_normal(4)
+    out, cache = C.conv_forward_naive(x, w, b, stride, pad)
+    dout = rng.standard_normal(out.shape)
+    dx, dw, db = C.conv_backward_naive(dout, cache)
+    assert rel_error(dx, numerical_gradient_array(lambda v: C.conv_forward_naive(v, w, b, stride, pad)[0], x.copy(), dout)) < THRESHOLD
+    assert rel_error(dw, numerical_gradient_array(lambda v: C.conv_forward_naive(x, v, b, stride, pad)[0], w.copy(), dout)) < THRESHOLD
+    assert rel_error(db, numerical_gradient_array(lambda v: C.conv_forward_naive(x, w, v, stride, pad)[0], b.copy(), dout)) < THRESHOLD
+
+
+@pytest.mark.parametrize("stride, pad, kernel", [(1, 1, 3), (2, 0, 2), (1, 2, 5), (2, 1, 4)])
+def test_im2col_matches_naive(stride, pad, kernel):
+    rng = np.random.default_rng(kernel)
+    x, w, b = rng.standard_normal((3, 2, 8, 8)), rng.standard_normal((5, 2, kernel, kernel)), rng.standard_normal(5)
+    naive, ncache = C.conv_forward_naive(x, w, b, stride, pad)
+    fast, fcache = C.conv_forward_im2col(x, w, b, stride, pad)
+    assert rel_error(naive, fast) < 1e-10
+    dout = rng.standard_normal(naive.shape)
+    for slow_grad, fast_grad in zip(C.conv_backward_naive(dout, ncache), C.conv_backward_im2col(dout, fcache)):
+        assert rel_error(slow_grad, fast_grad) < 1e-10
+
+
+def test_pooling_values_and_gradients():
+    x = np.arange(16.0).reshape(1, 1, 4, 4)
+    assert np.array_equal(C.max_pool_forward(x)[0][0, 0], [[5, 7], [13, 15]])
+    assert np.array_equal(C.avg_pool_forward(x)[0][0, 0], [[2.5, 4.5], [10.5, 12.5]])
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 3, 6, 6))  # distinct values: no ties in a window
+    for forward, backward in [(C.max_pool_forward, C.max_pool_backward), (C.avg_pool_forward, C.avg_pool_backward)]:
+        out, cache = forward(x)
+        dout = rng.standard_normal(out.shape)
+        assert rel_error(backward(dout, cache), numerical_gradient_array(lambda v: forward(v)[0], x.copy(), dout)) < THRESHOLD
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda: C.conv_forward_naive(np.ones((1, 3, 5, 5)), np.ones((2, 4, 3, 3)), np.ones(2)), "x has 3 channels"),
+    (lambda: C.conv_forward_im2col(np.ones((3, 5, 5)), np.ones((2, 3, 3, 3)), np.ones(2)), r"x should be \(N, C, H, W\)"),
+    (lambda: C.conv_forward_naive(np.ones((1, 3, 5, 5)), np.ones((2, 3, 3, 3)), np.ones(3)), "one bias per filter"),
+    (lambda: C.conv_forward_im2col(np.ones((1, 3, 2, 2)), np.ones((2, 3, 3, 3)), np.ones(2)), "does not fit"),
+    (lambda: C.max_pool_forward(np.ones((4, 4))), r"x should be \(N, C, H, W\)"),
+])
+def test_bad_shapes_get_clear_errors(call, message):
+    with pytest.raises(ValueError, match=message):
+        call()
