@@ -16,6 +16,12 @@ from pathlib import Path
 from .grading.course import CourseError, find_course_root
 
 
+def _report(result, seconds: float) -> None:
+    print(result.table())
+    print(f"\ngraded {len(result.results)} submission(s) in {seconds:.1f} s; grades in "
+          f"{result.out / 'grades.csv'}, feedback in {result.out / 'feedback'}")
+
+
 def _release(args) -> None:
     from .grading.release import release
 
@@ -31,9 +37,7 @@ def _autograde(args) -> None:
     start = time.perf_counter()
     result = autograde(root, args.submissions, args.out, timeout=args.timeout,
                        progress=not args.no_progress)
-    print(result.table())
-    print(f"\ngraded {len(result.results)} submission(s) in {time.perf_counter() - start:.1f} s; "
-          f"grades in {args.out / 'grades.csv'}, feedback in {args.out / 'feedback'}")
+    _report(result, time.perf_counter() - start)
 
 
 def _sample_class(args) -> None:
@@ -66,9 +70,7 @@ def _demo(args) -> None:
     result = autograde(root, out / "submissions", out / "grading", timeout=args.timeout,
                        progress=not args.no_progress)
     print()
-    print(result.table())
-    print(f"\ngraded {len(result.results)} submissions in {time.perf_counter() - start:.1f} s; "
-          f"grades in {out / 'grading' / 'grades.csv'}, feedback in {out / 'grading' / 'feedback'}")
+    _report(result, time.perf_counter() - start)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -159,6 +159,38 @@ def _problems(autograded: Path, timeout: float) -> list[str]:
     return problems
 
 
+def _grade_one(api, student: str, name: str, submitted: Path | None, feedback_root: Path,
+               cell_timeout: float) -> NotebookResult:
+    """Autograde one student's notebook in the course, with its feedback. Scores come later,
+    from the gradebook."""
+    start = time.perf_counter()
+    result = NotebookResult(student, name, 0.0, 0.0)
+    if submitted is None:
+        result.problems.append("no submission")
+        return result
+    coursedir = Path(api.coursedir.root)
+    dest = coursedir / "submitted" / student / name / f"{name}.ipynb"
+    if submitted.resolve() != dest.resolve():  # zip_collect already put it there
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(submitted, dest)
+    unreadable = _unreadable(dest)
+    if unreadable:
+        result.problems.append(unreadable)
+        return result
+    graded = api.autograde(name, student, force=True, create=True)
+    if not graded["success"]:
+        last = (graded.get("error") or graded.get("log") or "").strip().splitlines()[-1:]
+        result.problems.append("could not be graded: " + (last[0] if last else "unknown error"))
+    result.problems += _problems(coursedir / "autograded" / student / name / f"{name}.ipynb",
+                                 cell_timeout)
+    if graded["success"] and api.generate_feedback(name, student, force=True)["success"]:
+        result.feedback = feedback_root / student / f"{name}.html"
+        result.feedback.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(coursedir / "feedback" / student / name / f"{name}.html", result.feedback)
+    result.seconds = time.perf_counter() - start
+    return result
+
+
 def autograde(root: Path, submissions: Path, out: Path, *, timeout: int | None = None,
               progress: bool = True) -> ClassResult:
     """Grade every submission under ``submissions``; write grades and feedback under ``out``."""
@@ -186,56 +218,30 @@ def autograde(root: Path, submissions: Path, out: Path, *, timeout: int | None =
     if not students:
         raise CourseError(f"no student folders in {submissions}")
 
-    # nbgrader's gradebook code trips SQLAlchemy warnings that say nothing about the grades.
-    warnings.filterwarnings("ignore", module="nbgrader")
-    warnings.filterwarnings("ignore", message=".*not in session.*")
     results: list[NotebookResult] = []
     feedback_root = out / "feedback"
     shutil.rmtree(feedback_root, ignore_errors=True)
-    for student, notebooks in tqdm(sorted(students.items()), desc="grading", unit="student",
-                                   disable=not progress):
-        for name in names:
-            if name not in notebooks:
-                continue
-            dest = coursedir / "submitted" / student / name / f"{name}.ipynb"
-            if notebooks[name].resolve() != dest.resolve():
-                dest.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(notebooks[name], dest)
-        for name in names:
-            start = time.perf_counter()
-            result = NotebookResult(student, name, 0.0, 0.0)
-            results.append(result)
-            if name not in notebooks:
-                result.problems.append("no submission")
-                continue
-            unreadable = _unreadable(coursedir / "submitted" / student / name / f"{name}.ipynb")
-            if unreadable:
-                result.problems.append(unreadable)
-                continue
-            graded = api.autograde(name, student, force=True, create=True)
-            if not graded["success"]:
-                last = (graded.get("error") or graded.get("log") or "").strip().splitlines()[-1:]
-                result.problems.append("could not be graded: " + (last[0] if last else "unknown error"))
-            result.problems += _problems(coursedir / "autograded" / student / name / f"{name}.ipynb",
-                                         cell_timeout)
-            if graded["success"] and api.generate_feedback(name, student, force=True)["success"]:
-                html = coursedir / "feedback" / student / name / f"{name}.html"
-                result.feedback = feedback_root / student / f"{name}.html"
-                result.feedback.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(html, result.feedback)
-            result.seconds = time.perf_counter() - start
+    with warnings.catch_warnings():
+        # nbgrader's gradebook code trips SQLAlchemy warnings that say nothing about the grades.
+        warnings.filterwarnings("ignore", module="nbgrader")
+        warnings.filterwarnings("ignore", message=".*not in session.*")
+        for student, notebooks in tqdm(sorted(students.items()), desc="grading", unit="student",
+                                       disable=not progress):
+            for name in names:
+                results.append(_grade_one(api, student, name, notebooks.get(name),
+                                          feedback_root, cell_timeout))
 
-    with Gradebook(api.coursedir.db_url, api.coursedir.course_id) as gb:
-        max_scores = {name: gb.find_notebook(name, name).max_score for name in names}
-        for r in results:
-            r.max_score = max_scores[r.notebook]
-            try:
-                nb = gb.find_submission_notebook(r.notebook, r.notebook, r.student)
-            except MissingEntry:
-                continue
-            r.score = float(nb.score or 0.0)
-            r.exercises = [ExerciseScore(g.name, float(g.score or 0.0), float(g.max_score))
-                           for g in sorted(nb.grades, key=lambda g: g.name)]
+        with Gradebook(api.coursedir.db_url, api.coursedir.course_id) as gb:
+            max_scores = {name: gb.find_notebook(name, name).max_score for name in names}
+            for r in results:
+                r.max_score = max_scores[r.notebook]
+                try:
+                    nb = gb.find_submission_notebook(r.notebook, r.notebook, r.student)
+                except MissingEntry:
+                    continue
+                r.score = float(nb.score or 0.0)
+                r.exercises = [ExerciseScore(g.name, float(g.score or 0.0), float(g.max_score))
+                               for g in sorted(nb.grades, key=lambda g: g.name)]
     _write_csvs(out, results)
     return ClassResult(results, out, notes)
 
