@@ -13,9 +13,7 @@ THRESHOLD = 1e-7
 def test_output_size_and_the_lecture_example():
     # 10 filters 5x5, stride 1, pad 2 on 3x32x32 -> 10x32x32, 760 parameters, 768,000 multiply-adds
     assert C.output_size(32, 5, 1, 2) == 32
-    params = 10 * (3 * 5 * 5) + 10
-    macs = 10 * 32 * 32 * (3 * 5 * 5)
-    assert (params, macs) == (760, 768_000)
+    assert (C.conv_params(3, 10, 5), C.conv_macs(3, 32, 10, 5, 1, 2)) == (760, 768_000)
     assert C.output_size(7, 3, 2, 0) == 3
     with pytest.raises(ValueError, match="does not fit"):
         C.output_size(3, 5)
@@ -69,3 +67,53 @@ def test_pooling_values_and_gradients():
 def test_bad_shapes_get_clear_errors(call, message):
     with pytest.raises(ValueError, match=message):
         call()
+
+
+def test_receptive_field_rule():
+    for layers, kernel in [(1, 3), (3, 3), (5, 5)]:   # L stacked K x K convs: 1 + L (K - 1)
+        assert C.receptive_field([(kernel, 1)] * layers) == 1 + layers * (kernel - 1)
+    assert C.receptive_field([(3, 1), (3, 1), (3, 1)]) == C.receptive_field([(7, 1)]) == 7
+    # conv3 - pool2 - conv3: the second conv sees 3 pooled pixels, each 2 input pixels apart
+    assert C.receptive_field([(3, 1), (2, 2), (3, 1)]) == 3 + 1 + 2 * 2
+
+
+def test_col2im_is_the_adjoint_of_im2col():
+    # <im2col(x), c> == <x, col2im(c)> for every x and c: the definition of an adjoint
+    rng = np.random.default_rng(3)
+    for stride, pad, k in [(1, 1, 3), (2, 0, 2), (2, 1, 2)]:
+        x = rng.standard_normal((2, 3, 6, 6))
+        cols = C.im2col(x, k, k, stride, pad)
+        c = rng.standard_normal(cols.shape)
+        assert np.isclose(np.sum(cols * c), np.sum(x * C.col2im(c, x.shape, k, k, stride, pad)))
+
+
+def test_conv1x1_is_a_per_pixel_linear_layer():
+    rng = np.random.default_rng(4)
+    x, w, b = rng.standard_normal((2, 5, 4, 3)), rng.standard_normal((7, 5)), rng.standard_normal(7)
+    conv, _ = C.conv_forward_naive(x, w.reshape(7, 5, 1, 1), b)
+    assert rel_error(C.conv1x1_as_matmul(x, w, b), conv) < 1e-12
+
+
+@pytest.mark.parametrize("stride, pad, kernel", [(1, 1, 3), (2, 0, 2), (1, 2, 5)])
+def test_reference_conv_and_pooling_agree_with_torch(stride, pad, kernel):
+    torch = pytest.importorskip("torch")
+    F = torch.nn.functional
+    rng = np.random.default_rng(5)
+    x, w, b = rng.standard_normal((3, 2, 8, 8)), rng.standard_normal((4, 2, kernel, kernel)), rng.standard_normal(4)
+    tx, tw, tb = (torch.tensor(a, requires_grad=True) for a in (x, w, b))
+    tout = F.conv2d(tx, tw, tb, stride=stride, padding=pad)
+    out, cache = C.conv_forward_im2col(x, w, b, stride, pad)
+    assert rel_error(out, tout.detach().numpy()) < 1e-12
+    dout = rng.standard_normal(out.shape)
+    tout.backward(torch.tensor(dout))
+    for mine, theirs in zip(C.conv_backward_im2col(dout, cache), (tx.grad, tw.grad, tb.grad)):
+        assert rel_error(mine, theirs.numpy()) < 1e-12
+    px = rng.standard_normal((2, 3, 6, 6))
+    tpx = torch.tensor(px, requires_grad=True)
+    tpool = F.max_pool2d(tpx, 2, 2)
+    pooled, pcache = C.max_pool_forward(px)
+    assert np.array_equal(pooled, tpool.detach().numpy())
+    dpool = rng.standard_normal(pooled.shape)
+    tpool.backward(torch.tensor(dpool))
+    assert np.allclose(C.max_pool_backward(dpool, pcache), tpx.grad.numpy())
+    assert np.allclose(C.avg_pool_forward(px)[0], F.avg_pool2d(torch.tensor(px), 2, 2).numpy())

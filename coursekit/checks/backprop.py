@@ -8,15 +8,13 @@ the student's functions run them on the notebook's numbers and on random cases d
 from __future__ import annotations
 
 import copy
-import linecache
-import traceback
 
 import numpy as np
 
 from . import CheckError, passed
 from .diagnose import compare, compare_dict
 from ..reference import backprop as ref
-from ..reference import student_call_site
+from .student import call as _call, unpack as _unpack
 
 # The numbers used in the notebook.
 SCALAR_INPUTS = dict(x=-2.0, y=5.0, z=-4.0)
@@ -30,38 +28,6 @@ def two_layer_params() -> dict[str, np.ndarray]:
     """The initial weights of the notebook's 2-2-1 network (a fresh copy each call)."""
     return dict(W1=np.array([[0.5, -0.4], [0.3, 0.8]]), b1=np.array([0.1, -0.2]),
                 W2=np.array([[1.5, -1.0]]), b2=np.array([0.4]))
-
-
-@student_call_site
-def _call(name: str, fn, *args, _hint: str = "", **kwargs):
-    """Run the student's function; turn an exception into a CheckError that shows their line
-    (and ``_hint``, the likely cause)."""
-    if not callable(fn):
-        raise CheckError(f"{name} should be a function, got {type(fn).__name__}.")
-    try:
-        return fn(*args, **kwargs)
-    except NotImplementedError:
-        raise CheckError(f"{name} is not implemented yet (it raises NotImplementedError).") from None
-    except CheckError:
-        raise
-    except Exception as exc:  # the student's bug: say where it happened in their code
-        where = ""
-        for frame in reversed(traceback.extract_tb(exc.__traceback__)):
-            if "site-packages" not in frame.filename and "/coursekit/" not in frame.filename:
-                line = frame.line or linecache.getline(frame.filename, frame.lineno).strip()
-                where = f"\n  in your code, line {frame.lineno}" + (f": {line}" if line else "")
-                break
-        shapes = ", ".join(f"{np.shape(a)}" for a in args if isinstance(a, np.ndarray))
-        with_shapes = f" (array arguments of shapes {shapes})" if shapes else ""
-        hint = f"\n  {_hint}" if _hint else ""
-        raise CheckError(f"{name} raised {type(exc).__name__}: {exc}{with_shapes}{where}{hint}") from None
-
-
-def _unpack(name: str, result, count: int):
-    if not isinstance(result, tuple) or len(result) != count:
-        got = f"a tuple of {len(result)}" if isinstance(result, tuple) else type(result).__name__
-        raise CheckError(f"{name} should return a tuple of {count} values, got {got}.")
-    return result
 
 
 # --- 1. scalar graph ------------------------------------------------------------------------

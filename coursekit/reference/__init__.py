@@ -22,6 +22,7 @@ __all__ = ["reference", "recorded_calls", "reset_recorded_calls", "student_call_
 
 _CALLS: Counter[str] = Counter()
 _STUDENT_CALL_SITES: set = set()
+_ORIGINALS: dict[str, Callable] = {}
 
 
 def student_call_site(func: Callable) -> Callable:
@@ -54,6 +55,7 @@ def reference(name: str) -> Callable[[Callable], Callable]:
         wrapper.__doc__ = func.__doc__
         wrapper.__module__ = func.__module__
         wrapper.reference_name = name
+        _ORIGINALS[name] = func
         return wrapper
 
     return decorate
@@ -66,3 +68,9 @@ def recorded_calls(name: str) -> int:
 
 def reset_recorded_calls() -> None:
     _CALLS.clear()
+
+
+def _original(name: str) -> Callable:
+    """The unwrapped reference ``name``, for checkers that grade one exercise on its own by
+    running the student's code with coursekit's versions of the exercises it builds on."""
+    return _ORIGINALS[name]

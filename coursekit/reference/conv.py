@@ -37,21 +37,54 @@ def _check_conv(x, w, b):
         raise ValueError(f"conv: b should have shape ({w.shape[0]},), one bias per filter, got {b.shape}")
 
 
+# --- counting --------------------------------------------------------------------------------
+
+@reference("conv.conv_params")
+def conv_params(c_in: int, filters: int, kernel: int) -> int:
+    """Learnable parameters of a conv layer: F filters of C x K x K weights, plus F biases."""
+    return filters * (c_in * kernel * kernel + 1)
+
+
+@reference("conv.conv_macs")
+def conv_macs(c_in: int, size: int, filters: int, kernel: int, stride: int = 1, pad: int = 0) -> int:
+    """Multiply-adds of a conv layer on a (c_in, size, size) input: one C*K*K dot product per
+    output value, F * H' * W' of them."""
+    out = output_size(size, kernel, stride, pad)
+    return filters * out * out * c_in * kernel * kernel
+
+
+@reference("conv.receptive_field")
+def receptive_field(layers) -> int:
+    """Receptive field (in input pixels) of one output of a stack of layers, each a
+    (kernel, stride) pair, conv or pool, first layer first: 1 + sum of (K_l - 1) times the
+    product of the strides before layer l. L stacked K x K convs, stride 1: 1 + L (K - 1)."""
+    field, jump = 1, 1
+    for kernel, stride in layers:
+        field += (kernel - 1) * jump
+        jump *= stride
+    return field
+
+
 # --- naive convolution ----------------------------------------------------------------------
 
 @reference("conv.conv_forward_naive")
 def conv_forward_naive(x, w, b, stride=1, pad=0):
-    """x: (N, C, H, W); w: (F, C, KH, KW); b: (F,). Returns (out (N, F, H', W'), cache)."""
+    """x: (N, C, H, W); w: (F, C, KH, KW); b: (F,). Returns (out (N, F, H', W'), cache).
+
+    out[n, f, i, j] = sum(x_padded[n, :, i*S:i*S+KH, j*S:j*S+KW] * w[f]) + b[f]
+    """
     _check_conv(x, w, b)
-    n, _, h, wd = x.shape
-    f, _, kh, kw = w.shape
+    n_images, _, h, wd = x.shape
+    n_filters, _, kh, kw = w.shape
     ho, wo = output_size(h, kh, stride, pad), output_size(wd, kw, stride, pad)
     xp = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
-    out = np.zeros((n, f, ho, wo))
-    for i in range(ho):
-        for j in range(wo):
-            patch = xp[:, :, i * stride:i * stride + kh, j * stride:j * stride + kw]
-            out[:, :, i, j] = np.tensordot(patch, w, axes=([1, 2, 3], [1, 2, 3])) + b
+    out = np.zeros((n_images, n_filters, ho, wo))
+    for n in range(n_images):
+        for f in range(n_filters):
+            for i in range(ho):
+                for j in range(wo):
+                    patch = xp[n, :, i * stride:i * stride + kh, j * stride:j * stride + kw]
+                    out[n, f, i, j] = np.sum(patch * w[f]) + b[f]
     return out, (x, w, b, stride, pad)
 
 
@@ -62,70 +95,88 @@ def conv_backward_naive(dout, cache):
     _, _, kh, kw = w.shape
     xp = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
     dxp, dw = np.zeros_like(xp, dtype=float), np.zeros_like(w, dtype=float)
-    for i in range(dout.shape[2]):
-        for j in range(dout.shape[3]):
-            rows, cols = slice(i * stride, i * stride + kh), slice(j * stride, j * stride + kw)
-            d = dout[:, :, i, j]                                        # (N, F)
-            dw += np.tensordot(d, xp[:, :, rows, cols], axes=([0], [0]))
-            dxp[:, :, rows, cols] += np.tensordot(d, w, axes=([1], [0]))
+    n_images, n_filters, ho, wo = dout.shape
+    for n in range(n_images):
+        for f in range(n_filters):
+            for i in range(ho):
+                for j in range(wo):
+                    rows, cols = slice(i * stride, i * stride + kh), slice(j * stride, j * stride + kw)
+                    dw[f] += dout[n, f, i, j] * xp[n, :, rows, cols]
+                    dxp[n, :, rows, cols] += dout[n, f, i, j] * w[f]
     dx = dxp[:, :, pad:pad + x.shape[2], pad:pad + x.shape[3]]
     return dx, dw, dout.sum(axis=(0, 2, 3))
 
 
 # --- im2col convolution ---------------------------------------------------------------------
 
-def _im2col_indices(c, h, w, kh, kw, stride, pad):
-    ho, wo = output_size(h, kh, stride, pad), output_size(w, kw, stride, pad)
-    i0 = np.tile(np.repeat(np.arange(kh), kw), c)
-    i1 = stride * np.repeat(np.arange(ho), wo)
-    j0 = np.tile(np.arange(kw), kh * c)
-    j1 = stride * np.tile(np.arange(wo), ho)
-    rows = i0.reshape(-1, 1) + i1.reshape(1, -1)                 # (C*KH*KW, H'*W')
-    cols = j0.reshape(-1, 1) + j1.reshape(1, -1)
-    chans = np.repeat(np.arange(c), kh * kw).reshape(-1, 1)
-    return chans, rows, cols, ho, wo
-
-
+@reference("conv.im2col")
 def im2col(x, kh, kw, stride=1, pad=0):
-    """Unfold x (N, C, H, W) into columns (C*KH*KW, N*H'*W'), one column per output position."""
+    """Unfold x (N, C, H, W) into columns (C*KH*KW, N*H'*W'), one column per output position.
+
+    Rows are ordered (c, ki, kj), as ``w.reshape(F, -1)`` flattens a filter; columns are
+    ordered (n, i, j). The only loop is over the KH*KW offsets inside a filter: each offset
+    takes one strided slice of every image at once.
+    """
     n, c, h, w = x.shape
-    chans, rows, cols, _, _ = _im2col_indices(c, h, w, kh, kw, stride, pad)
+    ho, wo = output_size(h, kh, stride, pad), output_size(w, kw, stride, pad)
     xp = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
-    patches = xp[:, chans, rows, cols]                           # (N, C*KH*KW, H'*W')
-    return patches.transpose(1, 2, 0).reshape(c * kh * kw, -1)
+    cols = np.empty((c, kh, kw, n, ho, wo), dtype=xp.dtype)
+    for ki in range(kh):
+        for kj in range(kw):
+            window = xp[:, :, ki:ki + stride * ho:stride, kj:kj + stride * wo:stride]
+            cols[:, ki, kj] = window.transpose(1, 0, 2, 3)
+    return cols.reshape(c * kh * kw, n * ho * wo)
 
 
 def col2im(cols, x_shape, kh, kw, stride=1, pad=0):
-    """The adjoint of im2col: add each column back to the input positions it was taken from."""
+    """The adjoint of :func:`im2col`: add every column back onto the input positions it was
+    taken from. cols: (C*KH*KW, N*H'*W'). Returns an array of shape x_shape (N, C, H, W)."""
     n, c, h, w = x_shape
-    chans, rows, colidx, _, _ = _im2col_indices(c, h, w, kh, kw, stride, pad)
-    xp = np.zeros((n, c, h + 2 * pad, w + 2 * pad))
-    patches = cols.reshape(c * kh * kw, -1, n).transpose(2, 0, 1)
-    np.add.at(xp, (slice(None), chans, rows, colidx), patches)
+    ho, wo = output_size(h, kh, stride, pad), output_size(w, kw, stride, pad)
+    cols = cols.reshape(c, kh, kw, n, ho, wo)
+    xp = np.zeros((n, c, h + 2 * pad, w + 2 * pad), dtype=cols.dtype)
+    for ki in range(kh):
+        for kj in range(kw):
+            xp[:, :, ki:ki + stride * ho:stride, kj:kj + stride * wo:stride] += \
+                cols[:, ki, kj].transpose(1, 0, 2, 3)
     return xp[:, :, pad:pad + h, pad:pad + w]
 
 
 @reference("conv.conv_forward_im2col")
 def conv_forward_im2col(x, w, b, stride=1, pad=0):
-    """Same result as :func:`conv_forward_naive`, as one matrix product. Returns (out, cache)."""
+    """Same result as :func:`conv_forward_naive`, as one matrix product (F, C*KH*KW) @
+    (C*KH*KW, N*H'*W'). Returns (out (N, F, H', W'), cache)."""
     _check_conv(x, w, b)
     n, _, h, wd = x.shape
     f, _, kh, kw = w.shape
     cols = im2col(x, kh, kw, stride, pad)
     ho, wo = output_size(h, kh, stride, pad), output_size(wd, kw, stride, pad)
-    out = (w.reshape(f, -1) @ cols + b.reshape(-1, 1)).reshape(f, ho, wo, n).transpose(3, 0, 1, 2)
+    out = (w.reshape(f, -1) @ cols + b.reshape(-1, 1)).reshape(f, n, ho, wo).transpose(1, 0, 2, 3)
     return out, (x.shape, w, stride, pad, cols)
 
 
 @reference("conv.conv_backward_im2col")
 def conv_backward_im2col(dout, cache):
-    """Returns (dx, dw, db), as :func:`conv_backward_naive`."""
+    """dout: (N, F, H', W'). Returns (dx, dw, db), as :func:`conv_backward_naive`."""
     x_shape, w, stride, pad, cols = cache
     f, _, kh, kw = w.shape
-    d = dout.transpose(1, 2, 3, 0).reshape(f, -1)                # (F, H'*W'*N)
+    d = dout.transpose(1, 0, 2, 3).reshape(f, -1)                # (F, N*H'*W')
     dw = (d @ cols.T).reshape(w.shape)
     dx = col2im(w.reshape(f, -1).T @ d, x_shape, kh, kw, stride, pad)
     return dx, dw, dout.sum(axis=(0, 2, 3))
+
+
+@reference("conv.conv1x1_as_matmul")
+def conv1x1_as_matmul(x, w, b):
+    """A 1x1 convolution as a per-pixel linear layer. x: (N, C, H, W); w: (F, C); b: (F,).
+
+    Every pixel's C channel values go through the same (C -> F) affine map.
+    Returns out (N, F, H, W).
+    """
+    n, c, h, wd = x.shape
+    pixels = x.transpose(0, 2, 3, 1).reshape(n * h * wd, c)   # one row per pixel
+    out = pixels @ w.T + b                                     # (N*H*W, F)
+    return out.reshape(n, h, wd, -1).transpose(0, 3, 1, 2)
 
 
 # --- pooling --------------------------------------------------------------------------------
@@ -150,12 +201,12 @@ def max_pool_backward(dout, cache):
     x, size, stride = cache
     dx = np.zeros_like(x, dtype=float)
     n, c = x.shape[:2]
+    nn, cc = np.meshgrid(np.arange(n), np.arange(c), indexing="ij")
     for i in range(dout.shape[2]):
         for j in range(dout.shape[3]):
             window = x[:, :, i * stride:i * stride + size, j * stride:j * stride + size].reshape(n, c, -1)
-            k = window.argmax(axis=2)
+            k = window.argmax(axis=2)                               # (N, C): where each max is
             r, s = i * stride + k // size, j * stride + k % size
-            nn, cc = np.meshgrid(np.arange(n), np.arange(c), indexing="ij")
             np.add.at(dx, (nn, cc, r, s), dout[:, :, i, j])
     return dx
 

@@ -170,3 +170,14 @@ def softmax_loss(scores, y):
              f"softmax_loss: y should hold integer labels in [0, {c}), got dtype {y.dtype} "
              f"and values {np.unique(y)[:10]}")
     return softmax_nll(scores, y)  # notebook 01's softmax + NLL, with checked inputs
+
+
+# --- diagnostics ----------------------------------------------------------------------------
+
+@reference("layers.dead_fraction")
+def dead_fraction(h):
+    """The fraction of units that output 0 for every sample of the batch. h: (N, D) the
+    outputs of one layer's activation. Returns a float in [0, 1]."""
+    h = np.asarray(h)
+    _require(h.ndim == 2, f"dead_fraction: h should be (N, D), one row per sample, got shape {h.shape}")
+    return float(np.mean(np.all(h == 0, axis=0)))

@@ -1,13 +1,19 @@
-"""A fully connected network of any depth built from the reference layers (notebook 02).
+"""Networks built from the reference layers, and the training loop (notebooks 02 and 03).
 
-affine - activation - ... - affine, with a softmax cross-entropy loss. Parameters live in a
-dict: W1, b1, ..., WL, bL; W_i has shape (d_{i-1}, d_i).
+Every network is a loss function with the cs231n convention
+``loss_fn(params, X, y=None) -> scores (N, C)`` when y is None, else ``(loss, grads)``,
+with ``params`` and ``grads`` dicts keyed alike (W1, b1, ...). :func:`train` trains any of
+them with SGD with momentum.
 """
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
 
+from . import conv as K
 from . import layers as L
+from . import reference
 from .optim import sgd_momentum
 
 ACTIVATIONS = {
@@ -19,23 +25,50 @@ ACTIVATIONS = {
 }
 
 
-def init_mlp(dims: list[int], seed: int = 0) -> dict[str, np.ndarray]:
-    """He-initialised weights and zero biases for layer sizes dims = [D, H1, ..., C]."""
+def init_mlp(dims: list[int], seed: int = 0, scale: float | None = None) -> dict[str, np.ndarray]:
+    """Weights and zero biases for layer sizes dims = [D, H1, ..., C]; W_i: (d_{i-1}, d_i).
+
+    scale: the weights' standard deviation; None for He initialisation, sqrt(2 / d_{i-1}).
+    """
     if len(dims) < 2:
         raise ValueError(f"init_mlp needs at least an input and an output size, got dims={dims}")
     rng = np.random.default_rng(seed)
     params = {}
     for i, (d_in, d_out) in enumerate(zip(dims[:-1], dims[1:]), start=1):
-        params[f"W{i}"] = rng.standard_normal((d_in, d_out)) * np.sqrt(2.0 / d_in)
+        std = np.sqrt(2.0 / d_in) if scale is None else scale
+        params[f"W{i}"] = rng.standard_normal((d_in, d_out)) * std
         params[f"b{i}"] = np.zeros(d_out)
     return params
 
 
-def mlp_scores(params, X, activation="relu"):
-    """Forward pass. X: (N, D). Returns (scores (N, C), caches)."""
+@reference("networks.two_layer_loss")
+def two_layer_loss(params, X, y=None):
+    """affine - ReLU - affine - softmax. params: W1 (D, H), b1 (H,), W2 (H, C), b2 (C,).
+
+    X: (N, D). Returns scores (N, C) if y is None, else (loss, grads).
+    """
+    h, cache1 = L.affine_forward(X, params["W1"], params["b1"])
+    a, cache_relu = L.relu_forward(h)
+    scores, cache2 = L.affine_forward(a, params["W2"], params["b2"])
+    if y is None:
+        return scores
+    loss, dscores = L.softmax_loss(scores, y)
+    grads = {}
+    da, grads["W2"], grads["b2"] = L.affine_backward(dscores, cache2)
+    dh = L.relu_backward(da, cache_relu)
+    _, grads["W1"], grads["b1"] = L.affine_backward(dh, cache1)
+    return loss, grads
+
+
+@reference("networks.mlp_loss")
+def mlp_loss(params, X, y=None, activation="relu"):
+    """A fully connected net of any depth: (affine - activation) x (L-1), affine, softmax.
+
+    params: W1, b1, ..., WL, bL. Returns scores (N, C) if y is None, else (loss, grads).
+    """
     if activation not in ACTIVATIONS:
         raise ValueError(f"unknown activation {activation!r}: expected one of {sorted(ACTIVATIONS)}")
-    forward = ACTIVATIONS[activation][0]
+    forward, backward = ACTIVATIONS[activation]
     depth = len(params) // 2
     caches, h = [], X
     for i in range(1, depth + 1):
@@ -44,16 +77,11 @@ def mlp_scores(params, X, activation="relu"):
         if i < depth:
             h, act_cache = forward(h)
         caches.append((affine_cache, act_cache))
-    return h, caches
-
-
-def mlp_loss(params, X, y, activation="relu"):
-    """Mean softmax cross-entropy and the gradients of every parameter. Returns (loss, grads)."""
-    scores, caches = mlp_scores(params, X, activation)
-    loss, dh = L.softmax_loss(scores, y)
-    backward = ACTIVATIONS[activation][1]
+    if y is None:
+        return h
+    loss, dh = L.softmax_loss(h, y)
     grads = {}
-    for i in range(len(caches), 0, -1):
+    for i in range(depth, 0, -1):
         affine_cache, act_cache = caches[i - 1]
         if act_cache is not None:
             dh = backward(dh, act_cache)
@@ -61,14 +89,59 @@ def mlp_loss(params, X, y, activation="relu"):
     return loss, grads
 
 
-def train_mlp(params, X, y, *, activation="relu", epochs=300, lr=0.5, momentum=0.9):
-    """Full-batch SGD with momentum. Returns (params, loss history)."""
+@reference("networks.train")
+def train(params, loss_fn: Callable, X, y, *, epochs=300, lr=0.5, momentum=0.9):
+    """Full-batch SGD with momentum: each epoch one gradient of the whole of (X, y) and one
+    :func:`sgd_momentum` step per parameter. Updates ``params`` in place.
+
+    Returns the loss before each step (a list of ``epochs`` floats).
+    """
     states = {name: None for name in params}
     history = []
     for _ in range(epochs):
-        loss, grads = mlp_loss(params, X, y, activation)
-        history.append(loss)
+        loss, grads = loss_fn(params, X, y)
+        history.append(float(loss))
         for name in params:
             params[name], states[name] = sgd_momentum(params[name], grads[name], states[name],
                                                       lr=lr, momentum=momentum)
-    return params, history
+    return history
+
+
+def accuracy(loss_fn: Callable, params, X, y) -> float:
+    """The fraction of samples whose highest score is their label."""
+    return float(np.mean(np.argmax(loss_fn(params, X), axis=1) == y))
+
+
+# --- a tiny convnet (notebook 03) -----------------------------------------------------------
+
+def init_convnet(in_channels: int, size: int, filters: int, classes: int, seed: int = 0):
+    """He-initialised weights of :func:`convnet_loss` for (in_channels, size, size) inputs:
+    W1 (F, C, 3, 3), b1 (F,), W2 (F * size/2 * size/2, classes), b2 (classes,)."""
+    rng = np.random.default_rng(seed)
+    hidden = filters * (size // 2) ** 2
+    return dict(W1=rng.standard_normal((filters, in_channels, 3, 3)) * np.sqrt(2 / (9 * in_channels)),
+                b1=np.zeros(filters),
+                W2=rng.standard_normal((hidden, classes)) * np.sqrt(2 / hidden),
+                b2=np.zeros(classes))
+
+
+@reference("networks.convnet_loss")
+def convnet_loss(params, X, y=None):
+    """conv 3x3 (stride 1, pad 1) - ReLU - 2x2 max pool - affine - softmax.
+
+    X: (N, C, H, W) with even H and W. Returns scores (N, classes) if y is None, else
+    (loss, grads).
+    """
+    h, conv_cache = K.conv_forward_im2col(X, params["W1"], params["b1"], stride=1, pad=1)
+    a, relu_cache = L.relu_forward(h)
+    p, pool_cache = K.max_pool_forward(a, size=2, stride=2)
+    scores, affine_cache = L.affine_forward(p, params["W2"], params["b2"])
+    if y is None:
+        return scores
+    loss, dscores = L.softmax_loss(scores, y)
+    grads = {}
+    dp, grads["W2"], grads["b2"] = L.affine_backward(dscores, affine_cache)
+    da = K.max_pool_backward(dp, pool_cache)
+    dh = L.relu_backward(da, relu_cache)
+    _, grads["W1"], grads["b1"] = K.conv_backward_im2col(dh, conv_cache)
+    return loss, grads

@@ -1,0 +1,111 @@
+"""Running the student's code inside a checker.
+
+:func:`call` runs a student's function and turns their exception into a CheckError that
+points at their own line. :func:`using_references` grades one exercise on its own: while
+it is active, the exercises a function builds on (the student's layers, say) are replaced in
+the notebook's namespace by coursekit's versions, so a mistake in an earlier exercise is not
+charged twice. :func:`busiest_line` counts how often each notebook line runs, to tell a
+vectorised function from one that loops over every output position.
+"""
+from __future__ import annotations
+
+import linecache
+import sys
+import traceback
+from contextlib import contextmanager
+from typing import Callable, Mapping
+
+import numpy as np
+
+from . import CheckError
+from ..reference import _original, student_call_site
+
+
+@student_call_site
+def call(name: str, fn, *args, _hint: str = "", **kwargs):
+    """Run the student's function; turn an exception into a CheckError that shows their line
+    (and ``_hint``, the likely cause)."""
+    if not callable(fn):
+        raise CheckError(f"{name} should be a function, got {type(fn).__name__}.")
+    try:
+        return fn(*args, **kwargs)
+    except NotImplementedError:
+        raise CheckError(f"{name} is not implemented yet (it raises NotImplementedError).") from None
+    except CheckError:
+        raise
+    except Exception as exc:  # the student's bug: say where it happened in their code
+        where = ""
+        for frame in reversed(traceback.extract_tb(exc.__traceback__)):
+            if "site-packages" not in frame.filename and "/coursekit/" not in frame.filename:
+                line = frame.line or linecache.getline(frame.filename, frame.lineno).strip()
+                where = f"\n  in your code, line {frame.lineno}" + (f": {line}" if line else "")
+                break
+        shapes = ", ".join(f"{np.shape(a)}" for a in args if isinstance(a, np.ndarray))
+        with_shapes = f" (array arguments of shapes {shapes})" if shapes else ""
+        hint = f"\n  {_hint}" if _hint else ""
+        raise CheckError(f"{name} raised {type(exc).__name__}: {exc}{with_shapes}{where}{hint}") from None
+
+
+def unpack(name: str, result, count: int):
+    """``result`` as a tuple of ``count`` values, or a CheckError saying what came back."""
+    if not isinstance(result, tuple) or len(result) != count:
+        got = f"a tuple of {len(result)}" if isinstance(result, tuple) else type(result).__name__
+        raise CheckError(f"{name} should return a tuple of {count} values, got {got}.")
+    return result
+
+
+_MISSING = object()
+
+
+@contextmanager
+def using_references(fn: Callable, names: Mapping[str, str], extra: Mapping[str, object] = {}):
+    """While active, each global name of ``fn``'s namespace in ``names`` (notebook name ->
+    reference name, e.g. ``"affine_forward": "layers.affine_forward"``) is coursekit's
+    reference, and each name in ``extra`` is the given object. Everything is restored after.
+
+    The references are the unwrapped originals, so the student's code calling them is not
+    recorded as using the reference.
+    """
+    namespace = getattr(fn, "__globals__", None)
+    if namespace is None:
+        yield
+        return
+    replacements = {name: _original(ref) for name, ref in names.items()}
+    replacements.update(extra)
+    saved = {name: namespace.get(name, _MISSING) for name in replacements}
+    namespace.update(replacements)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is _MISSING:
+                namespace.pop(name, None)
+            else:
+                namespace[name] = value
+
+
+def busiest_line(fn: Callable, *args, **kwargs) -> tuple[int, str, object]:
+    """Run ``fn`` and count the executions of each line of notebook code (code whose module
+    namespace is ``fn``'s). Returns (count, source of the busiest line, fn's result)."""
+    namespace = fn.__globals__
+    counts: dict[tuple[str, int], int] = {}
+
+    def local(frame, event, arg):
+        if event == "line":
+            key = (frame.f_code.co_filename, frame.f_lineno)
+            counts[key] = counts.get(key, 0) + 1
+        return local
+
+    def tracer(frame, event, arg):
+        return local if frame.f_globals is namespace else None
+
+    previous = sys.gettrace()
+    sys.settrace(tracer)
+    try:
+        result = call(fn.__name__, fn, *args, **kwargs)
+    finally:
+        sys.settrace(previous)
+    if not counts:
+        return 0, "", result
+    (filename, lineno), count = max(counts.items(), key=lambda item: item[1])
+    return count, linecache.getline(filename, lineno).strip(), result
