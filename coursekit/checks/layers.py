@@ -1,0 +1,437 @@
+"""Checkers for notebook 02, modular layers in numpy.
+
+Layer checkers run the student's ``forward`` and ``backward`` on random inputs drawn from
+``seed``, compare with :mod:`coursekit.reference.layers`, and check every backward against a
+numerical gradient of the student's own forward (float64, rel_error below
+:data:`GRAD_THRESHOLD`). Network checkers take ``isolate``: the graded tests set it, so the
+network is graded with coursekit's layers in place of the student's and a mistake in a
+layer costs that layer's points only; the self-check runs the student's own layers and says
+when the network code is right but a layer it calls is not.
+"""
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+
+from . import CheckError, passed
+from .diagnose import compare, compare_dict
+from .gradcheck import numerical_gradient_array
+from .student import call, unpack, using_references
+from ..reference import _original
+from ..reference import layers as ref
+from ..reference import networks as ref_nets
+from ..reference import optim as ref_optim
+from ..reference.backprop import rel_error
+
+GRAD_THRESHOLD = 1e-7
+
+#: the notebook's names for the exercises networks build on -> their reference names
+LAYER_NAMES = {name: f"layers.{name}" for name in (
+    "affine_forward", "affine_backward", "relu_forward", "relu_backward", "leaky_relu_forward",
+    "leaky_relu_backward", "sigmoid_forward", "sigmoid_backward", "tanh_forward",
+    "tanh_backward", "elu_forward", "elu_backward", "softmax_loss")}
+LAYER_NAMES["sgd_momentum"] = "optim.sgd_momentum"
+
+
+def _reference_activations() -> dict:
+    return {act: (_original(f"layers.{act}_forward"), _original(f"layers.{act}_backward"))
+            for act in ref_nets.ACTIVATIONS}
+
+
+def _isolated(fn):
+    """Run ``fn`` with coursekit's layers, optimiser and ACTIVATIONS table in its namespace."""
+    return using_references(fn, LAYER_NAMES, {"ACTIVATIONS": _reference_activations()})
+
+
+def _gradcheck(layer: str, forward, inputs: dict, grads: dict, dout) -> float:
+    """rel_error of each of the student's gradients against a numerical gradient of their
+    forward; raise if one is above GRAD_THRESHOLD. Returns the largest."""
+    worst = 0.0
+    for name, value in inputs.items():
+        def f(v, name=name):
+            return np.asarray(forward(**{**inputs, name: v})[0], dtype=float)
+        with np.errstate(all="ignore"):
+            num = numerical_gradient_array(f, np.array(value, dtype=float), dout)
+        err = rel_error(np.asarray(grads[name], dtype=float), num)
+        if not err < GRAD_THRESHOLD:
+            raise CheckError(f"{layer}: d{name} disagrees with the numerical gradient of your "
+                             f"forward (rel_error {err:.2g}, should be < {GRAD_THRESHOLD:g}).")
+        worst = max(worst, err)
+    return worst
+
+
+# --- 1. affine ------------------------------------------------------------------------------
+
+def affine(affine_forward, affine_backward, *, seed=0, quiet=False):
+    """Check out = x w + b (x of any shape (N, d1, ..., dk)) and its three gradients."""
+    rng = np.random.default_rng(seed)
+    worst = 0.0
+    for x_shape, m in (((4, 5), 3), ((2, 3, 4), 5)):
+        x = rng.standard_normal(x_shape)
+        w, b = rng.standard_normal((int(np.prod(x_shape[1:])), m)), rng.standard_normal(m)
+        out, cache = unpack("affine_forward", call("affine_forward", affine_forward,
+                                                   x.copy(), w.copy(), b.copy()), 2)
+        exp_out, exp_cache = ref.affine_forward(x, w, b)
+        compare("affine_forward out", out, exp_out, mistakes=[
+            (exp_out - b, "you forgot to add the bias b.")])
+        dout = rng.standard_normal(exp_out.shape)
+        grads = unpack("affine_backward", call("affine_backward", affine_backward, dout.copy(),
+                                               cache), 3)
+        exp = ref.affine_backward(dout, exp_cache)
+        x2 = x.reshape(x.shape[0], -1)
+        compare("dx", grads[0], exp[0], n=x.shape[0], mistakes=[
+            ((dout @ w.T), "dx must have x's shape: reshape dout @ w.T back to x.shape.")])
+        compare("dw", grads[1], exp[1], n=x.shape[0], mistakes=[
+            ((dout.T @ x2).T, "dw = x^T dout.")])
+        compare("db", grads[2], exp[2], n=x.shape[0], mistakes=[
+            (dout.mean(axis=0), "db sums dout over the batch; you averaged it.")])
+        worst = max(worst, _gradcheck(
+            "affine", lambda x, w, b: call("affine_forward", affine_forward, x, w, b),
+            {"x": x, "w": w, "b": b}, dict(zip("xwb", grads)), dout))
+    passed(f"affine: out, dx, dw, db right for 2-D and 4-D x; numerical gradient rel_error "
+           f"{worst:.1e} (< {GRAD_THRESHOLD:g}).", quiet)
+
+
+# --- 2./3. activations ----------------------------------------------------------------------
+
+def _activation(name, forward, backward, x, rng, extra=None, mistakes=()):
+    """Check one elementwise activation; returns the worst numerical rel_error."""
+    extra = extra or {}
+
+    def fwd(x, **given):  # the student's forward, extra arguments passed by position
+        args = [given.get(k, v) for k, v in extra.items()]
+        return call(f"{name}_forward", forward, x, *copy.deepcopy(args))
+
+    with np.errstate(all="ignore"):
+        out, cache = unpack(f"{name}_forward", fwd(x.copy()), 2)
+    exp_out, exp_cache = getattr(ref, f"{name}_forward")(x, **extra)
+    compare(f"{name}_forward out", out, exp_out)
+    dout = rng.standard_normal(x.shape)
+    with np.errstate(all="ignore"):
+        grads = call(f"{name}_backward", backward, dout.copy(), cache)
+    exp = getattr(ref, f"{name}_backward")(dout, exp_cache)
+    if isinstance(exp, tuple):  # PReLU: (dx, dalpha)
+        grads = unpack(f"{name}_backward", grads, len(exp))
+        names = ["dx", "dalpha"]
+    else:
+        grads, exp, names = (grads,), (exp,), ["dx"]
+    for label, got, want in zip(names, grads, exp):
+        compare(f"{name}_backward {label}", got, want, n=x.shape[0],
+                mistakes=[(m(dout, x), msg) for key, m, msg in mistakes if key == label])
+    inputs = {"x": x, **{k: v for k, v in extra.items() if isinstance(v, np.ndarray)}}
+    return _gradcheck(name, fwd, inputs, dict(zip(["x", "alpha"], grads)), dout)
+
+
+def _test_input(rng, shape=(4, 5)):
+    x = rng.standard_normal(shape) * 2
+    return np.where(np.abs(x) < 1e-3, 0.5, x)  # keep away from the kink at 0
+
+
+def relu_family(relu_forward, relu_backward, leaky_relu_forward, leaky_relu_backward,
+                prelu_forward, prelu_backward, *, seed=0, quiet=False):
+    """Check ReLU, leaky ReLU (alpha = 0.01 and another) and PReLU (with dalpha)."""
+    rng = np.random.default_rng(seed)
+    pos = lambda x: (x > 0).astype(float)  # noqa: E731
+    worst = _activation("relu", relu_forward, relu_backward, _test_input(rng), rng, mistakes=[
+        ("dx", lambda d, x: pos(x), "relu_backward must multiply by dout: dx = dout * (x > 0)."),
+        ("dx", lambda d, x: d * (x < 0), "the gradient passes where x > 0, not where x < 0.")])
+    for alpha in (0.01, 0.2):
+        worst = max(worst, _activation(
+            "leaky_relu", leaky_relu_forward, leaky_relu_backward, _test_input(rng), rng,
+            {"alpha": alpha}, mistakes=[
+                ("dx", lambda d, x, a=alpha: np.where(x > 0, d, a),
+                 "for x <= 0 the gradient is alpha * dout, not alpha."),
+                ("dx", lambda d, x: d * pos(x), "for x <= 0 the gradient is alpha * dout, "
+                                                "not 0 (that is plain ReLU).")]))
+    x = _test_input(rng)
+    alpha = rng.uniform(0.05, 0.3, x.shape[1])
+    worst = max(worst, _activation(
+        "prelu", prelu_forward, prelu_backward, x, rng, {"alpha": alpha}, mistakes=[
+            ("dalpha", lambda d, x: np.where(x > 0, 0.0, d * x),
+             "dalpha must be summed over the batch: alpha is shared by every sample."),
+            ("dalpha", lambda d, x: np.sum(d * x, axis=0),
+             "dalpha only gets gradient where x <= 0 (for x > 0 the output does not use alpha)."),
+            ("dx", lambda d, x: np.where(x > 0, d, alpha), "for x <= 0, dx = alpha * dout.")]))
+    passed(f"ReLU, leaky ReLU and PReLU (dx and dalpha) are right; numerical gradient "
+           f"rel_error {worst:.1e} (< {GRAD_THRESHOLD:g}).", quiet)
+
+
+def smooth_activations(sigmoid_forward, sigmoid_backward, tanh_forward, tanh_backward,
+                       elu_forward, elu_backward, *, seed=0, quiet=False):
+    """Check sigmoid (also at +-1000), tanh and ELU, forward and backward."""
+    rng = np.random.default_rng(seed)
+    big = np.array([[-1000.0, -50.0, 0.0, 50.0, 1000.0]])
+    with np.errstate(all="ignore"):
+        out, _ = unpack("sigmoid_forward", call("sigmoid_forward", sigmoid_forward, big.copy()), 2)
+    if not np.all(np.isfinite(np.asarray(out, dtype=float))):
+        raise CheckError("sigmoid_forward gives NaN or inf at x = +-1000: exp(1000) overflows. "
+                         "Use 1 / (1 + exp(-x)) for x >= 0 and exp(x) / (1 + exp(x)) for x < 0.")
+    compare("sigmoid_forward at x = +-1000", out, ref.sigmoid_forward(big)[0], atol=1e-12)
+    s = lambda x: 1 / (1 + np.exp(-x))  # noqa: E731
+    worst = _activation("sigmoid", sigmoid_forward, sigmoid_backward, _test_input(rng), rng, mistakes=[
+        ("dx", lambda d, x: d * x * (1 - x), "the derivative is s (1 - s) with s = sigmoid(x), "
+                                             "the forward output, not x itself."),
+        ("dx", lambda d, x: s(x) * (1 - s(x)), "multiply the local gradient by dout.")])
+    t = np.tanh
+    worst = max(worst, _activation("tanh", tanh_forward, tanh_backward, _test_input(rng), rng, mistakes=[
+        ("dx", lambda d, x: d * (1 - t(t(x)) ** 2), "you applied tanh twice: the cache already "
+                                                    "holds tanh(x), so dx = dout * (1 - out^2)."),
+        ("dx", lambda d, x: d * (1 - t(x)), "the derivative of tanh is 1 - tanh(x)^2 (squared)."),
+        ("dx", lambda d, x: d * (1 - x ** 2), "use tanh(x), not x: dx = dout * (1 - tanh(x)^2).")]))
+    for alpha in (1.0, 0.5):
+        worst = max(worst, _activation(
+            "elu", elu_forward, elu_backward, _test_input(rng), rng, {"alpha": alpha}, mistakes=[
+                ("dx", lambda d, x, a=alpha: np.where(x > 0, d, d * a * (np.exp(x) - 1)),
+                 "for x <= 0 the derivative of alpha (e^x - 1) is alpha e^x (no - 1)."),
+                ("dx", lambda d, x: np.where(x > 0, d, d * np.exp(x)),
+                 "for x <= 0 the derivative is alpha * e^x: you forgot alpha.")]))
+    passed(f"sigmoid (stable at +-1000), tanh and ELU are right; numerical gradient rel_error "
+           f"{worst:.1e} (< {GRAD_THRESHOLD:g}).", quiet)
+
+
+# --- 4. losses ------------------------------------------------------------------------------
+
+def losses(euclidean_loss, softmax_loss, *, seed=0, quiet=False):
+    """Check the mean Euclidean loss 1/(2N) sum ||x - y||^2 and the mean softmax
+    cross-entropy, each with its gradient, and softmax's stability for scores ~1000."""
+    rng = np.random.default_rng(seed)
+    for n, d in ((4, 3), (7, 1)):
+        x, y = rng.standard_normal((n, d)), rng.standard_normal((n, d))
+        loss, dx = unpack("euclidean_loss", call("euclidean_loss", euclidean_loss, x.copy(), y.copy()), 2)
+        exp_loss, exp_dx = ref.euclidean_loss(x, y)
+        compare("euclidean loss", loss, exp_loss, n=n)
+        compare("euclidean dx", dx, exp_dx, n=n, mistakes=[
+            (-exp_dx, "dx is the gradient with respect to x: (x - y) / N, not (y - x) / N.")])
+    worst = 0.0
+    for scores, y in ((rng.standard_normal((5, 3)), rng.integers(0, 3, 5)),
+                      (rng.standard_normal((8, 10)), rng.integers(0, 10, 8)),
+                      (1000 * rng.standard_normal((4, 6)), rng.integers(0, 6, 4))):
+        n = len(y)
+        with np.errstate(all="ignore"):
+            loss, dscores = unpack("softmax_loss", call("softmax_loss", softmax_loss,
+                                                        scores.copy(), y.copy()), 2)
+        if not (np.all(np.isfinite(np.asarray(loss, dtype=float)))
+                and np.all(np.isfinite(np.asarray(dscores, dtype=float)))):
+            raise CheckError("softmax_loss gives NaN or inf for large scores (~1000): subtract "
+                             "each row's max before exp, it does not change the softmax.")
+        exp_loss, exp_d = ref.softmax_loss(scores, y)
+        compare("softmax loss", loss, exp_loss, n=n)
+        p = exp_d * n
+        p[np.arange(n), y] += 1
+        compare("softmax dscores", dscores, exp_d, n=n, mistakes=[
+            (p / n, "that is p / N: subtract 1 at each sample's true class, (p - onehot(y)) / N."),
+            (p, "that is the probabilities p: the gradient is (p - onehot(y)) / N.")])
+        if np.abs(scores).max() < 100:
+            num = numerical_gradient_array(lambda s: np.array(ref.softmax_loss(s, y)[0]),
+                                           scores.copy(), np.array(1.0))
+            worst = max(worst, rel_error(np.asarray(dscores, dtype=float), num))
+    passed(f"Euclidean and softmax losses (averaged over the batch, stable) are right; "
+           f"numerical gradient rel_error {worst:.1e} (< {GRAD_THRESHOLD:g}).", quiet)
+
+
+# --- 5. SGD with momentum -------------------------------------------------------------------
+
+def sgd_momentum(fn, *, seed=0, quiet=False):
+    """Check four steps of delta <- m delta + dw; w <- w - lr delta, state kept between calls."""
+    rng = np.random.default_rng(seed)
+    for lr, m in ((0.1, 0.9), (float(rng.uniform(0.01, 0.5)), float(rng.uniform(0.5, 0.99)))):
+        w = rng.standard_normal((3, 2))
+        w_ref, state, state_ref = w.copy(), None, None
+        plain = w.copy()
+        for step in range(1, 5):
+            dw = rng.standard_normal(w.shape)
+            before = w.copy()
+            w, state = unpack("sgd_momentum", call("sgd_momentum", fn, w.copy(), dw.copy(),
+                                                   state, lr=lr, momentum=m), 2)
+            w_ref, state_ref = ref_optim.sgd_momentum(w_ref, dw, state_ref, lr=lr, momentum=m)
+            plain = plain - lr * dw
+            compare(f"w after step {step} (lr={lr:.3g}, momentum={m:.3g})", w, w_ref, mistakes=[
+                (before - lr * dw, "that is a plain SGD step: keep delta in state between calls "
+                                   "and add momentum * delta to it each step."),
+                (plain, "that is plain SGD: you never used momentum * delta."),
+                (2 * before - w_ref, "descent subtracts: w - lr * delta."),
+            ])
+            if not isinstance(state, dict):
+                raise CheckError(f"sgd_momentum should return (next_w, state) with state a dict, "
+                                 f"got state of type {type(state).__name__}.")
+            w = np.asarray(w, dtype=float)
+    passed("SGD with momentum: delta <- momentum * delta + dw; w <- w - lr * delta, "
+           "over four steps.", quiet)
+
+
+# --- 6. two-layer network -------------------------------------------------------------------
+
+def _net_case(rng, dims, n=6):
+    X = rng.standard_normal((n, dims[0]))
+    y = rng.integers(0, dims[-1], n)
+    params = ref_nets.init_mlp(dims, seed=int(rng.integers(1 << 30)))
+    for k in params:  # non-zero biases, so a bias mistake shows
+        if k.startswith("b"):
+            params[k] = 0.1 * rng.standard_normal(params[k].shape)
+    return X, y, params
+
+
+def _check_net(name, fn, cases, expected, mistakes_for, kwargs_for=lambda c: {}):
+    for X, y, params, *rest in cases:
+        kwargs = kwargs_for(rest)
+        scores = call(name, fn, copy.deepcopy(params), X.copy(), **kwargs)
+        exp_scores = expected(params, X, None, **kwargs)
+        compare(f"{name}(params, X) scores", scores, exp_scores, mistakes=[
+            (m, msg) for key, m, msg in mistakes_for(params, X, y, **kwargs) if key == "scores"])
+        result = unpack(f"{name}(params, X, y)", call(name, fn, copy.deepcopy(params), X.copy(),
+                                                     y.copy(), **kwargs), 2)
+        loss, grads = result
+        exp_loss, exp_grads = expected(params, X, y, **kwargs)
+        compare(f"{name} loss", loss, exp_loss)
+        if isinstance(grads, dict):
+            missing = sorted(set(exp_grads) - set(grads))
+            if missing:
+                raise CheckError(f"{name}: grads is missing {missing}" + (
+                    ": does your backward loop stop one layer early (range off by one)?"
+                    if "W1" in missing else "."))
+        compare_dict(f"{name} grads", grads, exp_grads, keys=sorted(exp_grads), mistakes=[
+            (m, msg) for key, m, msg in mistakes_for(params, X, y, **kwargs) if key == "grads"])
+
+
+def _graded(name, run, fn, isolate):
+    """Run the check ``run`` with coursekit's layers (isolate) or the student's own; in the
+    self-check, say when only the layers are wrong."""
+    if isolate:
+        with _isolated(fn):
+            return run()
+    try:
+        return run()
+    except CheckError as own:
+        try:
+            with _isolated(fn):
+                run()
+        except CheckError:
+            raise own from None
+        raise CheckError(f"your {name} is right, but a layer or function it calls is not "
+                         f"({own}). Fix the exercise whose self-check fails above; graded, "
+                         f"{name} counts as right.") from None
+
+
+def _two_layer_mistakes(params, X, y):
+    h = X @ params["W1"] + params["b1"]
+    a = np.maximum(h, 0)
+    scores = a @ params["W2"] + params["b2"]
+    out = [("scores", np.maximum(scores, 0), "no ReLU after the last layer: the scores are "
+                                             "the second affine's output."),
+           ("scores", h @ params["W2"] + params["b2"], "you skipped the ReLU between the two "
+                                                       "affine layers.")]
+    if y is not None:
+        _, dscores = ref.softmax_loss(scores, y)
+        da = dscores @ params["W2"].T
+        out.append(("grads", X.T @ da, "dW1 ignores the ReLU: multiply by (h > 0) on the way "
+                                       "back through it."))
+        out.append(("grads", da.sum(axis=0), "db1 ignores the ReLU: multiply by (h > 0) on "
+                                             "the way back through it."))
+    return out
+
+
+def two_layer_net(two_layer_loss, *, seed=0, quiet=False, isolate=False):
+    """Check two_layer_loss(params, X, y=None): scores, loss and the four gradients."""
+    rng = np.random.default_rng(seed)
+    cases = [_net_case(rng, dims) for dims in ([4, 6, 3], [2, 10, 5])]
+
+    def run():
+        _check_net("two_layer_loss", two_layer_loss, cases,
+                   lambda p, X, y: ref_nets.mlp_loss(p, X, y), _two_layer_mistakes)
+
+    _graded("two_layer_loss", run, two_layer_loss, isolate)
+    passed("two-layer net: scores, loss and gradients of W1, b1, W2, b2 are right.", quiet)
+
+
+# --- 7. training ----------------------------------------------------------------------------
+
+def train(train_fn, *, seed=0, quiet=False, isolate=False):
+    """Check train(params, loss_fn, X, y, epochs=, lr=, momentum=) -> loss history, with
+    params updated in place, against coursekit's loop on a small problem."""
+    rng = np.random.default_rng(seed)
+    X, y, params = _net_case(rng, [3, 8, 3], n=12)
+    loss_fn = _original("networks.two_layer_loss")
+    kwargs = dict(epochs=5, lr=float(rng.uniform(0.05, 0.5)), momentum=0.9)
+
+    def run():
+        mine = copy.deepcopy(params)
+        history = call("train", train_fn, mine, loss_fn, X.copy(), y.copy(), **kwargs)
+        theirs = copy.deepcopy(params)
+        exp_history = ref_nets.train(theirs, loss_fn, X, y, **kwargs)
+        if history is None:
+            raise CheckError("train returned None: return the list of losses, one per epoch.")
+        if all(np.array_equal(mine[k], params[k]) for k in params):
+            raise CheckError("train did not change params: store each updated parameter back "
+                             "with params[name] = ... (the dict is updated in place).")
+        compare("loss history", np.asarray(history, dtype=float).ravel(), exp_history)
+        for k in params:
+            compare(f"params[{k!r}] after {kwargs['epochs']} epochs", mine[k], theirs[k])
+
+    _graded("train", run, train_fn, isolate)
+    passed(f"train: {kwargs['epochs']} epochs of momentum SGD give the expected losses and "
+           "weights.", quiet)
+
+
+# --- 8. any depth ---------------------------------------------------------------------------
+
+def mlp(mlp_loss, *, seed=0, quiet=False, isolate=False):
+    """Check mlp_loss(params, X, y=None, activation=...) for depths 1 to 4."""
+    rng = np.random.default_rng(seed)
+    cases = [(*_net_case(rng, dims), act) for dims, act in (
+        ([4, 6, 3], "relu"), ([3, 5, 4, 2], "relu"), ([3, 5, 4, 6, 3], "tanh"), ([5, 3], "relu"))]
+
+    def mistakes(params, X, y, activation):
+        depth = len(params) // 2
+        forward = _original(f"layers.{activation}_forward")
+        h = X
+        for i in range(1, depth + 1):
+            h = forward(h @ params[f"W{i}"] + params[f"b{i}"])[0]
+        return [("scores", h, "no activation after the last layer: the scores are the last "
+                              "affine's output.")] if depth > 1 else []
+
+    def run():
+        _check_net("mlp_loss", mlp_loss, cases,
+                   lambda p, X, y, activation: ref_nets.mlp_loss(p, X, y, activation),
+                   mistakes, kwargs_for=lambda rest: {"activation": rest[0]})
+
+    _graded("mlp_loss", run, mlp_loss, isolate)
+    passed("mlp_loss: scores, loss and every gradient right for 1 to 4 layers, ReLU and tanh.", quiet)
+
+
+def trained(loss_fn, params, X, y, target: float, what: str = "network", quiet=False) -> float:
+    """Check a trained network's accuracy on (X, y) reaches ``target``; returns it."""
+    scores = call("loss_fn", loss_fn, params, X)
+    acc = float(np.mean(np.argmax(np.asarray(scores), axis=1) == y))
+    if acc < target:
+        raise CheckError(f"the {what} reaches {acc:.1%} on held-out data, below the target "
+                         f"{target:.0%}: look at the loss curve (flat? exploding?) and at the "
+                         "learning rate.")
+    passed(f"the {what} reaches {acc:.1%} on held-out data (target {target:.0%}).", quiet)
+    return acc
+
+
+# --- 9. dead units --------------------------------------------------------------------------
+
+def dead_fraction(fn, *, seed=0, quiet=False):
+    """Check fn(h) -> the fraction of units (columns) that are 0 for every sample."""
+    rng = np.random.default_rng(seed)
+    for n, d in ((6, 8), (3, 10), (10, 4)):
+        h = np.maximum(rng.standard_normal((n, d)) + rng.choice([0.0, -5.0], d), 0)
+        h[int(rng.integers(n)), int(rng.integers(d))] = 0.0
+        got = call("dead_fraction", fn, h.copy())
+        exp = ref.dead_fraction(h)
+        compare("dead fraction", got, exp, mistakes=[
+            (np.mean(np.all(h == 0, axis=1)), "you counted samples whose units are all 0: a "
+                                              "unit is dead when its column is 0 for every "
+                                              "sample (np.all over axis 0)."),
+            (np.mean(h == 0), "that is the fraction of zero outputs; a unit is dead only if it "
+                              "is 0 for every sample."),
+            (np.sum(np.all(h == 0, axis=0)), "return a fraction (divide by the number of "
+                                             "units), not a count.")])
+    passed("dead_fraction: the share of units that are 0 for the whole batch.", quiet)
+
+
+__all__ = ["GRAD_THRESHOLD", "LAYER_NAMES", "affine", "dead_fraction", "losses", "mlp",
+           "relu_family", "sgd_momentum", "smooth_activations", "train", "trained",
+           "two_layer_net"]
