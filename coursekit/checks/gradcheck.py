@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
+GRAD_THRESHOLD = 1e-7  # rel_error below which an analytic gradient counts as right (float64)
+
 
 def numerical_gradient_array(f, x: np.ndarray, dout: np.ndarray, h: float = 1e-5) -> np.ndarray:
     """Centred-difference gradient of sum(f(x) * dout) with respect to x (float64, any shape).
@@ -28,3 +30,28 @@ def numerical_gradient_array(f, x: np.ndarray, dout: np.ndarray, h: float = 1e-5
         x[i] = old
         grad[i] = np.sum((plus - minus) * dout) / (2 * h)
     return grad
+
+
+def check_gradients(layer: str, forward, inputs: dict, grads: dict, dout,
+                    threshold: float = GRAD_THRESHOLD) -> float:
+    """Compare each of a student's gradients with a numerical gradient of their forward.
+
+    forward(**inputs) -> (out, cache); grads: input name -> the student's gradient; dout:
+    the upstream gradient used. Raises CheckError naming the first gradient whose rel_error
+    is not below ``threshold``; returns the largest rel_error.
+    """
+    from . import CheckError
+    from ..reference.backprop import rel_error
+
+    worst = 0.0
+    for name, value in inputs.items():
+        def f(v, name=name):
+            return np.asarray(forward(**{**inputs, name: v})[0], dtype=float)
+        with np.errstate(all="ignore"):
+            num = numerical_gradient_array(f, np.array(value, dtype=float), dout)
+        err = rel_error(np.asarray(grads[name], dtype=float), num)
+        if not err < threshold:
+            raise CheckError(f"{layer}: d{name} disagrees with the numerical gradient of your "
+                             f"forward (rel_error {err:.2g}, should be < {threshold:g}).")
+        worst = max(worst, err)
+    return worst

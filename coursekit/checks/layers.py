@@ -16,15 +16,13 @@ import numpy as np
 
 from . import CheckError, passed
 from .diagnose import compare, compare_dict
-from .gradcheck import numerical_gradient_array
-from .student import call, unpack, using_references
+from .gradcheck import GRAD_THRESHOLD, check_gradients, numerical_gradient_array
+from .student import call, graded_alone, unpack
 from ..reference import _original
 from ..reference import layers as ref
 from ..reference import networks as ref_nets
 from ..reference import optim as ref_optim
 from ..reference.backprop import rel_error
-
-GRAD_THRESHOLD = 1e-7
 
 #: the notebook's names for the exercises networks build on -> their reference names
 LAYER_NAMES = {name: f"layers.{name}" for name in (
@@ -37,28 +35,6 @@ LAYER_NAMES["sgd_momentum"] = "optim.sgd_momentum"
 def _reference_activations() -> dict:
     return {act: (_original(f"layers.{act}_forward"), _original(f"layers.{act}_backward"))
             for act in ref_nets.ACTIVATIONS}
-
-
-def _isolated(fn):
-    """Run ``fn`` with coursekit's layers, optimiser and ACTIVATIONS table in its namespace."""
-    return using_references(fn, LAYER_NAMES, {"ACTIVATIONS": _reference_activations()})
-
-
-def _gradcheck(layer: str, forward, inputs: dict, grads: dict, dout) -> float:
-    """rel_error of each of the student's gradients against a numerical gradient of their
-    forward; raise if one is above GRAD_THRESHOLD. Returns the largest."""
-    worst = 0.0
-    for name, value in inputs.items():
-        def f(v, name=name):
-            return np.asarray(forward(**{**inputs, name: v})[0], dtype=float)
-        with np.errstate(all="ignore"):
-            num = numerical_gradient_array(f, np.array(value, dtype=float), dout)
-        err = rel_error(np.asarray(grads[name], dtype=float), num)
-        if not err < GRAD_THRESHOLD:
-            raise CheckError(f"{layer}: d{name} disagrees with the numerical gradient of your "
-                             f"forward (rel_error {err:.2g}, should be < {GRAD_THRESHOLD:g}).")
-        worst = max(worst, err)
-    return worst
 
 
 # --- 1. affine ------------------------------------------------------------------------------
@@ -86,7 +62,7 @@ def affine(affine_forward, affine_backward, *, seed=0, quiet=False):
             ((dout.T @ x2).T, "dw = x^T dout.")])
         compare("db", grads[2], exp[2], n=x.shape[0], mistakes=[
             (dout.mean(axis=0), "db sums dout over the batch; you averaged it.")])
-        worst = max(worst, _gradcheck(
+        worst = max(worst, check_gradients(
             "affine", lambda x, w, b: call("affine_forward", affine_forward, x, w, b),
             {"x": x, "w": w, "b": b}, dict(zip("xwb", grads)), dout))
     passed(f"affine: out, dx, dw, db right for 2-D and 4-D x; numerical gradient rel_error "
@@ -120,7 +96,7 @@ def _activation(name, forward, backward, x, rng, extra=None, mistakes=()):
         compare(f"{name}_backward {label}", got, want, n=x.shape[0],
                 mistakes=[(m(dout, x), msg) for key, m, msg in mistakes if key == label])
     inputs = {"x": x, **{k: v for k, v in extra.items() if isinstance(v, np.ndarray)}}
-    return _gradcheck(name, fwd, inputs, dict(zip(["x", "alpha"], grads)), dout)
+    return check_gradients(name, fwd, inputs, dict(zip(["x", "alpha"], grads)), dout)
 
 
 def _test_input(rng, shape=(4, 5)):
@@ -272,7 +248,7 @@ def _net_case(rng, dims, n=6):
     return X, y, params
 
 
-def _check_net(name, fn, cases, expected, mistakes_for, kwargs_for=lambda c: {}):
+def check_network(name, fn, cases, expected, mistakes_for, kwargs_for=lambda c: {}):
     for X, y, params, *rest in cases:
         kwargs = kwargs_for(rest)
         scores = call(name, fn, copy.deepcopy(params), X.copy(), **kwargs)
@@ -295,22 +271,7 @@ def _check_net(name, fn, cases, expected, mistakes_for, kwargs_for=lambda c: {})
 
 
 def _graded(name, run, fn, isolate):
-    """Run the check ``run`` with coursekit's layers (isolate) or the student's own; in the
-    self-check, say when only the layers are wrong."""
-    if isolate:
-        with _isolated(fn):
-            return run()
-    try:
-        return run()
-    except CheckError as own:
-        try:
-            with _isolated(fn):
-                run()
-        except CheckError:
-            raise own from None
-        raise CheckError(f"your {name} is right, but a layer or function it calls is not "
-                         f"({own}). Fix the exercise whose self-check fails above; graded, "
-                         f"{name} counts as right.") from None
+    graded_alone(name, run, fn, isolate, LAYER_NAMES, {"ACTIVATIONS": _reference_activations()})
 
 
 def _two_layer_mistakes(params, X, y):
@@ -337,7 +298,7 @@ def two_layer_net(two_layer_loss, *, seed=0, quiet=False, isolate=False):
     cases = [_net_case(rng, dims) for dims in ([4, 6, 3], [2, 10, 5])]
 
     def run():
-        _check_net("two_layer_loss", two_layer_loss, cases,
+        check_network("two_layer_loss", two_layer_loss, cases,
                    lambda p, X, y: ref_nets.mlp_loss(p, X, y), _two_layer_mistakes)
 
     _graded("two_layer_loss", run, two_layer_loss, isolate)
@@ -391,7 +352,7 @@ def mlp(mlp_loss, *, seed=0, quiet=False, isolate=False):
                               "affine's output.")] if depth > 1 else []
 
     def run():
-        _check_net("mlp_loss", mlp_loss, cases,
+        check_network("mlp_loss", mlp_loss, cases,
                    lambda p, X, y, activation: ref_nets.mlp_loss(p, X, y, activation),
                    mistakes, kwargs_for=lambda rest: {"activation": rest[0]})
 

@@ -86,7 +86,7 @@ def using_references(fn: Callable, names: Mapping[str, str], extra: Mapping[str,
 
 def busiest_line(fn: Callable, *args, **kwargs) -> tuple[int, str, object]:
     """Run ``fn`` and count the executions of each line of notebook code (code whose module
-    namespace is ``fn``'s). Returns (count, source of the busiest line, fn's result)."""
+    namespace is ``fn``'s). Returns (count, "line N `source`" of the busiest line, fn's result)."""
     namespace = fn.__globals__
     counts: dict[tuple[str, int], int] = {}
 
@@ -108,4 +108,30 @@ def busiest_line(fn: Callable, *args, **kwargs) -> tuple[int, str, object]:
     if not counts:
         return 0, "", result
     (filename, lineno), count = max(counts.items(), key=lambda item: item[1])
-    return count, linecache.getline(filename, lineno).strip(), result
+    text = linecache.getline(filename, lineno).strip()
+    return count, f"line {lineno}" + (f" `{text}`" if text else ""), result
+
+
+def graded_alone(name: str, run: Callable[[], None], fn: Callable, isolate: bool,
+                 names: Mapping[str, str], extra: Mapping[str, object] = {}) -> None:
+    """Run the check ``run`` on the student's ``fn``.
+
+    isolate (the graded tests): with the exercises ``fn`` builds on replaced by coursekit's
+    (see :func:`using_references`), so only ``fn``'s own code is graded. Otherwise (the
+    self-check) with the student's own functions; if that fails but the isolated run
+    passes, the CheckError says that ``fn`` is right and an exercise it calls is not.
+    """
+    if isolate:
+        with using_references(fn, names, extra):
+            return run()
+    try:
+        return run()
+    except CheckError as own:
+        try:
+            with using_references(fn, names, extra):
+                run()
+        except CheckError:
+            raise own from None
+        raise CheckError(f"your {name} is right, but a function it calls is not ({own}). Fix "
+                         f"the exercise whose self-check fails above; graded, {name} counts "
+                         "as right.") from None

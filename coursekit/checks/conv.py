@@ -1,0 +1,415 @@
+"""Checkers for notebook 03, convolution and pooling.
+
+Same pattern as :mod:`coursekit.checks.layers`: compare with :mod:`coursekit.reference.conv`
+on random cases drawn from ``seed``, check gradients numerically (rel_error below
+:data:`~coursekit.checks.gradcheck.GRAD_THRESHOLD`), and name the likely mistake. The fast
+convolution is also checked for what makes it fast: no Python loop over output positions.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from . import CheckError, passed
+from .diagnose import compare
+from .gradcheck import GRAD_THRESHOLD, check_gradients
+from .layers import check_network, trained
+from .student import busiest_line, call, graded_alone, unpack
+from ..reference import conv as ref
+from ..reference import networks as ref_nets
+from ..reference.backprop import rel_error
+
+#: the notebook's names for the exercises the convnet builds on -> their reference names
+CONV_NAMES = {name: f"conv.{name}" for name in (
+    "conv_forward_naive", "conv_backward_naive", "max_pool_forward", "max_pool_backward",
+    "avg_pool_forward", "avg_pool_backward", "im2col", "conv_forward_im2col",
+    "conv_backward_im2col")}
+
+
+def _expect_value_error(name, fn, args, why):
+    try:
+        got = call(name, fn, *args)
+    except CheckError as err:
+        if "raised ValueError" in str(err):
+            return
+        raise
+    raise CheckError(f"{name}{args} returned {got!r}; it should raise ValueError because {why}.")
+
+
+# --- 1. output size -------------------------------------------------------------------------
+
+def output_size(fn, *, seed=0, quiet=False):
+    """Check fn(size, kernel, stride, pad) = (W - K + 2P) / S + 1 and its ValueErrors."""
+    rng = np.random.default_rng(seed)
+    cases = [(32, 5, 1, 2), (7, 3, 1, 0), (7, 3, 2, 0), (227, 11, 4, 0), (5, 3, 2, 1)]
+    for _ in range(4):
+        k, s, p = int(rng.integers(1, 6)), int(rng.integers(1, 4)), int(rng.integers(0, 3))
+        cases.append((k - 2 * p + s * int(rng.integers(1, 12)), k, s, p))
+    for size, k, s, p in cases:
+        if size < 1:
+            continue
+        got = call("output_size", fn, size, k, s, p)
+        exp = ref.output_size(size, k, s, p)
+        compare(f"output_size({size}, {k}, {s}, {p})", got, exp, mistakes=[
+            (exp - 1, "the formula is (W - K + 2P) / S + 1: you forgot the + 1 (off by one)."),
+            (exp + 1, "off by one: the formula is (W - K + 2P) / S + 1."),
+            ((size - k + p) // s + 1, "padding is added on both sides: + 2P, not + P."),
+            ((size - k) // s + 1, "you ignored the padding P.")])
+        if not isinstance(got, (int, np.integer)):
+            raise CheckError(f"output_size({size}, {k}, {s}, {p}) returned {got!r} of type "
+                             f"{type(got).__name__}: return an int (use // once you know it divides).")
+    _expect_value_error("output_size", fn, (3, 5, 1, 0), "a 5-wide filter does not fit in 3 pixels")
+    _expect_value_error("output_size", fn, (7, 3, 3, 0), "(7 - 3) / 3 is not a whole number: "
+                                                         "the filter does not tile the input")
+    passed("output_size: (W - K + 2P) / S + 1, with a ValueError when the filter does not fit "
+           "or does not tile.", quiet)
+
+
+# --- 2. counting ----------------------------------------------------------------------------
+
+def counts(conv_params, conv_macs, *, seed=0, quiet=False):
+    """Check parameter and multiply-add counts, starting with the lecture's example."""
+    rng = np.random.default_rng(seed)
+    cases = [(3, 32, 10, 5, 1, 2), (64, 56, 64, 3, 1, 1), (3, 227, 96, 11, 4, 0)]
+    for _ in range(3):
+        k = int(rng.choice([1, 3, 5]))
+        cases.append((int(rng.integers(1, 65)), 2 * int(rng.integers(4, 20)) + k % 2,
+                      int(rng.integers(1, 129)), k, 1, k // 2))
+    for c, size, f, k, s, p in cases:
+        got = call("conv_params", conv_params, c, f, k)
+        compare(f"conv_params({c}, {f}, {k})", got, ref.conv_params(c, f, k), mistakes=[
+            (f * c * k * k, "you forgot the biases: one per filter, F of them."),
+            (f * (k * k + 1), "each filter spans all C input channels: C x K x K weights."),
+            (f * (c * k * k) + c, "one bias per filter (F), not per input channel.")])
+        got = call("conv_macs", conv_macs, c, size, f, k, s, p)
+        out = ref.output_size(size, k, s, p)
+        compare(f"conv_macs({c}, {size}, {f}, {k}, {s}, {p})", got,
+                ref.conv_macs(c, size, f, k, s, p), mistakes=[
+                    (f * size * size * c * k * k, "count one C*K*K dot product per OUTPUT value: "
+                                                  "F x H' x W' of them, with H' from output_size."),
+                    (f * out * out * k * k, "each output value is a dot product over all C "
+                                            "input channels: C x K x K multiply-adds."),
+                    (f * out * out * (c * k * k + 1), "count multiply-adds only; the bias add "
+                                                      "is not a multiplication.")])
+    passed("conv_params and conv_macs: 760 parameters and 768,000 multiply-adds for the "
+           "lecture's layer, and right on other layers.", quiet)
+
+
+# --- 3. receptive field ---------------------------------------------------------------------
+
+def receptive_field(fn, *, seed=0, quiet=False):
+    """Check fn(layers) for stacks of (kernel, stride) layers."""
+    rng = np.random.default_rng(seed)
+    cases = [[(3, 1)] * 3, [(7, 1)], [(5, 1)] * 2, [(3, 1), (2, 2), (3, 1)],
+             [(3, 1), (3, 1), (2, 2), (3, 1), (3, 1), (2, 2), (3, 1)]]
+    for _ in range(3):
+        cases.append([(int(rng.choice([1, 2, 3, 5])), int(rng.choice([1, 1, 2])))
+                      for _ in range(int(rng.integers(2, 6)))])
+    for layers in cases:
+        got = call("receptive_field", fn, list(layers))
+        exp = ref.receptive_field(layers)
+        no_stride = 1 + sum(k - 1 for k, _ in layers)
+        compare(f"receptive_field({layers})", got, exp, mistakes=[
+            (no_stride, "after a stride-2 layer, one step of the next layer spans 2 input "
+                        "pixels: multiply each (K - 1) by the product of the strides before it."),
+            (no_stride - 1, "a single 1 x 1 output sees 1 pixel: start from 1, then add (K - 1) "
+                            "per layer.")])
+    passed("receptive_field: 1 + L (K - 1) for stacked convs, and right with pooling strides.", quiet)
+
+
+# --- 4./5. naive convolution ----------------------------------------------------------------
+
+CONV_CASES = [((2, 3, 5, 5), (4, 3, 3, 3), 1, 1), ((2, 2, 7, 7), (3, 2, 3, 3), 2, 1),
+              ((1, 3, 6, 6), (2, 3, 2, 2), 2, 0)]
+
+
+def _conv_case(rng, x_shape, w_shape):
+    return (rng.standard_normal(x_shape), rng.standard_normal(w_shape),
+            rng.standard_normal(w_shape[0]))
+
+
+def _check_conv_forward(name, forward, x, w, b, stride, pad):
+    out, cache = unpack(name, call(name, forward, x.copy(), w.copy(), b.copy(), stride, pad), 2)
+    exp, _ = ref.conv_forward_im2col(x, w, b, stride, pad)
+    flipped, _ = ref.conv_forward_im2col(x, w[:, :, ::-1, ::-1].copy(), b, stride, pad)
+    compare(f"{name} out (stride {stride}, pad {pad})", out, exp, mistakes=[
+        (exp - b.reshape(1, -1, 1, 1), "you forgot to add the bias b[f]."),
+        (flipped, "you flipped the kernel: in deep learning 'convolution' slides w as it is "
+                  "(cross-correlation)."),
+    ])
+    return out, cache
+
+
+def _check_conv_backward(name, backward, dout, cache, x, w, b, stride, pad):
+    dx, dw, db = unpack(name, call(name, backward, dout.copy(), cache), 3)
+    exp_dx, exp_dw, exp_db = ref.conv_backward_im2col(
+        dout, ref.conv_forward_im2col(x, w, b, stride, pad)[1])
+    n = x.shape[0]
+    if np.shape(dx) == (n, x.shape[1], x.shape[2] + 2 * pad, x.shape[3] + 2 * pad) and pad:
+        raise CheckError(f"dx has the padded shape {np.shape(dx)}: cut the padding off "
+                         f"(dx_padded[:, :, P:-P, P:-P]) to get x's shape {x.shape}.")
+    compare("dx", dx, exp_dx, n=n)
+    compare("dw", dw, exp_dw, n=n)
+    compare("db", db, exp_db, n=n, mistakes=[
+        (dout.sum(axis=(2, 3)).mean(axis=0), "db sums dout over the batch and every output "
+                                             "position; you averaged over the batch.")])
+    return dx, dw, db
+
+
+def conv_forward(conv_forward_naive, *, seed=0, quiet=False):
+    """Check the naive convolution's forward pass, with stride and padding."""
+    rng = np.random.default_rng(seed)
+    for x_shape, w_shape, stride, pad in CONV_CASES:
+        x, w, b = _conv_case(rng, x_shape, w_shape)
+        _check_conv_forward("conv_forward_naive", conv_forward_naive, x, w, b, stride, pad)
+    passed("conv_forward_naive: right with stride 1 and 2, with and without padding.", quiet)
+
+
+def conv_backward(conv_forward_naive, conv_backward_naive, *, seed=0, quiet=False):
+    """Check the naive convolution's backward pass on the cache of the student's forward,
+    and against numerical gradients of the convolution."""
+    rng = np.random.default_rng(seed)
+    worst = 0.0
+    for x_shape, w_shape, stride, pad in CONV_CASES:
+        x, w, b = _conv_case(rng, x_shape, w_shape)
+        out, cache = unpack("conv_forward_naive", call("conv_forward_naive", conv_forward_naive,
+                                                       x.copy(), w.copy(), b.copy(), stride, pad), 2)
+        dout = rng.standard_normal(ref.conv_forward_im2col(x, w, b, stride, pad)[0].shape)
+        dx, dw, db = _check_conv_backward("conv_backward_naive", conv_backward_naive, dout,
+                                          cache, x, w, b, stride, pad)
+        worst = max(worst, check_gradients(
+            "conv_backward_naive", lambda x, w, b: ref.conv_forward_im2col(x, w, b, stride, pad),
+            {"x": x, "w": w, "b": b}, {"x": dx, "w": dw, "b": db}, dout))
+    passed(f"conv_backward_naive: dx, dw, db right; numerical gradient rel_error {worst:.1e} "
+           f"(< {GRAD_THRESHOLD:g}).", quiet)
+
+
+# --- 6./7. pooling --------------------------------------------------------------------------
+
+def _pool_cases(rng):
+    return [(rng.standard_normal((2, 3, 4, 4)), 2, 2), (rng.standard_normal((1, 2, 6, 6)), 3, 3),
+            (rng.standard_normal((2, 2, 5, 5)), 3, 1)]          # the last one overlaps
+
+
+def max_pool(max_pool_forward, max_pool_backward, *, seed=0, quiet=False):
+    """Check max pooling forward/backward, including overlapping windows."""
+    rng = np.random.default_rng(seed)
+    for x, size, stride in _pool_cases(rng):
+        out, cache = unpack("max_pool_forward", call("max_pool_forward", max_pool_forward,
+                                                     x.copy(), size, stride), 2)
+        exp, exp_cache = ref.max_pool_forward(x, size, stride)
+        compare(f"max_pool_forward out (size {size}, stride {stride})", out, exp)
+        dout = rng.standard_normal(exp.shape)
+        dx = call("max_pool_backward", max_pool_backward, dout.copy(), cache)
+        spread = np.zeros_like(x)
+        for i in range(exp.shape[2]):
+            for j in range(exp.shape[3]):
+                spread[:, :, i * stride:i * stride + size, j * stride:j * stride + size] += \
+                    dout[:, :, i:i + 1, j:j + 1]
+        compare(f"max_pool_backward dx (size {size}, stride {stride})", dx,
+                ref.max_pool_backward(dout, exp_cache), mistakes=[
+                    (spread, "max pooling routes each dout to its window's maximum only; you "
+                             "gave it to every input in the window."),
+                    (ref.avg_pool_backward(dout, (x.shape, size, stride)),
+                     "that is average pooling's backward: route dout to the maximum only.")])
+    passed("max pooling: forward and backward right, overlapping windows included.", quiet)
+
+
+def avg_pool(avg_pool_forward, avg_pool_backward, *, seed=0, quiet=False):
+    """Check average pooling forward/backward, including overlapping windows."""
+    rng = np.random.default_rng(seed)
+    for x, size, stride in _pool_cases(rng):
+        out, cache = unpack("avg_pool_forward", call("avg_pool_forward", avg_pool_forward,
+                                                     x.copy(), size, stride), 2)
+        exp, exp_cache = ref.avg_pool_forward(x, size, stride)
+        compare(f"avg_pool_forward out (size {size}, stride {stride})", out, exp, mistakes=[
+            (exp * size * size, "that is the window's sum: divide by K x K for the mean.")])
+        dout = rng.standard_normal(exp.shape)
+        dx = call("avg_pool_backward", avg_pool_backward, dout.copy(), cache)
+        exp_dx = ref.avg_pool_backward(dout, exp_cache)
+        compare(f"avg_pool_backward dx (size {size}, stride {stride})", dx, exp_dx, mistakes=[
+            (exp_dx * size * size, f"each of the K x K = {size * size} inputs of a window gets "
+                                   "dout / (K x K), not all of dout (a missing 1/K^2).")])
+    passed("average pooling: forward and backward right, overlapping windows included.", quiet)
+
+
+# --- 8. im2col ------------------------------------------------------------------------------
+
+LOOP_CASE = dict(x_shape=(2, 1, 21, 21), kernel=2)   # a 20 x 20 output: 400 positions
+
+
+def _no_loop_over_positions(name, fn, *args):
+    """Fail if a line of the student's code runs once per output row, column or position."""
+    count, line, result = busiest_line(fn, *args)
+    if count >= 20:
+        raise CheckError(f"{name} is not vectorised: {line} ran {count} times for a "
+                         "20 x 20 output. Loop only over the KH x KW offsets inside a filter "
+                         "(4 here), each taking one strided slice of all images, not over "
+                         "output positions.")
+    return result
+
+
+def im2col(fn, *, seed=0, quiet=False):
+    """Check fn(x, kh, kw, stride, pad) -> columns (C*KH*KW, N*H'*W'), rows (c, ki, kj),
+    columns (n, i, j), and that it has no Python loop over output positions."""
+    rng = np.random.default_rng(seed)
+    for (n, c, h, w), k, stride, pad in [((2, 3, 5, 5), 3, 1, 1), ((3, 2, 6, 6), 2, 2, 0),
+                                          ((1, 2, 7, 7), 3, 2, 1)]:
+        x = rng.standard_normal((n, c, h, w))
+        got = call("im2col", fn, x.copy(), k, k, stride, pad)
+        exp = ref.im2col(x, k, k, stride, pad)
+        ho = wo = ref.output_size(h, k, stride, pad)
+        by_offset = exp.reshape(c, k * k, -1).transpose(1, 0, 2).reshape(exp.shape)
+        positions_last = exp.reshape(-1, n, ho * wo).transpose(0, 2, 1).reshape(exp.shape)
+        compare(f"im2col(x {x.shape}, {k}, {k}, stride={stride}, pad={pad})", got, exp, mistakes=[
+            (by_offset, "the rows are in (ki, kj, c) order; they must be (c, ki, kj), the order "
+                        "w.reshape(F, -1) flattens a filter in."),
+            (positions_last, "the columns are in (i, j, n) order; they must be (n, i, j): all "
+                             "of image 0's positions first.")])
+    x = rng.standard_normal(LOOP_CASE["x_shape"])
+    _no_loop_over_positions("im2col", fn, x, LOOP_CASE["kernel"], LOOP_CASE["kernel"], 1, 0)
+    passed("im2col: right columns in the right order, without a loop over output positions.", quiet)
+
+
+# --- 8b. fast convolution -------------------------------------------------------------------
+
+def conv_fast(conv_forward_im2col, conv_backward_im2col, *, seed=0, quiet=False):
+    """Check the im2col convolution against the reference (forward and backward) and that
+    neither loops over output positions."""
+    rng = np.random.default_rng(seed)
+    for x_shape, w_shape, stride, pad in CONV_CASES + [((3, 4, 8, 8), (5, 4, 5, 5), 1, 2)]:
+        x, w, b = _conv_case(rng, x_shape, w_shape)
+        f = w.shape[0]
+        exp, exp_cache = ref.conv_forward_im2col(x, w, b, stride, pad)
+        cols = ref.im2col(x, w.shape[2], w.shape[3], stride, pad)
+        unarranged = (w.reshape(f, -1) @ cols + b.reshape(-1, 1)).reshape(exp.shape)
+        out, cache = unpack("conv_forward_im2col", call(
+            "conv_forward_im2col", conv_forward_im2col, x.copy(), w.copy(), b.copy(), stride, pad), 2)
+        compare(f"conv_forward_im2col out (stride {stride}, pad {pad})", out, exp, mistakes=[
+            (unarranged, "the product w_row @ cols is (F, N*H'*W'): reshape it to (F, N, H', W'), "
+                         "then transpose to (N, F, H', W')."),
+            (exp - b.reshape(1, -1, 1, 1), "you forgot to add the bias.")])
+        dout = rng.standard_normal(exp.shape)
+        dx, dw, db = unpack("conv_backward_im2col", call(
+            "conv_backward_im2col", conv_backward_im2col, dout.copy(), cache), 3)
+        exp_dx, exp_dw, exp_db = ref.conv_backward_im2col(dout, exp_cache)
+        d = dout.transpose(1, 0, 2, 3).reshape(f, -1)
+        compare("dx", dx, exp_dx)
+        compare("dw", dw, exp_dw, mistakes=[
+            ((cols @ d.T).reshape(w.shape), "dw is dout_rows @ cols.T, shape (F, C*KH*KW), "
+                                            "reshaped to w's shape; you reshaped its "
+                                            "transpose (a missing transpose).")])
+        compare("db", db, exp_db, n=x.shape[0])
+    x, w, b = _conv_case(rng, LOOP_CASE["x_shape"], (3, 1, LOOP_CASE["kernel"], LOOP_CASE["kernel"]))
+    out, cache = _no_loop_over_positions("conv_forward_im2col", conv_forward_im2col, x, w, b, 1, 0)
+    _no_loop_over_positions("conv_backward_im2col", conv_backward_im2col, np.ones_like(out), cache)
+    passed("im2col convolution: forward and backward equal the naive ones, without a loop over "
+           "output positions.", quiet)
+
+
+def against_torch(conv_forward, conv_backward, max_pool_forward, max_pool_backward, *,
+                  seed=0, quiet=False) -> dict[str, float]:
+    """Compare the student's fast conv and max pooling with torch.nn.functional's (float64).
+
+    Returns the rel_error of each output and gradient; raises if one is above 1e-10.
+    """
+    import torch
+    F = torch.nn.functional
+    rng = np.random.default_rng(seed)
+    x, w, b = _conv_case(rng, (4, 3, 10, 10), (6, 3, 3, 3))
+    tx, tw, tb = (torch.tensor(a, requires_grad=True) for a in (x, w, b))
+    tout = F.conv2d(tx, tw, tb, stride=1, padding=1)
+    out, cache = unpack("conv_forward_im2col", call("conv_forward_im2col", conv_forward,
+                                                    x.copy(), w.copy(), b.copy(), 1, 1), 2)
+    dout = rng.standard_normal(tuple(tout.shape))
+    tout.backward(torch.tensor(dout))
+    dx, dw, db = unpack("conv_backward_im2col", call("conv_backward_im2col", conv_backward,
+                                                     dout.copy(), cache), 3)
+    report = {"conv2d out": rel_error(out, tout.detach().numpy()), "conv2d dx": rel_error(dx, tx.grad.numpy()),
+              "conv2d dw": rel_error(dw, tw.grad.numpy()), "conv2d db": rel_error(db, tb.grad.numpy())}
+    px = torch.tensor(rng.standard_normal((4, 3, 8, 8)), requires_grad=True)
+    tpool = F.max_pool2d(px, 2, 2)
+    pooled, pcache = unpack("max_pool_forward", call("max_pool_forward", max_pool_forward,
+                                                     px.detach().numpy().copy(), 2, 2), 2)
+    dpool = rng.standard_normal(tuple(tpool.shape))
+    tpool.backward(torch.tensor(dpool))
+    report["max_pool2d out"] = rel_error(pooled, tpool.detach().numpy())
+    report["max_pool2d dx"] = rel_error(call("max_pool_backward", max_pool_backward,
+                                             dpool.copy(), pcache), px.grad.numpy())
+    for name, err in report.items():
+        if not err < 1e-10:
+            raise CheckError(f"your {name} differs from PyTorch's: rel_error {err:.2g}.")
+        if not quiet:
+            print(f"{name:16s} rel_error vs PyTorch = {err:.1e}")
+    passed("your convolution and max pooling agree with torch.nn.functional.", quiet)
+    return report
+
+
+# --- 9. 1x1 convolution ---------------------------------------------------------------------
+
+def conv1x1(fn, *, seed=0, quiet=False):
+    """Check fn(x, w, b) -> the 1x1 convolution of x (N, C, H, W) with w (F, C), b (F,)."""
+    rng = np.random.default_rng(seed)
+    for n, c, h, w_, f in ((2, 3, 4, 5, 4), (1, 6, 3, 3, 2), (3, 2, 2, 4, 5)):
+        x, w, b = rng.standard_normal((n, c, h, w_)), rng.standard_normal((f, c)), rng.standard_normal(f)
+        got = _no_loop_over_pixels(fn, x, w, b)
+        exp = ref.conv1x1_as_matmul(x, w, b)
+        scrambled = (x.reshape(n * h * w_, c) @ w.T + b).reshape(n, h, w_, f).transpose(0, 3, 1, 2)
+        unarranged = (x.transpose(0, 2, 3, 1).reshape(n * h * w_, c) @ w.T + b).reshape(n, f, h, w_)
+        compare(f"conv1x1_as_matmul (x {x.shape}, w {w.shape})", got, exp, mistakes=[
+            (scrambled, "x.reshape(N*H*W, C) mixes channels and pixels: move the channel axis "
+                        "last first, x.transpose(0, 2, 3, 1).reshape(N*H*W, C)."),
+            (unarranged, "the product is (N*H*W, F) in (n, i, j) order: reshape to (N, H, W, F) "
+                         "and transpose to (N, F, H, W).")])
+    passed("1x1 convolution = the same linear layer applied to every pixel's channel vector.", quiet)
+
+
+def _no_loop_over_pixels(fn, x, w, b):
+    count, line, result = busiest_line(fn, x.copy(), w.copy(), b.copy())
+    if count >= x.shape[2] * x.shape[3]:
+        raise CheckError(f"conv1x1_as_matmul loops over pixels ({line} ran {count} times): "
+                         "use one matrix product for all of them.")
+    return result
+
+
+# --- 10. a tiny convnet ---------------------------------------------------------------------
+
+def _convnet_mistakes(params, X, y):
+    h, _ = ref.conv_forward_im2col(X, params["W1"], params["b1"], 1, 1)
+    p, pool_cache = ref.max_pool_forward(np.maximum(h, 0))
+    scores = p.reshape(len(X), -1) @ params["W2"] + params["b2"]
+    nonrelu, _ = ref.max_pool_forward(h)
+    out = [("scores", nonrelu.reshape(len(X), -1) @ params["W2"] + params["b2"],
+            "you skipped the ReLU between the conv and the pool.")]
+    if y is not None:
+        from ..reference.layers import softmax_loss
+        _, dscores = softmax_loss(scores, y)
+        dp = (dscores @ params["W2"].T).reshape(p.shape)
+        da = ref.max_pool_backward(dp, pool_cache)
+        _, dw, db = ref.conv_backward_im2col(da, ref.conv_forward_im2col(X, params["W1"], params["b1"], 1, 1)[1])
+        out += [("grads", dw, "dW1 ignores the ReLU: multiply by (conv output > 0) on the way back."),
+                ("grads", db, "db1 ignores the ReLU: multiply by (conv output > 0) on the way back.")]
+    return out
+
+
+def convnet(convnet_loss, *, seed=0, quiet=False, isolate=False):
+    """Check convnet_loss(params, X, y=None): conv3x3 - ReLU - maxpool2 - affine - softmax."""
+    rng = np.random.default_rng(seed)
+    cases = []
+    for c, size, filters, classes in ((1, 6, 3, 4), (2, 4, 5, 3)):
+        X = rng.standard_normal((3, c, size, size))
+        params = ref_nets.init_convnet(c, size, filters, classes, seed=int(rng.integers(1 << 30)))
+        params["b1"] = 0.1 * rng.standard_normal(filters)
+        params["b2"] = 0.1 * rng.standard_normal(classes)
+        cases.append((X, rng.integers(0, classes, 3), params))
+
+    def run():
+        check_network("convnet_loss", convnet_loss, cases,
+                      lambda p, X, y: ref_nets.convnet_loss(p, X, y), _convnet_mistakes)
+
+    graded_alone("convnet_loss", run, convnet_loss, isolate, CONV_NAMES)
+    passed("convnet: scores, loss and the gradients of W1, b1, W2, b2 are right.", quiet)
+
+
+__all__ = ["CONV_NAMES", "against_torch", "avg_pool", "conv1x1", "conv_backward", "conv_fast",
+           "conv_forward",
+           "convnet", "counts", "im2col", "max_pool", "output_size", "receptive_field", "trained"]
