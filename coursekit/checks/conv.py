@@ -7,6 +7,8 @@ convolution is also checked for what makes it fast: no Python loop over output p
 """
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from . import CheckError, passed
@@ -20,9 +22,24 @@ from ..reference.backprop import rel_error
 
 #: the notebook's names for the exercises the convnet builds on -> their reference names
 CONV_NAMES = {name: f"conv.{name}" for name in (
-    "conv_forward_naive", "conv_backward_naive", "max_pool_forward", "max_pool_backward",
+    "output_size", "conv_forward_naive", "conv_backward_naive", "max_pool_forward", "max_pool_backward",
     "avg_pool_forward", "avg_pool_backward", "im2col", "conv_forward_im2col",
     "conv_backward_im2col")}
+
+
+def _checker(label: str):
+    """Turn a check body (student functions, seed -> success message) into a checker with
+    ``seed``, ``quiet`` and ``isolate``: graded tests set isolate, so the functions are checked
+    with coursekit's versions of the earlier exercises they call (output_size, im2col, ...)
+    and a mistake there costs only its own exercise's points."""
+    def decorate(body):
+        @functools.wraps(body)
+        def checker(*functions, seed=0, quiet=False, isolate=False):
+            message = graded_alone(label, lambda: body(*functions, seed=seed), functions[-1],
+                                   isolate, CONV_NAMES)
+            passed(message, quiet)
+        return checker
+    return decorate
 
 
 def _expect_value_error(name, fn, args, why):
@@ -37,7 +54,8 @@ def _expect_value_error(name, fn, args, why):
 
 # --- 1. output size -------------------------------------------------------------------------
 
-def output_size(fn, *, seed=0, quiet=False):
+@_checker("output_size")
+def output_size(fn, *, seed=0):
     """Check fn(size, kernel, stride, pad) = (W - K + 2P) / S + 1 and its ValueErrors."""
     rng = np.random.default_rng(seed)
     cases = [(32, 5, 1, 2), (7, 3, 1, 0), (7, 3, 2, 0), (227, 11, 4, 0), (5, 3, 2, 1)]
@@ -60,13 +78,14 @@ def output_size(fn, *, seed=0, quiet=False):
     _expect_value_error("output_size", fn, (3, 5, 1, 0), "a 5-wide filter does not fit in 3 pixels")
     _expect_value_error("output_size", fn, (7, 3, 3, 0), "(7 - 3) / 3 is not a whole number: "
                                                          "the filter does not tile the input")
-    passed("output_size: (W - K + 2P) / S + 1, with a ValueError when the filter does not fit "
-           "or does not tile.", quiet)
+    return ("output_size: (W - K + 2P) / S + 1, with a ValueError when the filter does not fit "
+           "or does not tile.")
 
 
 # --- 2. counting ----------------------------------------------------------------------------
 
-def counts(conv_params, conv_macs, *, seed=0, quiet=False):
+@_checker("conv_macs")
+def counts(conv_params, conv_macs, *, seed=0):
     """Check parameter and multiply-add counts, starting with the lecture's example."""
     rng = np.random.default_rng(seed)
     cases = [(3, 32, 10, 5, 1, 2), (64, 56, 64, 3, 1, 1), (3, 227, 96, 11, 4, 0)]
@@ -90,13 +109,14 @@ def counts(conv_params, conv_macs, *, seed=0, quiet=False):
                                             "input channels: C x K x K multiply-adds."),
                     (f * out * out * (c * k * k + 1), "count multiply-adds only; the bias add "
                                                       "is not a multiplication.")])
-    passed("conv_params and conv_macs: 760 parameters and 768,000 multiply-adds for the "
-           "lecture's layer, and right on other layers.", quiet)
+    return ("conv_params and conv_macs: 760 parameters and 768,000 multiply-adds for the "
+           "lecture's layer, and right on other layers.")
 
 
 # --- 3. receptive field ---------------------------------------------------------------------
 
-def receptive_field(fn, *, seed=0, quiet=False):
+@_checker("receptive_field")
+def receptive_field(fn, *, seed=0):
     """Check fn(layers) for stacks of (kernel, stride) layers."""
     rng = np.random.default_rng(seed)
     cases = [[(3, 1)] * 3, [(7, 1)], [(5, 1)] * 2, [(3, 1), (2, 2), (3, 1)],
@@ -113,7 +133,7 @@ def receptive_field(fn, *, seed=0, quiet=False):
                         "pixels: multiply each (K - 1) by the product of the strides before it."),
             (no_stride - 1, "a single 1 x 1 output sees 1 pixel: start from 1, then add (K - 1) "
                             "per layer.")])
-    passed("receptive_field: 1 + L (K - 1) for stacked convs, and right with pooling strides.", quiet)
+    return ("receptive_field: 1 + L (K - 1) for stacked convs, and right with pooling strides.")
 
 
 # --- 4./5. naive convolution ----------------------------------------------------------------
@@ -155,16 +175,18 @@ def _check_conv_backward(name, backward, dout, cache, x, w, b, stride, pad):
     return dx, dw, db
 
 
-def conv_forward(conv_forward_naive, *, seed=0, quiet=False):
+@_checker("conv_forward_naive")
+def conv_forward(conv_forward_naive, *, seed=0):
     """Check the naive convolution's forward pass, with stride and padding."""
     rng = np.random.default_rng(seed)
     for x_shape, w_shape, stride, pad in CONV_CASES:
         x, w, b = _conv_case(rng, x_shape, w_shape)
         _check_conv_forward("conv_forward_naive", conv_forward_naive, x, w, b, stride, pad)
-    passed("conv_forward_naive: right with stride 1 and 2, with and without padding.", quiet)
+    return ("conv_forward_naive: right with stride 1 and 2, with and without padding.")
 
 
-def conv_backward(conv_forward_naive, conv_backward_naive, *, seed=0, quiet=False):
+@_checker("conv_backward_naive")
+def conv_backward(conv_forward_naive, conv_backward_naive, *, seed=0):
     """Check the naive convolution's backward pass on the cache of the student's forward,
     and against numerical gradients of the convolution."""
     rng = np.random.default_rng(seed)
@@ -179,8 +201,8 @@ def conv_backward(conv_forward_naive, conv_backward_naive, *, seed=0, quiet=Fals
         worst = max(worst, check_gradients(
             "conv_backward_naive", lambda x, w, b: ref.conv_forward_im2col(x, w, b, stride, pad),
             {"x": x, "w": w, "b": b}, {"x": dx, "w": dw, "b": db}, dout))
-    passed(f"conv_backward_naive: dx, dw, db right; numerical gradient rel_error {worst:.1e} "
-           f"(< {GRAD_THRESHOLD:g}).", quiet)
+    return (f"conv_backward_naive: dx, dw, db right; numerical gradient rel_error {worst:.1e} "
+           f"(< {GRAD_THRESHOLD:g}).")
 
 
 # --- 6./7. pooling --------------------------------------------------------------------------
@@ -190,7 +212,8 @@ def _pool_cases(rng):
             (rng.standard_normal((2, 2, 5, 5)), 3, 1)]          # the last one overlaps
 
 
-def max_pool(max_pool_forward, max_pool_backward, *, seed=0, quiet=False):
+@_checker("max pooling")
+def max_pool(max_pool_forward, max_pool_backward, *, seed=0):
     """Check max pooling forward/backward, including overlapping windows."""
     rng = np.random.default_rng(seed)
     for x, size, stride in _pool_cases(rng):
@@ -211,10 +234,11 @@ def max_pool(max_pool_forward, max_pool_backward, *, seed=0, quiet=False):
                              "gave it to every input in the window."),
                     (ref.avg_pool_backward(dout, (x.shape, size, stride)),
                      "that is average pooling's backward: route dout to the maximum only.")])
-    passed("max pooling: forward and backward right, overlapping windows included.", quiet)
+    return ("max pooling: forward and backward right, overlapping windows included.")
 
 
-def avg_pool(avg_pool_forward, avg_pool_backward, *, seed=0, quiet=False):
+@_checker("average pooling")
+def avg_pool(avg_pool_forward, avg_pool_backward, *, seed=0):
     """Check average pooling forward/backward, including overlapping windows."""
     rng = np.random.default_rng(seed)
     for x, size, stride in _pool_cases(rng):
@@ -229,7 +253,7 @@ def avg_pool(avg_pool_forward, avg_pool_backward, *, seed=0, quiet=False):
         compare(f"avg_pool_backward dx (size {size}, stride {stride})", dx, exp_dx, mistakes=[
             (exp_dx * size * size, f"each of the K x K = {size * size} inputs of a window gets "
                                    "dout / (K x K), not all of dout (a missing 1/K^2).")])
-    passed("average pooling: forward and backward right, overlapping windows included.", quiet)
+    return ("average pooling: forward and backward right, overlapping windows included.")
 
 
 # --- 8. im2col ------------------------------------------------------------------------------
@@ -248,7 +272,8 @@ def _no_loop_over_positions(name, fn, *args):
     return result
 
 
-def im2col(fn, *, seed=0, quiet=False):
+@_checker("im2col")
+def im2col(fn, *, seed=0):
     """Check fn(x, kh, kw, stride, pad) -> columns (C*KH*KW, N*H'*W'), rows (c, ki, kj),
     columns (n, i, j), and that it has no Python loop over output positions."""
     rng = np.random.default_rng(seed)
@@ -267,12 +292,13 @@ def im2col(fn, *, seed=0, quiet=False):
                              "of image 0's positions first.")])
     x = rng.standard_normal(LOOP_CASE["x_shape"])
     _no_loop_over_positions("im2col", fn, x, LOOP_CASE["kernel"], LOOP_CASE["kernel"], 1, 0)
-    passed("im2col: right columns in the right order, without a loop over output positions.", quiet)
+    return ("im2col: right columns in the right order, without a loop over output positions.")
 
 
 # --- 8b. fast convolution -------------------------------------------------------------------
 
-def conv_fast(conv_forward_im2col, conv_backward_im2col, *, seed=0, quiet=False):
+@_checker("conv_forward_im2col")
+def conv_fast(conv_forward_im2col, conv_backward_im2col, *, seed=0):
     """Check the im2col convolution against the reference (forward and backward) and that
     neither loops over output positions."""
     rng = np.random.default_rng(seed)
@@ -302,8 +328,8 @@ def conv_fast(conv_forward_im2col, conv_backward_im2col, *, seed=0, quiet=False)
     x, w, b = _conv_case(rng, LOOP_CASE["x_shape"], (3, 1, LOOP_CASE["kernel"], LOOP_CASE["kernel"]))
     out, cache = _no_loop_over_positions("conv_forward_im2col", conv_forward_im2col, x, w, b, 1, 0)
     _no_loop_over_positions("conv_backward_im2col", conv_backward_im2col, np.ones_like(out), cache)
-    passed("im2col convolution: forward and backward equal the naive ones, without a loop over "
-           "output positions.", quiet)
+    return ("im2col convolution: forward and backward equal the naive ones, without a loop over "
+           "output positions.")
 
 
 def against_torch(conv_forward, conv_backward, max_pool_forward, max_pool_backward, *,
@@ -346,7 +372,8 @@ def against_torch(conv_forward, conv_backward, max_pool_forward, max_pool_backwa
 
 # --- 9. 1x1 convolution ---------------------------------------------------------------------
 
-def conv1x1(fn, *, seed=0, quiet=False):
+@_checker("conv1x1_as_matmul")
+def conv1x1(fn, *, seed=0):
     """Check fn(x, w, b) -> the 1x1 convolution of x (N, C, H, W) with w (F, C), b (F,)."""
     rng = np.random.default_rng(seed)
     for n, c, h, w_, f in ((2, 3, 4, 5, 4), (1, 6, 3, 3, 2), (3, 2, 2, 4, 5)):
@@ -360,7 +387,7 @@ def conv1x1(fn, *, seed=0, quiet=False):
                         "last first, x.transpose(0, 2, 3, 1).reshape(N*H*W, C)."),
             (unarranged, "the product is (N*H*W, F) in (n, i, j) order: reshape to (N, H, W, F) "
                          "and transpose to (N, F, H, W).")])
-    passed("1x1 convolution = the same linear layer applied to every pixel's channel vector.", quiet)
+    return ("1x1 convolution = the same linear layer applied to every pixel's channel vector.")
 
 
 def _no_loop_over_pixels(fn, x, w, b):

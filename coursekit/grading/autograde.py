@@ -207,9 +207,9 @@ def autograde(root: Path, submissions: Path, out: Path, *, timeout: int | None =
     coursedir.mkdir()
     api = nbgrader_api(root, coursedir, timeout=timeout)
     cell_timeout = api.config.Execute.timeout
-    generate_assignments(root, coursedir, names, api)
 
     if submissions.is_file() and submissions.suffix == ".zip":
+        generate_assignments(root, coursedir, names, api)  # zip_collect files into assignments
         students, notes = collect_zip(submissions, names, coursedir, api), []
     elif submissions.is_dir():
         students, notes = collect_folder(submissions, names)
@@ -217,6 +217,11 @@ def autograde(root: Path, submissions: Path, out: Path, *, timeout: int | None =
         raise CourseError(f"{submissions} is neither a folder of student folders nor a .zip")
     if not students:
         raise CourseError(f"no student folders in {submissions}")
+    # Grade the assignments that were handed in (by anyone): a class collected for notebook 01
+    # is not graded as missing every later notebook.
+    names = [name for name in names if any(name in nbs for nbs in students.values())] or names
+    if not submissions.is_file():
+        generate_assignments(root, coursedir, names, api)
 
     results: list[NotebookResult] = []
     feedback_root = out / "feedback"

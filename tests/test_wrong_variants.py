@@ -1,0 +1,138 @@
+"""Grading notebooks 02 and 03 end to end: one class run per notebook through nbgrader.
+
+The class holds the instructor's answers (full marks), the untouched release (0), and, for
+every exercise, a submission whose answer to that exercise alone is a plausible wrong
+variant (a missing transpose, a wrong axis, a missing 1/N, an off-by-one, ...). Each of
+those must lose that exercise's points and keep every other exercise's: a mistake costs once,
+even where later exercises build on the broken function.
+"""
+import pytest
+
+from coursekit.grading.autograde import autograde
+from coursekit.grading.sample_class import student_notebook
+
+import nbformat
+
+TIMEOUT = 60
+
+
+def replace(old, new):
+    """An edit of an answer's source that fails loudly if the answer no longer holds ``old``."""
+    def edit(src):
+        assert old in src, f"the solution no longer contains {old!r}: update this variant"
+        return src.replace(old, new)
+    return edit
+
+
+LOOPED_IM2COL = '''
+def im2col(x, kh, kw, stride=1, pad=0):
+    n, c, h, w = x.shape
+    ho, wo = output_size(h, kh, stride, pad), output_size(w, kw, stride, pad)
+    xp = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
+    cols = np.empty((c * kh * kw, n, ho, wo))
+    for i in range(ho):
+        for j in range(wo):
+            patch = xp[:, :, i * stride:i * stride + kh, j * stride:j * stride + kw]
+            cols[:, :, i, j] = patch.reshape(n, -1).T
+    return cols.reshape(c * kh * kw, -1)
+'''
+
+# notebook -> {student: (exercise that must lose its points, answer cell, edit)}
+VARIANTS = {
+    "02_layers": {
+        "dw-transposed": ("ex1", replace("dw = x.reshape(x.shape[0], -1).T @ dout",
+                                         "dw = dout.T @ x.reshape(x.shape[0], -1)")),
+        "dalpha-not-summed": ("ex2", replace("dalpha = np.sum(np.where(x > 0, 0.0, dout * x), axis=0)",
+                                             "dalpha = np.where(x > 0, 0.0, dout * x)")),
+        "tanh-twice": ("ex3", replace("return dout * (1 - out ** 2)",
+                                      "return dout * (1 - np.tanh(out) ** 2)")),
+        "softmax-no-1-over-N": ("ex4", replace("    dscores /= n\n", "")),
+        "momentum-forgotten": ("ex5", replace('    state["delta"] = delta\n', "")),
+        "relu-on-scores": ("ex6", replace('scores, cache2 = affine_forward(a, params["W2"], params["b2"])',
+                                          'scores, cache2 = affine_forward(a, params["W2"], params["b2"])\n'
+                                          '    scores = np.maximum(scores, 0)')),
+        "params-not-stored": ("ex7", replace("params[name], states[name] = sgd_momentum(",
+                                             "new_value, states[name] = sgd_momentum(")),
+        "backward-off-by-one": ("ex8", replace("for i in range(depth, 0, -1):",
+                                               "for i in range(depth, 1, -1):")),
+        "dead-wrong-axis": ("ex9", replace("dead = np.all(h == 0, axis=0)",
+                                           "dead = np.all(h == 0, axis=1)")),
+    },
+    "03_conv": {
+        "size-off-by-one": ("ex1", replace("return span // stride + 1", "return span // stride")),
+        "params-no-bias": ("ex2", replace("return filters * (c_in * kernel * kernel + 1)",
+                                          "return filters * c_in * kernel * kernel")),
+        "field-ignores-stride": ("ex3", replace("field += (kernel - 1) * jump",
+                                                "field += kernel - 1")),
+        "conv-no-bias": ("ex4", replace("np.sum(patch * w[f]) + b[f]", "np.sum(patch * w[f])")),
+        "db-wrong-axis": ("ex5", replace("db = dout.sum(axis=(0, 2, 3))", "db = dout.sum(axis=0)")),
+        "maxpool-spreads": ("ex6", replace("is_max * dout[:, :, i:i + 1, j:j + 1]",
+                                           "dout[:, :, i:i + 1, j:j + 1]")),
+        "avgpool-no-1-over-K2": ("ex7", replace("dout[:, :, i:i + 1, j:j + 1] / size ** 2",
+                                                "dout[:, :, i:i + 1, j:j + 1]")),
+        "im2col-wrong-axis": ("ex8a", replace("return cols.reshape(c * kh * kw, n * ho * wo)",
+                                              "return cols.transpose(0, 1, 2, 4, 5, 3).reshape(c * kh * kw, n * ho * wo)")),
+        "im2col-loops": ("ex8a", lambda src: LOOPED_IM2COL),
+        "conv-dw-transposed": ("ex8b", replace("dw = (d @ cols.T).reshape(w.shape)",
+                                               "dw = (cols @ d.T).reshape(w.shape)")),
+        "conv1x1-no-transpose": ("ex9", replace("pixels = x.transpose(0, 2, 3, 1).reshape(n * h * wd, c)",
+                                                "pixels = x.reshape(n * h * wd, c)")),
+        "convnet-no-relu-mask": ("ex10", replace("dh = relu_backward(da, relu_cache)", "dh = da")),
+    },
+}
+
+
+@pytest.fixture(scope="module", params=sorted(VARIANTS))
+def graded(request, tmp_path_factory, root, released):
+    notebook = request.param
+    release, solution = released / f"{notebook}.ipynb", root / "solutions" / f"{notebook}.ipynb"
+    subs = tmp_path_factory.mktemp(f"submissions-{notebook}")
+    students = {"instructor": student_notebook(release, solution),
+                "untouched": student_notebook(release, solution, answered=False)}
+    for student, (exercise, edit) in VARIANTS[notebook].items():
+        students[student] = student_notebook(release, solution, {f"{exercise}_answer": edit})
+    for student, nb in students.items():
+        (subs / student).mkdir()
+        nbformat.write(nb, subs / student / f"{notebook}.ipynb")
+    result = autograde(root, subs, tmp_path_factory.mktemp(f"grading-{notebook}"),
+                       timeout=TIMEOUT, progress=False)
+    return notebook, result
+
+
+def _scores(result, student, notebook):
+    return {e.grade_id: (e.score, e.max_score) for e in result.get(student, notebook).exercises}
+
+
+def test_instructor_full_marks_and_untouched_release_zero(graded):
+    notebook, result = graded
+    full = result.get("instructor", notebook)
+    assert full.max_score > 0 and full.score == full.max_score, full.problems
+    assert full.problems == []
+    untouched = result.get("untouched", notebook)
+    assert untouched.score == 0 and len(untouched.exercises) == len(full.exercises)
+    graded_cells = {g for g in _scores(result, "instructor", notebook)}
+    # every graded cell of the notebook has a wrong variant in this test
+    assert graded_cells == {f"{ex}_tests" for ex, _ in VARIANTS[notebook].values()}
+
+
+def test_each_wrong_variant_loses_exactly_its_exercise(graded):
+    notebook, result = graded
+    full = _scores(result, "instructor", notebook)
+    lost = {}
+    for student, (exercise, _) in VARIANTS[notebook].items():
+        scores = _scores(result, student, notebook)
+        lost[student] = sorted(g for g, (score, top) in scores.items() if score < top)
+        assert scores[f"{exercise}_tests"][0] == 0, (student, scores)
+        assert result.get(student, notebook).score == \
+            result.get("instructor", notebook).score - full[f"{exercise}_tests"][1], (student, lost[student])
+    assert lost == {student: [f"{exercise}_tests"] for student, (exercise, _) in VARIANTS[notebook].items()}
+
+
+def test_feedback_names_the_mistake(graded):
+    notebook, result = graded
+    expected = {"02_layers": ("dw-transposed", "a missing transpose"),
+                "03_conv": ("size-off-by-one", "you forgot the + 1")}
+    student, phrase = expected[notebook]
+    html = result.get(student, notebook).feedback.read_text()
+    assert phrase in html
+    assert "BEGIN HIDDEN TESTS" not in html and "quiet=True" not in html  # hidden tests stay hidden
