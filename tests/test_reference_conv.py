@@ -117,3 +117,17 @@ def test_reference_conv_and_pooling_agree_with_torch(stride, pad, kernel):
     tpool.backward(torch.tensor(dpool))
     assert np.allclose(C.max_pool_backward(dpool, pcache), tpx.grad.numpy())
     assert np.allclose(C.avg_pool_forward(px)[0], F.avg_pool2d(torch.tensor(px), 2, 2).numpy())
+
+
+def test_benchmark_script_runs_and_checks_agreement():
+    # the numbers for the closing note come from `python -m coursekit.benchmarks.conv`; here
+    # only that it runs, compares the three implementations and prints the table
+    pytest.importorskip("torch")
+    from coursekit.benchmarks.conv import main, run
+
+    lines = []
+    times = run(batch=2, size=6, filters=2, repeats=1, out=lines.append)
+    assert set(times) == {"naive", "im2col", "torch"} and all(t > 0 for t in times.values())
+    assert any(line.startswith("im2col is") and "target >= 100x" in line for line in lines)
+    with pytest.raises(SystemExit):
+        main(["--batch", "0"])

@@ -214,26 +214,38 @@ def norm_sq(forward, backward, *, seed=0, quiet=False):
 
 # --- 5. softmax + NLL -----------------------------------------------------------------------
 
+def softmax_cases(rng) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(scores, labels) cases for a softmax loss: small, wide, and scores around 1000."""
+    return [(rng.standard_normal((5, 3)), rng.integers(0, 3, 5)),
+            (rng.standard_normal((8, 10)), rng.integers(0, 10, 8)),
+            (1000 * rng.standard_normal((4, 6)), rng.integers(0, 6, 4))]
+
+
+def check_softmax_case(name: str, fn, scores, y):
+    """Run the student's ``fn(scores, y) -> (mean loss, dscores)`` on one case and compare it
+    with the reference, naming an unstable exp or a gradient that is not (p - onehot(y)) / N.
+    Returns the student's dscores."""
+    with np.errstate(all="ignore"):
+        loss, dscores = _unpack(name, _call(name, fn, scores.copy(), y.copy()), 2)
+    n = len(y)
+    exp_loss, exp_d = ref.softmax_nll(scores, y)
+    if not np.all(np.isfinite(np.asarray(loss, dtype=float))) or not np.all(
+            np.isfinite(np.asarray(dscores, dtype=float))):
+        raise CheckError(f"{name} gives NaN or inf for large scores (up to ~1000): subtract "
+                         "each row's max before exp, it does not change the softmax.")
+    compare(f"{name} loss", loss, exp_loss, n=n)
+    p = exp_d * n
+    p[np.arange(n), y] += 1
+    compare(f"{name} dscores", dscores, exp_d, n=n, mistakes=[
+        (p / n, "that is p / N: the gradient is (p - onehot(y)) / N, subtract 1 at the true class."),
+        (p, "that is the probabilities p: the gradient is (p - onehot(y)) / N.")])
+    return dscores
+
+
 def softmax_nll(fn, *, seed=0, quiet=False):
     """Check fn(scores, y) -> (mean loss, dscores) including numerical stability."""
-    rng = np.random.default_rng(seed)
-    cases = [(rng.standard_normal((5, 3)), rng.integers(0, 3, 5)),
-             (rng.standard_normal((8, 10)), rng.integers(0, 10, 8)),
-             (1000 * rng.standard_normal((4, 6)), rng.integers(0, 6, 4))]
-    for scores, y in cases:
-        loss, dscores = _unpack("softmax_nll", _call("softmax_nll", fn, scores.copy(), y.copy()), 2)
-        n = len(y)
-        exp_loss, exp_d = ref.softmax_nll(scores, y)
-        if not np.all(np.isfinite(np.asarray(loss, dtype=float))) or not np.all(
-                np.isfinite(np.asarray(dscores, dtype=float))):
-            raise CheckError("softmax_nll gives NaN or inf for large scores (up to ~1000): "
-                             "subtract each row's max before exp, it does not change softmax.")
-        compare("loss", loss, exp_loss, n=n)
-        p = exp_d * n
-        p[np.arange(n), y] += 1
-        compare("dscores", dscores, exp_d, n=n, mistakes=[
-            (p / n, "that is p / N: the gradient is (p - y) / N, subtract 1 at the true class."),
-            (p, "that is the probabilities p: the gradient is (p - y) / N.")])
+    for scores, y in softmax_cases(np.random.default_rng(seed)):
+        check_softmax_case("softmax_nll", fn, scores, y)
     passed("softmax + NLL: loss and gradient (p - y) / N are right, and stable for large scores.",
            quiet)
 

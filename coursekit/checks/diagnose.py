@@ -38,13 +38,18 @@ def _as_array(name: str, value) -> np.ndarray:
     return arr
 
 
+def _is_subsequence(short: tuple, long: tuple) -> bool:
+    it = iter(long)
+    return all(any(d == e for e in it) for d in short)
+
+
 def _shape_hint(name: str, got: tuple, want: tuple, n: int | None) -> str:
     msg = f"{name} has shape {got}, expected {want}"
     if len(got) == len(want) == 2 and got == want[::-1]:
         return msg + ": a missing transpose?"
     if len(got) + 1 == len(want) and any(want[:i] + want[i + 1:] == got for i in range(len(want))):
         return msg + ": did you sum or average over an axis you should have kept?"
-    if len(got) == len(want) + 1 and any(got[:i] + got[i + 1:] == want for i in range(len(got))):
+    if len(got) > len(want) and _is_subsequence(want, got):
         return msg + ": did you forget to sum over an axis (the batch axis, for a bias)?"
     if len(got) == len(want) and sorted(got) != sorted(want) and n is not None and n in got:
         return msg + ": did you sum over the wrong axis?"

@@ -1,0 +1,1 @@
+"""Benchmarks: scripts that measure, run as ``python -m coursekit.benchmarks.<name>``."""
