@@ -63,6 +63,8 @@ def test_pooling_values_and_gradients():
     (lambda: C.conv_forward_naive(np.ones((1, 3, 5, 5)), np.ones((2, 3, 3, 3)), np.ones(3)), "one bias per filter"),
     (lambda: C.conv_forward_im2col(np.ones((1, 3, 2, 2)), np.ones((2, 3, 3, 3)), np.ones(2)), "does not fit"),
     (lambda: C.max_pool_forward(np.ones((4, 4))), r"x should be \(N, C, H, W\)"),
+    (lambda: C.im2col(np.ones((3, 5, 5)), 3, 3), r"im2col: x should be \(N, C, H, W\)"),
+    (lambda: C.conv1x1_as_matmul(np.ones((1, 3, 2, 2)), np.ones((4, 2)), np.ones(4)), r"w \(F, C\)"),
 ])
 def test_bad_shapes_get_clear_errors(call, message):
     with pytest.raises(ValueError, match=message):

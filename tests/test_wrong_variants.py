@@ -6,12 +6,11 @@ variant (a missing transpose, a wrong axis, a missing 1/N, an off-by-one, ...). 
 those must lose that exercise's points and keep every other exercise's: a mistake costs once,
 even where later exercises build on the broken function.
 """
+import nbformat
 import pytest
 
 from coursekit.grading.autograde import autograde
 from coursekit.grading.sample_class import student_notebook
-
-import nbformat
 
 TIMEOUT = 60
 
@@ -82,21 +81,26 @@ VARIANTS = {
 }
 
 
-@pytest.fixture(scope="module", params=sorted(VARIANTS))
-def graded(request, tmp_path_factory, root, released):
-    notebook = request.param
+def grade_variants(root, released, notebook, subs, out, progress=False):
+    """Write the class of ``notebook`` (instructor, untouched, one student per variant) into
+    ``subs`` and autograde it into ``out``."""
     release, solution = released / f"{notebook}.ipynb", root / "solutions" / f"{notebook}.ipynb"
-    subs = tmp_path_factory.mktemp(f"submissions-{notebook}")
     students = {"instructor": student_notebook(release, solution),
                 "untouched": student_notebook(release, solution, answered=False)}
     for student, (exercise, edit) in VARIANTS[notebook].items():
         students[student] = student_notebook(release, solution, {f"{exercise}_answer": edit})
     for student, nb in students.items():
-        (subs / student).mkdir()
+        (subs / student).mkdir(parents=True)
         nbformat.write(nb, subs / student / f"{notebook}.ipynb")
-    result = autograde(root, subs, tmp_path_factory.mktemp(f"grading-{notebook}"),
-                       timeout=TIMEOUT, progress=False)
-    return notebook, result
+    return autograde(root, subs, out, timeout=TIMEOUT, progress=progress)
+
+
+@pytest.fixture(scope="module", params=sorted(VARIANTS))
+def graded(request, tmp_path_factory, root, released):
+    notebook = request.param
+    return notebook, grade_variants(root, released, notebook,
+                                    tmp_path_factory.mktemp(f"submissions-{notebook}"),
+                                    tmp_path_factory.mktemp(f"grading-{notebook}"))
 
 
 def _scores(result, student, notebook):
@@ -136,3 +140,26 @@ def test_feedback_names_the_mistake(graded):
     html = result.get(student, notebook).feedback.read_text()
     assert phrase in html
     assert "BEGIN HIDDEN TESTS" not in html and "quiet=True" not in html  # hidden tests stay hidden
+
+
+if __name__ == "__main__":
+    # The table behind the tests: python tests/test_wrong_variants.py
+    import tempfile
+    from pathlib import Path
+
+    from coursekit.grading.course import ensure_tools_on_path
+    from coursekit.grading.release import release
+
+    ensure_tools_on_path()
+    root = Path(__file__).resolve().parents[1]
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        release(root, tmp / "release")
+        for notebook in sorted(VARIANTS):
+            result = grade_variants(root, tmp / "release", notebook, tmp / notebook / "subs",
+                                    tmp / notebook / "out", progress=True)
+            print(result.table())
+            for student, (exercise, _) in VARIANTS[notebook].items():
+                lost = [f"{e.grade_id} ({e.score:g}/{e.max_score:g})"
+                        for e in result.get(student, notebook).exercises if e.score < e.max_score]
+                print(f"  {student:22s} wrong in {exercise:5s} lost: {', '.join(lost) or 'nothing'}")

@@ -117,6 +117,8 @@ def im2col(x, kh, kw, stride=1, pad=0):
     ordered (n, i, j). The only loop is over the KH*KW offsets inside a filter: each offset
     takes one strided slice of every image at once.
     """
+    if np.ndim(x) != 4:
+        raise ValueError(f"im2col: x should be (N, C, H, W), got shape {np.shape(x)}")
     n, c, h, w = x.shape
     ho, wo = output_size(h, kh, stride, pad), output_size(w, kw, stride, pad)
     xp = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
@@ -173,6 +175,9 @@ def conv1x1_as_matmul(x, w, b):
     Every pixel's C channel values go through the same (C -> F) affine map.
     Returns out (N, F, H, W).
     """
+    if np.ndim(x) != 4 or np.ndim(w) != 2 or np.shape(w)[1] != np.shape(x)[1] or np.shape(b) != (np.shape(w)[0],):
+        raise ValueError(f"conv1x1_as_matmul: expected x (N, C, H, W), w (F, C) and b (F,) with "
+                         f"the same C and F; got x {np.shape(x)}, w {np.shape(w)}, b {np.shape(b)}")
     n, c, h, wd = x.shape
     pixels = x.transpose(0, 2, 3, 1).reshape(n * h * wd, c)   # one row per pixel
     out = pixels @ w.T + b                                     # (N*H*W, F)
