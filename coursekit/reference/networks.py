@@ -11,7 +11,7 @@ from typing import Callable
 
 import numpy as np
 
-from . import conv as K
+from . import conv
 from . import layers as L
 from . import reference
 from .optim import sgd_momentum
@@ -132,16 +132,16 @@ def convnet_loss(params, X, y=None):
     X: (N, C, H, W) with even H and W. Returns scores (N, classes) if y is None, else
     (loss, grads).
     """
-    h, conv_cache = K.conv_forward_im2col(X, params["W1"], params["b1"], stride=1, pad=1)
+    h, conv_cache = conv.conv_forward_im2col(X, params["W1"], params["b1"], stride=1, pad=1)
     a, relu_cache = L.relu_forward(h)
-    p, pool_cache = K.max_pool_forward(a, size=2, stride=2)
+    p, pool_cache = conv.max_pool_forward(a, size=2, stride=2)
     scores, affine_cache = L.affine_forward(p, params["W2"], params["b2"])
     if y is None:
         return scores
     loss, dscores = L.softmax_loss(scores, y)
     grads = {}
     dp, grads["W2"], grads["b2"] = L.affine_backward(dscores, affine_cache)
-    da = K.max_pool_backward(dp, pool_cache)
+    da = conv.max_pool_backward(dp, pool_cache)
     dh = L.relu_backward(da, relu_cache)
-    _, grads["W1"], grads["b1"] = K.conv_backward_im2col(dh, conv_cache)
+    _, grads["W1"], grads["b1"] = conv.conv_backward_im2col(dh, conv_cache)
     return loss, grads
