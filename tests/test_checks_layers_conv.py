@@ -260,6 +260,15 @@ def looped(x, kh, kw, stride=1, pad=0):
         n, c, h, wd = x.shape
         return (x.reshape(n * h * wd, c) @ w.T + b).reshape(n, h, wd, -1).transpose(0, 3, 1, 2)
     fails_with("move the channel axis last first", conv_check.conv1x1, conv1x1_scrambled)
+    looped = notebook('''
+def conv1x1(x, w, b):
+    out = np.zeros((x.shape[0], w.shape[0]) + x.shape[2:])
+    for i in range(x.shape[2]):
+        for j in range(x.shape[3]):
+            out[:, :, i, j] = x[:, :, i, j] @ w.T + b
+    return out
+''')
+    fails_with("pixels. Use one matrix product", conv_check.conv1x1, looped["conv1x1"])
 
 
 def test_a_wrong_output_size_costs_only_its_own_exercise():

@@ -79,7 +79,7 @@ def output_size(fn, *, seed=0):
     _expect_value_error("output_size", fn, (7, 3, 3, 0), "(7 - 3) / 3 is not a whole number: "
                                                          "the filter does not tile the input")
     return ("output_size: (W - K + 2P) / S + 1, with a ValueError when the filter does not fit "
-           "or does not tile.")
+            "or does not tile.")
 
 
 # --- 2. counting ----------------------------------------------------------------------------
@@ -110,7 +110,7 @@ def counts(conv_params, conv_macs, *, seed=0):
                     (f * out * out * (c * k * k + 1), "count multiply-adds only; the bias add "
                                                       "is not a multiplication.")])
     return ("conv_params and conv_macs: 760 parameters and 768,000 multiply-adds for the "
-           "lecture's layer, and right on other layers.")
+            "lecture's layer, and right on other layers.")
 
 
 # --- 3. receptive field ---------------------------------------------------------------------
@@ -133,7 +133,7 @@ def receptive_field(fn, *, seed=0):
                         "pixels: multiply each (K - 1) by the product of the strides before it."),
             (no_stride - 1, "a single 1 x 1 output sees 1 pixel: start from 1, then add (K - 1) "
                             "per layer.")])
-    return ("receptive_field: 1 + L (K - 1) for stacked convs, and right with pooling strides.")
+    return "receptive_field: 1 + L (K - 1) for stacked convs, and right with pooling strides."
 
 
 # --- 4./5. naive convolution ----------------------------------------------------------------
@@ -159,10 +159,9 @@ def _check_conv_forward(name, forward, x, w, b, stride, pad):
     return out, cache
 
 
-def _check_conv_backward(name, backward, dout, cache, x, w, b, stride, pad):
+def _check_conv_backward(name, backward, dout, cache, x, exp_cache, pad):
     dx, dw, db = unpack(name, call(name, backward, dout.copy(), cache), 3)
-    exp_dx, exp_dw, exp_db = ref.conv_backward_im2col(
-        dout, ref.conv_forward_im2col(x, w, b, stride, pad)[1])
+    exp_dx, exp_dw, exp_db = ref.conv_backward_im2col(dout, exp_cache)
     n = x.shape[0]
     if np.shape(dx) == (n, x.shape[1], x.shape[2] + 2 * pad, x.shape[3] + 2 * pad) and pad:
         raise CheckError(f"dx has the padded shape {np.shape(dx)}: cut the padding off "
@@ -182,7 +181,7 @@ def conv_forward(conv_forward_naive, *, seed=0):
     for x_shape, w_shape, stride, pad in CONV_CASES:
         x, w, b = _conv_case(rng, x_shape, w_shape)
         _check_conv_forward("conv_forward_naive", conv_forward_naive, x, w, b, stride, pad)
-    return ("conv_forward_naive: right with stride 1 and 2, with and without padding.")
+    return "conv_forward_naive: right with stride 1 and 2, with and without padding."
 
 
 @_checker("conv_backward_naive")
@@ -195,14 +194,15 @@ def conv_backward(conv_forward_naive, conv_backward_naive, *, seed=0):
         x, w, b = _conv_case(rng, x_shape, w_shape)
         out, cache = unpack("conv_forward_naive", call("conv_forward_naive", conv_forward_naive,
                                                        x.copy(), w.copy(), b.copy(), stride, pad), 2)
-        dout = rng.standard_normal(ref.conv_forward_im2col(x, w, b, stride, pad)[0].shape)
+        exp_out, exp_cache = ref.conv_forward_im2col(x, w, b, stride, pad)
+        dout = rng.standard_normal(exp_out.shape)
         dx, dw, db = _check_conv_backward("conv_backward_naive", conv_backward_naive, dout,
-                                          cache, x, w, b, stride, pad)
+                                          cache, x, exp_cache, pad)
         worst = max(worst, check_gradients(
             "conv_backward_naive", lambda x, w, b: ref.conv_forward_im2col(x, w, b, stride, pad),
             {"x": x, "w": w, "b": b}, {"x": dx, "w": dw, "b": db}, dout))
     return (f"conv_backward_naive: dx, dw, db right; numerical gradient rel_error {worst:.1e} "
-           f"(< {GRAD_THRESHOLD:g}).")
+            f"(< {GRAD_THRESHOLD:g}).")
 
 
 # --- 6./7. pooling --------------------------------------------------------------------------
@@ -212,48 +212,47 @@ def _pool_cases(rng):
             (rng.standard_normal((2, 2, 5, 5)), 3, 1)]          # the last one overlaps
 
 
+def _check_pool(kind, forward, backward, seed, forward_mistakes, backward_mistakes):
+    """Run the student's ``{kind}_pool_forward`` / ``_backward`` on the pooling cases.
+
+    forward_mistakes(exp, size) and backward_mistakes(even, size) give (wrong value, message)
+    pairs, where ``even`` is dout spread evenly over each window (average pooling's dx)."""
+    rng = np.random.default_rng(seed)
+    for x, size, stride in _pool_cases(rng):
+        where = f"(size {size}, stride {stride})"
+        out, cache = unpack(f"{kind}_pool_forward", call(f"{kind}_pool_forward", forward,
+                                                         x.copy(), size, stride), 2)
+        exp, exp_cache = getattr(ref, f"{kind}_pool_forward")(x, size, stride)
+        compare(f"{kind}_pool_forward out {where}", out, exp, mistakes=forward_mistakes(exp, size))
+        dout = rng.standard_normal(exp.shape)
+        dx = call(f"{kind}_pool_backward", backward, dout.copy(), cache)
+        even = ref.avg_pool_backward(dout, (x.shape, size, stride))
+        compare(f"{kind}_pool_backward dx {where}", dx,
+                getattr(ref, f"{kind}_pool_backward")(dout, exp_cache),
+                mistakes=backward_mistakes(even, size))
+
+
 @_checker("max pooling")
 def max_pool(max_pool_forward, max_pool_backward, *, seed=0):
     """Check max pooling forward/backward, including overlapping windows."""
-    rng = np.random.default_rng(seed)
-    for x, size, stride in _pool_cases(rng):
-        out, cache = unpack("max_pool_forward", call("max_pool_forward", max_pool_forward,
-                                                     x.copy(), size, stride), 2)
-        exp, exp_cache = ref.max_pool_forward(x, size, stride)
-        compare(f"max_pool_forward out (size {size}, stride {stride})", out, exp)
-        dout = rng.standard_normal(exp.shape)
-        dx = call("max_pool_backward", max_pool_backward, dout.copy(), cache)
-        spread = np.zeros_like(x)
-        for i in range(exp.shape[2]):
-            for j in range(exp.shape[3]):
-                spread[:, :, i * stride:i * stride + size, j * stride:j * stride + size] += \
-                    dout[:, :, i:i + 1, j:j + 1]
-        compare(f"max_pool_backward dx (size {size}, stride {stride})", dx,
-                ref.max_pool_backward(dout, exp_cache), mistakes=[
-                    (spread, "max pooling routes each dout to its window's maximum only; you "
-                             "gave it to every input in the window."),
-                    (ref.avg_pool_backward(dout, (x.shape, size, stride)),
-                     "that is average pooling's backward: route dout to the maximum only.")])
-    return ("max pooling: forward and backward right, overlapping windows included.")
+    _check_pool("max", max_pool_forward, max_pool_backward, seed, lambda exp, size: [],
+                lambda even, size: [
+                    (even * size * size, "max pooling routes each dout to its window's maximum "
+                                         "only; you gave it to every input in the window."),
+                    (even, "that is average pooling's backward: route dout to the maximum only.")])
+    return "max pooling: forward and backward right, overlapping windows included."
 
 
 @_checker("average pooling")
 def avg_pool(avg_pool_forward, avg_pool_backward, *, seed=0):
     """Check average pooling forward/backward, including overlapping windows."""
-    rng = np.random.default_rng(seed)
-    for x, size, stride in _pool_cases(rng):
-        out, cache = unpack("avg_pool_forward", call("avg_pool_forward", avg_pool_forward,
-                                                     x.copy(), size, stride), 2)
-        exp, exp_cache = ref.avg_pool_forward(x, size, stride)
-        compare(f"avg_pool_forward out (size {size}, stride {stride})", out, exp, mistakes=[
-            (exp * size * size, "that is the window's sum: divide by K x K for the mean.")])
-        dout = rng.standard_normal(exp.shape)
-        dx = call("avg_pool_backward", avg_pool_backward, dout.copy(), cache)
-        exp_dx = ref.avg_pool_backward(dout, exp_cache)
-        compare(f"avg_pool_backward dx (size {size}, stride {stride})", dx, exp_dx, mistakes=[
-            (exp_dx * size * size, f"each of the K x K = {size * size} inputs of a window gets "
-                                   "dout / (K x K), not all of dout (a missing 1/K^2).")])
-    return ("average pooling: forward and backward right, overlapping windows included.")
+    _check_pool("avg", avg_pool_forward, avg_pool_backward, seed,
+                lambda exp, size: [(exp * size * size, "that is the window's sum: divide by "
+                                                       "K x K for the mean.")],
+                lambda even, size: [
+                    (even * size * size, f"each of the K x K = {size * size} inputs of a window "
+                                         "gets dout / (K x K), not all of dout (a missing 1/K^2).")])
+    return "average pooling: forward and backward right, overlapping windows included."
 
 
 # --- 8. im2col ------------------------------------------------------------------------------
@@ -261,15 +260,24 @@ def avg_pool(avg_pool_forward, avg_pool_backward, *, seed=0):
 LOOP_CASE = dict(x_shape=(2, 1, 21, 21), kernel=2)   # a 20 x 20 output: 400 positions
 
 
-def _no_loop_over_positions(name, fn, *args):
-    """Fail if a line of the student's code runs once per output row, column or position."""
+def _refuse_loops(name, fn, args, limit, what, advice):
+    """Run the student's ``fn(*args)``; fail if one of their lines ran ``limit`` times or
+    more (once per output position, row or pixel). Returns fn's result."""
     count, line, result = busiest_line(fn, *args)
-    if count >= 20:
-        raise CheckError(f"{name} is not vectorised: {line} ran {count} times for a "
-                         "20 x 20 output. Loop only over the KH x KW offsets inside a filter "
-                         "(4 here), each taking one strided slice of all images, not over "
-                         "output positions.")
+    if count >= limit:
+        raise CheckError(f"{name} is not vectorised: {line} ran {count} times for {what}. "
+                         f"{advice}")
     return result
+
+
+def _no_loop_over_positions(name, fn, *args):
+    """Fail if a line of the student's code runs once per output row, column or position of
+    LOOP_CASE's output (side x side)."""
+    side = LOOP_CASE["x_shape"][-1] - LOOP_CASE["kernel"] + 1
+    return _refuse_loops(name, fn, args, side, f"a {side} x {side} output",
+                         f"Loop only over the KH x KW offsets inside a filter "
+                         f"({LOOP_CASE['kernel'] ** 2} here), each taking one strided slice of "
+                         "all images, not over output positions.")
 
 
 @_checker("im2col")
@@ -292,7 +300,7 @@ def im2col(fn, *, seed=0):
                              "of image 0's positions first.")])
     x = rng.standard_normal(LOOP_CASE["x_shape"])
     _no_loop_over_positions("im2col", fn, x, LOOP_CASE["kernel"], LOOP_CASE["kernel"], 1, 0)
-    return ("im2col: right columns in the right order, without a loop over output positions.")
+    return "im2col: right columns in the right order, without a loop over output positions."
 
 
 # --- 8b. fast convolution -------------------------------------------------------------------
@@ -306,7 +314,7 @@ def conv_fast(conv_forward_im2col, conv_backward_im2col, *, seed=0):
         x, w, b = _conv_case(rng, x_shape, w_shape)
         f = w.shape[0]
         exp, exp_cache = ref.conv_forward_im2col(x, w, b, stride, pad)
-        cols = ref.im2col(x, w.shape[2], w.shape[3], stride, pad)
+        cols = exp_cache[-1]                                    # the reference's im2col of x
         unarranged = (w.reshape(f, -1) @ cols + b.reshape(-1, 1)).reshape(exp.shape)
         out, cache = unpack("conv_forward_im2col", call(
             "conv_forward_im2col", conv_forward_im2col, x.copy(), w.copy(), b.copy(), stride, pad), 2)
@@ -329,7 +337,7 @@ def conv_fast(conv_forward_im2col, conv_backward_im2col, *, seed=0):
     out, cache = _no_loop_over_positions("conv_forward_im2col", conv_forward_im2col, x, w, b, 1, 0)
     _no_loop_over_positions("conv_backward_im2col", conv_backward_im2col, np.ones_like(out), cache)
     return ("im2col convolution: forward and backward equal the naive ones, without a loop over "
-           "output positions.")
+            "output positions.")
 
 
 def against_torch(conv_forward, conv_backward, max_pool_forward, max_pool_backward, *,
@@ -378,7 +386,8 @@ def conv1x1(fn, *, seed=0):
     rng = np.random.default_rng(seed)
     for n, c, h, w_, f in ((2, 3, 4, 5, 4), (1, 6, 3, 3, 2), (3, 2, 2, 4, 5)):
         x, w, b = rng.standard_normal((n, c, h, w_)), rng.standard_normal((f, c)), rng.standard_normal(f)
-        got = _no_loop_over_pixels(fn, x, w, b)
+        got = _refuse_loops("conv1x1_as_matmul", fn, (x.copy(), w.copy(), b.copy()), h * w_,
+                            f"{h} x {w_} pixels", "Use one matrix product for all of them.")
         exp = ref.conv1x1_as_matmul(x, w, b)
         scrambled = (x.reshape(n * h * w_, c) @ w.T + b).reshape(n, h, w_, f).transpose(0, 3, 1, 2)
         unarranged = (x.transpose(0, 2, 3, 1).reshape(n * h * w_, c) @ w.T + b).reshape(n, f, h, w_)
@@ -387,15 +396,7 @@ def conv1x1(fn, *, seed=0):
                         "last first, x.transpose(0, 2, 3, 1).reshape(N*H*W, C)."),
             (unarranged, "the product is (N*H*W, F) in (n, i, j) order: reshape to (N, H, W, F) "
                          "and transpose to (N, F, H, W).")])
-    return ("1x1 convolution = the same linear layer applied to every pixel's channel vector.")
-
-
-def _no_loop_over_pixels(fn, x, w, b):
-    count, line, result = busiest_line(fn, x.copy(), w.copy(), b.copy())
-    if count >= x.shape[2] * x.shape[3]:
-        raise CheckError(f"conv1x1_as_matmul loops over pixels ({line} ran {count} times): "
-                         "use one matrix product for all of them.")
-    return result
+    return "1x1 convolution = the same linear layer applied to every pixel's channel vector."
 
 
 # --- 10. a tiny convnet ---------------------------------------------------------------------
