@@ -78,6 +78,20 @@ VARIANTS = {
                                                 "pixels = x.reshape(n * h * wd, c)")),
         "convnet-no-relu-mask": ("ex10", replace("dh = relu_backward(da, relu_cache)", "dh = da")),
     },
+    "04_normalisation": {
+        "momentum-swapped": ("ex1", replace("momentum * running_mean + (1 - momentum) * mu",
+                                            "(1 - momentum) * running_mean + momentum * mu")),
+        "mean-var-as-constants": ("ex2", replace("dx = dxmu + dmu / n", "dx = dx_hat / std")),
+        "closed-form-no-N": ("ex3", replace("(n * dout - dbeta", "(dout - dbeta")),
+        "spatial-no-transpose": ("ex4", replace("flat = x.transpose(0, 2, 3, 1).reshape(-1, c)",
+                                                "flat = x.reshape(-1, c)")),
+        "groups-interleaved": ("ex5", replace("g = x.reshape(n, groups, -1)",
+                                              "g = x.reshape(n, -1, groups).transpose(0, 2, 1)")),
+        "fuse-forgets-mean": ("ex6", replace("b_fused = scale * (b - running_mean) + beta",
+                                             "b_fused = scale * b + beta")),
+        "always-train-mode": ("ex7", replace("state.setdefault(i, {}), mode)",
+                                             'state.setdefault(i, {}), "train")')),
+    },
 }
 
 
@@ -135,7 +149,8 @@ def test_each_wrong_variant_loses_exactly_its_exercise(graded):
 def test_feedback_names_the_mistake(graded):
     notebook, result = graded
     expected = {"02_layers": ("dw-transposed", "a missing transpose"),
-                "03_conv": ("size-off-by-one", "you forgot the + 1")}
+                "03_conv": ("size-off-by-one", "you forgot the + 1"),
+                "04_normalisation": ("momentum-swapped", "m and 1 - m are swapped")}
     student, phrase = expected[notebook]
     html = result.get(student, notebook).feedback.read_text()
     assert phrase in html
@@ -144,6 +159,7 @@ def test_feedback_names_the_mistake(graded):
 
 if __name__ == "__main__":
     # The table behind the tests: python tests/test_wrong_variants.py
+    import sys
     import tempfile
     from pathlib import Path
 
@@ -155,7 +171,7 @@ if __name__ == "__main__":
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         release(root, tmp / "release")
-        for notebook in sorted(VARIANTS):
+        for notebook in sys.argv[1:] or sorted(VARIANTS):
             result = grade_variants(root, tmp / "release", notebook, tmp / notebook / "subs",
                                     tmp / notebook / "out", progress=True)
             print(result.table())

@@ -7,15 +7,13 @@ convolution is also checked for what makes it fast: no Python loop over output p
 """
 from __future__ import annotations
 
-import functools
-
 import numpy as np
 
 from . import CheckError, passed
 from .diagnose import compare
 from .gradcheck import GRAD_THRESHOLD, check_gradients
 from .layers import check_network, trained
-from .student import busiest_line, call, graded_alone, unpack
+from .student import busiest_line, call, checker_factory, graded_alone, unpack
 from ..reference import conv as ref
 from ..reference import networks as ref_nets
 from ..reference.backprop import rel_error
@@ -27,19 +25,7 @@ CONV_NAMES = {name: f"conv.{name}" for name in (
     "conv_backward_im2col")}
 
 
-def _checker(label: str):
-    """Turn a check body (student functions, seed -> success message) into a checker with
-    ``seed``, ``quiet`` and ``isolate``: graded tests set isolate, so the functions are checked
-    with coursekit's versions of the earlier exercises they call (output_size, im2col, ...)
-    and a mistake there costs only its own exercise's points."""
-    def decorate(body):
-        @functools.wraps(body)
-        def checker(*functions, seed=0, quiet=False, isolate=False):
-            message = graded_alone(label, lambda: body(*functions, seed=seed), functions[-1],
-                                   isolate, CONV_NAMES)
-            passed(message, quiet)
-        return checker
-    return decorate
+_checker = checker_factory(CONV_NAMES)
 
 
 def _expect_value_error(name, fn, args, why):

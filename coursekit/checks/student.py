@@ -9,6 +9,7 @@ vectorised function from one that loops over every output position.
 """
 from __future__ import annotations
 
+import functools
 import linecache
 import sys
 import traceback
@@ -135,3 +136,22 @@ def graded_alone(name: str, run: Callable[[], None], fn: Callable, isolate: bool
         raise CheckError(f"your {name} is right, but a function it calls is not ({own}). Fix "
                          f"the exercise whose self-check fails above; graded, {name} counts "
                          "as right.") from None
+
+
+def checker_factory(names: Mapping[str, str], extra: Callable[[], Mapping[str, object]] = dict):
+    """A decorator factory for a notebook's checkers: ``@factory(label)`` turns a check body
+    (student functions, seed -> success message) into a checker with ``seed``, ``quiet`` and
+    ``isolate``. Graded tests set isolate, so the functions are checked with coursekit's
+    versions (``names``, ``extra()``) of the earlier exercises they call and a mistake there
+    costs only its own exercise's points. The last function passed is the one graded."""
+    def factory(label: str):
+        def decorate(body):
+            @functools.wraps(body)
+            def checker(*functions, seed=0, quiet=False, isolate=False):
+                from . import passed
+                message = graded_alone(label, lambda: body(*functions, seed=seed), functions[-1],
+                                       isolate, names, extra())
+                passed(message, quiet)
+            return checker
+        return decorate
+    return factory

@@ -145,3 +145,49 @@ def convnet_loss(params, X, y=None):
     dh = L.relu_backward(da, relu_cache)
     _, grads["W1"], grads["b1"] = conv.conv_backward_im2col(dh, conv_cache)
     return loss, grads
+
+
+# --- a fully connected net with batch norm (notebook 04) ------------------------------------
+
+def init_bn_mlp(dims: list[int], seed: int = 0, scale: float | None = None) -> dict[str, np.ndarray]:
+    """:func:`init_mlp`'s weights plus gamma_i = 1 and beta_i = 0 for each hidden layer i."""
+    params = init_mlp(dims, seed, scale)
+    for i, width in enumerate(dims[1:-1], start=1):
+        params[f"gamma{i}"], params[f"beta{i}"] = np.ones(width), np.zeros(width)
+    return params
+
+
+@reference("networks.bn_mlp_loss")
+def bn_mlp_loss(params, X, y=None, *, state, mode=None, momentum=0.9):
+    """(affine - batch norm - ReLU) x (L-1), affine, softmax.
+
+    params: W1, b1, gamma1, beta1, ..., WL, bL. state: a dict holding each hidden layer's
+    running statistics (filled on the first training call). mode: "train" (batch statistics,
+    running ones updated) or "test" (running statistics); by default "train" when y is given
+    and "test" when it is not, so ``loss_fn(params, X)`` predicts like a deployed net.
+    Returns scores (N, C) if y is None, else (loss, grads).
+    """
+    from . import norm
+
+    mode = mode or ("test" if y is None else "train")
+    depth = sum(1 for name in params if name.startswith("W"))
+    caches, h = [], X
+    for i in range(1, depth + 1):
+        h, affine_cache = L.affine_forward(h, params[f"W{i}"], params[f"b{i}"])
+        bn_cache = relu_cache = None
+        if i < depth:
+            h, bn_cache = norm.batchnorm_forward(h, params[f"gamma{i}"], params[f"beta{i}"],
+                                                 state.setdefault(i, {}), mode, momentum)
+            h, relu_cache = L.relu_forward(h)
+        caches.append((affine_cache, bn_cache, relu_cache))
+    if y is None:
+        return h
+    loss, dh = L.softmax_loss(h, y)
+    grads = {}
+    for i in range(depth, 0, -1):
+        affine_cache, bn_cache, relu_cache = caches[i - 1]
+        if bn_cache is not None:
+            dh = L.relu_backward(dh, relu_cache)
+            dh, grads[f"gamma{i}"], grads[f"beta{i}"] = norm.batchnorm_backward_alt(dh, bn_cache)
+        dh, grads[f"W{i}"], grads[f"b{i}"] = L.affine_backward(dh, affine_cache)
+    return loss, grads
