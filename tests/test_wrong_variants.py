@@ -92,6 +92,16 @@ VARIANTS = {
         "always-train-mode": ("ex7", replace("state.setdefault(i, {}), mode)",
                                              'state.setdefault(i, {}), "train")')),
     },
+    "05_initialisation": {
+        "xavier-fan-out": ("ex1", replace('"xavier": 1 / np.sqrt(fan_in)', '"xavier": 1 / np.sqrt(fan_out)')),
+        "activation-before-product": ("ex2", replace("h = f(h @ W)", "h = f(h) @ W")),
+        "no-local-gradient": ("ex3", replace("dz = dh * local", "dz = dh")),
+        "dropout-not-inverted": ("ex4", replace("mask = (rng.random(x.shape) < keep) / keep",
+                                                "mask = (rng.random(x.shape) < keep) * 1.0")),
+        "l2-missing-2": ("ex5", replace("2 * lam * W", "lam * W")),
+        "test-centred-on-itself": ("ex6", replace("return train - m, test - m, mean",
+                                                  "return train - m, test - test.mean(axis=(0, 2, 3)).reshape(1, -1, 1, 1), mean")),
+    },
 }
 
 
@@ -150,7 +160,8 @@ def test_feedback_names_the_mistake(graded):
     notebook, result = graded
     expected = {"02_layers": ("dw-transposed", "a missing transpose"),
                 "03_conv": ("size-off-by-one", "you forgot the + 1"),
-                "04_normalisation": ("momentum-swapped", "m and 1 - m are swapped")}
+                "04_normalisation": ("momentum-swapped", "m and 1 - m are swapped"),
+                "05_initialisation": ("xavier-fan-out", "not fan_out")}
     student, phrase = expected[notebook]
     html = result.get(student, notebook).feedback.read_text()
     assert phrase in html
