@@ -102,6 +102,15 @@ VARIANTS = {
         "test-centred-on-itself": ("ex6", replace("return train - m, test - m, mean",
                                                   "return train - m, test - test.mean(axis=(0, 2, 3)).reshape(1, -1, 1, 1), mean")),
     },
+    "06_architectures": {
+        "conv-params-no-bias": ("ex1", replace("filters * (c * kernel * kernel + 1)", "filters * c * kernel * kernel")),
+        "fc-input-not-flattened": ("ex2", replace("fc_stats(prod(shape), args[0])", "fc_stats(shape[0], args[0])")),
+        "pool-branch-dropped": ("ex3", replace("return (c1 + c3 + c5 + pooled, h, w), macs",
+                                               "return (c1 + c3 + c5, h, w), macs")),
+        "no-relu-after-add": ("ex4", replace("return torch.relu(out + shortcut)", "return out + shortcut")),
+        "field-n-times-k": ("ex5", replace("return 1 + n * (kernel - 1),", "return n * kernel,")),
+        "relu-after-add": ("ex6", replace("h = h + torch.relu(block(h))", "h = torch.relu(h + block(h))")),
+    },
 }
 
 
@@ -161,7 +170,8 @@ def test_feedback_names_the_mistake(graded):
     expected = {"02_layers": ("dw-transposed", "a missing transpose"),
                 "03_conv": ("size-off-by-one", "you forgot the + 1"),
                 "04_normalisation": ("momentum-swapped", "m and 1 - m are swapped"),
-                "05_initialisation": ("xavier-fan-out", "not fan_out")}
+                "05_initialisation": ("xavier-fan-out", "not fan_out"),
+                "06_architectures": ("conv-params-no-bias", "you forgot the biases")}
     student, phrase = expected[notebook]
     html = result.get(student, notebook).feedback.read_text()
     assert phrase in html
