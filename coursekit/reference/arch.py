@@ -39,11 +39,11 @@ def network_table(in_shape, layers):
     for name, kind, *args in layers:
         params = macs = 0
         if kind == "conv":
-            shape, params, macs = _original("arch.conv_stats")(shape, *args)
+            shape, params, macs = conv_stats(shape, *args)
         elif kind == "pool":
-            shape = _original("arch.pool_shape")(shape, *args)
+            shape = pool_shape(shape, *args)
         elif kind == "fc":
-            params, macs = _original("arch.fc_stats")(prod(shape), args[0])
+            params, macs = fc_stats(prod(shape), args[0])
             shape = (args[0],)
         rows.append((name, shape, params, prod(shape), macs))
     return rows
@@ -53,18 +53,17 @@ def network_table(in_shape, layers):
 def inception_stats(in_shape, c1, c3, c5, reduce3=None, reduce5=None, pool_proj=None):
     """The inception module of :class:`coursekit.models.Inception` (convs keep the size).
     Returns (out_shape, multiply-adds)."""
-    conv = _original("arch.conv_stats")
     c, h, w = in_shape
-    macs = conv(in_shape, c1, 1)[2]
+    macs = conv_stats(in_shape, c1, 1)[2]
     for filters, kernel, reduce in ((c3, 3, reduce3), (c5, 5, reduce5)):
         shape = in_shape
         if reduce:
-            shape, _, m = conv(shape, reduce, 1)
+            shape, _, m = conv_stats(shape, reduce, 1)
             macs += m
-        macs += conv(shape, filters, kernel, 1, kernel // 2)[2]
+        macs += conv_stats(shape, filters, kernel, 1, kernel // 2)[2]
     pooled = c
     if pool_proj:
-        macs += conv(in_shape, pool_proj, 1)[2]
+        macs += conv_stats(in_shape, pool_proj, 1)[2]
         pooled = pool_proj
     return (c1 + c3 + c5 + pooled, h, w), macs
 
@@ -75,7 +74,3 @@ def stack_stats(n, kernel, channels):
     Returns (receptive_field, weights)."""
     return 1 + n * (kernel - 1), n * kernel * kernel * channels * channels
 
-
-def _original(name):
-    from . import _original as original
-    return original(name)

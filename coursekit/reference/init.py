@@ -69,8 +69,8 @@ def lecture_experiment(scheme: str, activation: str, seed: int = 0, layers: int 
     (X, weights, activations)."""
     rng = np.random.default_rng(seed)
     X = rng.standard_normal((n, units))
-    weights = [_original_init(units, units, scheme, rng) for _ in range(layers)]
-    return X, weights, _original_forward(X, weights, activation)
+    weights = [init_weights(units, units, scheme, rng) for _ in range(layers)]
+    return X, weights, forward_activations(X, weights, activation)
 
 
 def layer_stats(activations) -> list[tuple[float, float]]:
@@ -120,12 +120,3 @@ def channel_mean_subtract(train, test):
     m = mean.reshape(1, -1, 1, 1)
     return train - m, test - m, mean
 
-
-def _original_init(*args):
-    from . import _original
-    return _original("init.init_weights")(*args)
-
-
-def _original_forward(*args):
-    from . import _original
-    return _original("init.forward_activations")(*args)

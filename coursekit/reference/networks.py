@@ -13,6 +13,7 @@ import numpy as np
 
 from . import conv
 from . import layers as L
+from . import norm
 from . import reference
 from .optim import sgd_momentum
 
@@ -167,8 +168,6 @@ def bn_mlp_loss(params, X, y=None, *, state, mode=None, momentum=0.9):
     and "test" when it is not, so ``loss_fn(params, X)`` predicts like a deployed net.
     Returns scores (N, C) if y is None, else (loss, grads).
     """
-    from . import norm
-
     mode = mode or ("test" if y is None else "train")
     depth = sum(1 for name in params if name.startswith("W"))
     caches, h = [], X
