@@ -49,3 +49,23 @@ def plot_decision_boundary(predict: Callable[[np.ndarray], np.ndarray], X: np.nd
     if title:
         ax.set_title(title)
     return ax
+
+
+def plot_curves(history, axes=None, title: str = ""):
+    """Loss and accuracy per epoch, training and test, side by side, from a
+    :class:`coursekit.training.History`. Returns the two axes."""
+    if axes is None:
+        _, axes = plt.subplots(1, 2, figsize=(10, 3.5))
+    epochs = np.asarray(history.epoch)
+    for ax, what in zip(axes, ("loss", "acc")):
+        train = np.asarray(getattr(history, f"train_{what}"), dtype=float)
+        test = np.asarray(getattr(history, f"test_{what}"), dtype=float)
+        ax.plot(epochs, train, "-o", ms=3, label="train")
+        shown = ~np.isnan(test)
+        if shown.any():
+            ax.plot(epochs[shown], test[shown], "-o", ms=3, label="test")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("cross-entropy" if what == "loss" else "accuracy")
+        ax.set_title(f"{title} {'loss' if what == 'loss' else 'accuracy'}".strip())
+        ax.legend()
+    return axes
