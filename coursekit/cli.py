@@ -4,6 +4,8 @@
   coursekit autograde SUBMISSIONS    grade a class; grades.csv, feedback, summary table
   coursekit sample-class OUT         write the bundled sample class of submissions
   coursekit demo                     release + sample class + autograde, in build/demo
+  coursekit data fetch 15-scene      download (or --from ARCHIVE) the 15-Scene dataset
+  coursekit bench scenes             train the project's models on 15-Scene, one row each
 """
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from .data.download import DataError
 from .grading.course import CourseError, find_course_root
 
 
@@ -73,6 +76,28 @@ def _demo(args) -> None:
     _report(result, time.perf_counter() - start)
 
 
+def _data_fetch(args) -> None:
+    from .data import scenes
+
+    if args.dataset != "15-scene":
+        raise CourseError(f"unknown dataset {args.dataset!r}; the course has: 15-scene")
+    sha = args.sha256 if args.sha256 is not None else scenes.ARCHIVE_SHA256
+    root = scenes.fetch(args.source, url=args.url, sha256=sha or None, home=args.home,
+                        force=args.force, progress=not args.no_progress)
+    counts = scenes.count(root)
+    print(f"15-Scene is in {root}: {sum(counts['train'].values())} training and "
+          f"{sum(counts['test'].values())} test images (standard split), "
+          f"{len(scenes.CLASSES)} classes, per-class counts checked")
+    print(scenes.duplicate_report(root))
+
+
+def _bench(args) -> None:
+    from .benchmarks import scenes as bench
+
+    if bench.main(args.rest) != 0:
+        raise CourseError("the bench failed (see above)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="coursekit", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -103,6 +128,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=int, default=10, help="per-cell time limit (default 10 s)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_demo)
+
+    p = sub.add_parser("data", help="datasets: coursekit data fetch 15-scene [--from ARCHIVE]")
+    p.add_argument("action", choices=["fetch"])
+    p.add_argument("dataset", help="15-scene")
+    p.add_argument("--from", dest="source", default=None,
+                   help="a local zip archive or unpacked folder instead of downloading")
+    p.add_argument("--url", default=None, help="download from here (default: $COURSEKIT_15SCENE_URL "
+                   "or the dataset's public address)")
+    p.add_argument("--sha256", default=None, help="expected sha256 of the archive ('' skips the check)")
+    p.add_argument("--home", type=Path, default=None,
+                   help="data folder (default: $COURSEKIT_DATA, else the project's data/)")
+    p.add_argument("--force", action="store_true", help="fetch again even if already there")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=_data_fetch)
+
+    p = sub.add_parser("bench", help="coursekit bench scenes [--models ...]: the 15-scene benchmark")
+    p.add_argument("which", choices=["scenes"])
+    p.add_argument("rest", nargs=argparse.REMAINDER, help="options of python -m coursekit.benchmarks.scenes")
+    p.set_defaults(func=_bench)
     return parser
 
 
@@ -110,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         args.func(args)
-    except CourseError as exc:
+    except (CourseError, DataError) as exc:
         print(f"coursekit: {exc}", file=sys.stderr)
         return 1
     return 0
