@@ -402,10 +402,13 @@ def load(root: str | os.PathLike, split: str = "standard", size: int = 64, kind:
 
 
 def open_scenes(size: int = 64, split: str = "standard", home: str | os.PathLike | None = None,
-                generated_ok: bool = True, progress: bool = True) -> Scenes:
+                generated_ok: bool = True, real: bool = True, progress: bool = True) -> Scenes:
     """The real dataset when it has been fetched (or ``$COURSEKIT_15SCENE`` names an archive or
-    folder to fetch from), else the generated stand-in. ``Scenes.kind`` says which."""
+    folder to fetch from), else the generated stand-in. ``Scenes.kind`` says which.
+    ``real=False`` always takes the generated one (the grader does: quick and the same for all)."""
     home = Path(home) if home is not None else data_home()
+    if not real:
+        return load(generated(home), split, size, progress=progress)
     real = home / NAME
     source = os.environ.get("COURSEKIT_15SCENE")
     if not (real / "manifest.json").is_file() and source:

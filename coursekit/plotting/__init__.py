@@ -2,7 +2,8 @@
 each normalisation averages over, and activations layer by layer."""
 from .graphs import draw_graph
 from .layers import norm_mask, plot_layer_histograms, plot_layer_stats, plot_norm_axes
+from .images import plot_confusion, plot_gallery, show_images
 from .training import plot_curves, plot_decision_boundary, plot_history
 
-__all__ = ["draw_graph", "norm_mask", "plot_curves", "plot_decision_boundary", "plot_history",
+__all__ = ["plot_confusion", "plot_gallery", "show_images", "draw_graph", "norm_mask", "plot_curves", "plot_decision_boundary", "plot_history",
            "plot_layer_histograms", "plot_layer_stats", "plot_norm_axes"]

@@ -1,0 +1,328 @@
+"""Checkers for notebook 07, the 15-scene project. Each compares the student's answer with
+coursekit's reference (:mod:`coursekit.reference.scenes`, :mod:`coursekit.models.scenes`) on
+data made here, and names the usual mistakes."""
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import torch
+from torch import nn
+
+from . import CheckError, ReferenceUsedError
+from .student import call, checker_factory, unpack
+from ..models import scenes as ours
+from ..reference import _original
+from ..reference import scenes as _references  # noqa: F401  (registers the references)
+
+_checker = checker_factory({})
+
+
+def _ref(name):
+    return _original(f"scenes.{name}")
+
+
+def _close(a, b, tol):
+    return np.allclose(np.asarray(a, dtype=float), np.asarray(b, dtype=float), atol=tol, rtol=0)
+
+
+# --- 1. mean and std in one pass --------------------------------------------------------------
+
+@_checker("channel_mean_std")
+def mean_std(channel_mean_std, *, seed=0):
+    """One pass over uneven batches, compared with the statistics of all the images at once."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.cat([torch.randint(lo, hi, (40, 1, 6, 6), generator=g, dtype=torch.uint8)
+                   for lo, hi in ((0, 120), (60, 256), (100, 140))], dim=1)
+    x[:12] //= 3                                     # batches with different statistics
+    sizes = [12, 12, 12, 4]
+    batches = (b for b in torch.split(x, sizes))     # a generator: it can be read only once
+    result = unpack("channel_mean_std(...)", call("channel_mean_std", channel_mean_std, batches), 2)
+    mean, std = (np.asarray([float(v) for v in torch.as_tensor(r).flatten()]) for r in result)
+    full = x.double() / 255
+    want_mean = full.mean(dim=(0, 2, 3)).numpy()
+    want_std = full.std(dim=(0, 2, 3), unbiased=False).numpy()
+    if mean.shape != (3,) or std.shape != (3,):
+        raise CheckError(f"return one mean and one std per channel (3 each); got {mean.shape[0]} and "
+                         f"{std.shape[0]} values: average over images, height and width (dims 0, 2, 3).")
+    if _close(mean, want_mean * 255, 1e-3):
+        raise CheckError("your mean is in 0..255: divide the uint8 values by 255 first.")
+    if not _close(mean, want_mean, 1e-4):
+        per_batch = np.mean([(b.double() / 255).mean(dim=(0, 2, 3)).numpy() for b in torch.split(x, sizes)], axis=0)
+        if _close(mean, per_batch, 1e-4):
+            raise CheckError("you averaged the batch means, but the last batch is smaller: weight each "
+                             "batch by its number of pixels (sum, then divide by the total count).")
+        raise CheckError(f"mean {np.round(mean, 4)}, expected {np.round(want_mean, 4)}.")
+    stds = np.mean([(b.double() / 255).std(dim=(0, 2, 3), unbiased=False).numpy() for b in torch.split(x, sizes)], axis=0)
+    if _close(std, stds, 1e-4):
+        raise CheckError("you averaged the batches' stds: the spread BETWEEN batches is lost. Accumulate "
+                         "sum(x) and sum(x^2) and use var = E[x^2] - E[x]^2 at the end.")
+    if not _close(std, want_std, 2e-3):
+        raise CheckError(f"std {np.round(std, 4)}, expected {np.round(want_std, 4)}.")
+    return "channel_mean_std: one pass over uneven batches gives the full data's mean and std."
+
+
+# --- 2. transforms ----------------------------------------------------------------------------
+
+def _transform_types(t):
+    names, stack = [], [t]
+    while stack:
+        item = stack.pop()
+        names.append(type(item).__name__)
+        stack.extend(getattr(item, "transforms", []) or [])
+    return names
+
+
+@_checker("transform pipelines")
+def transforms(fundamental_transforms, augmentation_transforms, *, seed=0):
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    size, mean, std = 48, (0.4, 0.5, 0.6), (0.2, 0.25, 0.3)
+    grey = Image.fromarray(rng.integers(0, 256, (90, 120), dtype=np.uint8))          # mode 'L'
+    rgb = Image.fromarray(rng.integers(0, 256, (100, 70, 3), dtype=np.uint8))
+    base = call("fundamental_transforms", fundamental_transforms, size, mean, std)
+    want = _ref("fundamental_transforms")(size, mean, std)
+    for name, img in (("a greyscale image", grey), ("an RGB image", rgb)):
+        out = call("your fundamental transform", base, img)
+        if not isinstance(out, torch.Tensor) or out.dtype != torch.float32:
+            raise CheckError(f"on {name} the transform should give a float32 tensor, got "
+                             f"{getattr(out, 'dtype', type(out).__name__)}: end with a tensor conversion and Normalize.")
+        if tuple(out.shape) != (3, size, size):
+            hint = " Convert to RGB: most 15-Scene images are greyscale." if out.shape[0] == 1 else ""
+            raise CheckError(f"on {name} the output has shape {tuple(out.shape)}, expected (3, {size}, {size}): "
+                             f"resize the SHORTER side to size, then centre-crop.{hint}")
+        ref = want(img)
+        if abs(out.mean().item() - ref.mean().item()) > 0.05 or (out - ref).abs().mean() > 0.1:
+            raise CheckError(f"on {name} your output differs from resize + centre crop + scale to [0, 1] + "
+                             f"Normalize(mean, std) (mean {out.mean():.3f}, expected {ref.mean():.3f}): "
+                             f"scale to [0, 1] before normalising, and normalise with the given mean and std.")
+    aug = call("augmentation_transforms", augmentation_transforms, size, mean, std)
+    outs = [call("your augmentation transform", aug, rgb) for _ in range(3)]
+    if any(tuple(o.shape) != (3, size, size) for o in outs):
+        raise CheckError(f"augmented outputs should be (3, {size}, {size}), got {tuple(outs[0].shape)}.")
+    if torch.equal(outs[0], outs[1]) and torch.equal(outs[1], outs[2]):
+        raise CheckError("three calls gave the same output: augmentation must be random.")
+    kinds = _transform_types(aug)
+    missing = [k for k in ("RandomResizedCrop", "RandomHorizontalFlip", "ColorJitter") if k not in kinds]
+    if missing:
+        raise CheckError(f"the augmentation pipeline has no {', '.join(missing)}; it holds {kinds[1:]}.")
+    return "transforms: greyscale and RGB images become normalised 3-channel tensors; augmentation is random."
+
+
+# --- 3-5. networks ----------------------------------------------------------------------------
+
+def _instance(name, cls, *ours_classes):
+    if isinstance(cls, type) and issubclass(cls, ours_classes):
+        raise ReferenceUsedError(f"{name} is coursekit's network (or built on it): write your own.")
+    model = call(f"{name}()", cls)
+    if not isinstance(model, nn.Module):
+        raise CheckError(f"{name}() should be an nn.Module, got {type(model).__name__}.")
+    return model
+
+
+def _scores(name, model, x):
+    out = call(f"{name}.forward", model, x)
+    if not isinstance(out, torch.Tensor) or tuple(out.shape) != (x.shape[0], 15):
+        raise CheckError(f"{name} on a batch {tuple(x.shape)} should give scores ({x.shape[0]}, 15), got "
+                         f"{tuple(getattr(out, 'shape', ()))}: the last layer needs 15 outputs, and flatten "
+                         f"before the first Linear.")
+    return out
+
+
+def _learns(name, model, seed):
+    torch.manual_seed(seed)
+    x, y = torch.randn(16, 3, 64, 64), torch.arange(16) % 15
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+
+    def loss_now():
+        model.eval()
+        with torch.no_grad():
+            return nn.functional.cross_entropy(model(x), y).item()
+
+    first = loss_now()
+    for _ in range(40):
+        model.train()
+        loss = nn.functional.cross_entropy(model(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    last = loss_now()
+    if not last < 0.5 * first:
+        raise CheckError(f"{name} cannot even memorise 16 images in 40 Adam steps (loss {first:.2f} -> "
+                         f"{last:.2f}): is there a ReLU after each conv, and are all layers "
+                         f"registered as attributes (so their parameters are trained)?")
+
+
+def _count(model, kind):
+    return sum(isinstance(m, kind) for m in model.modules())
+
+
+@_checker("SimpleNet")
+def simple_net(SimpleNet, *, seed=0):
+    model = _instance("SimpleNet", SimpleNet, ours.SimpleNet)
+    convs = _count(model, nn.Conv2d)
+    if convs != 2:
+        raise CheckError(f"SimpleNet has {convs} conv layers; the exercise asks for exactly 2.")
+    _scores("SimpleNet", model.eval(), torch.zeros(3, 3, 64, 64))
+    _learns("SimpleNet", model, seed)
+    return f"SimpleNet: 2 conv layers, 15 scores, {sum(p.numel() for p in model.parameters()):,} parameters, it learns."
+
+
+@_checker("SimpleNetDropout")
+def dropout_net(SimpleNetDropout, *, seed=0):
+    model = _instance("SimpleNetDropout", SimpleNetDropout, ours.SimpleNet)
+    drops = [m for m in model.modules() if isinstance(m, (nn.Dropout, nn.Dropout2d)) and m.p > 0]
+    if not drops:
+        raise CheckError("SimpleNetDropout has no nn.Dropout with p > 0.")
+    torch.manual_seed(seed)
+    x = torch.randn(4, 3, 64, 64)
+    model.train()
+    if torch.equal(_scores("SimpleNetDropout", model, x), _scores("SimpleNetDropout", model, x)):
+        raise CheckError("in train mode two forward passes gave the same scores: is the dropout used in forward?")
+    model.eval()
+    if not torch.equal(model(x), model(x)):
+        raise CheckError("in eval mode two passes differ: use nn.Dropout (a module), not F.dropout(x), "
+                         "so that model.eval() switches it off.")
+    return "SimpleNetDropout: random in training, deterministic in eval mode."
+
+
+@_checker("SimpleNetFinal")
+def final_net(SimpleNetFinal, *, seed=0):
+    model = _instance("SimpleNetFinal", SimpleNetFinal, ours.SimpleNetFinal, ours.SimpleNet)
+    if _count(model, nn.BatchNorm2d) == 0:
+        raise CheckError("SimpleNetFinal has no nn.BatchNorm2d.")
+    if _count(model, nn.Conv2d) < 3:
+        raise CheckError(f"SimpleNetFinal has {_count(model, nn.Conv2d)} conv layers; use at least 3.")
+    torch.manual_seed(seed)
+    x = torch.randn(5, 3, 64, 64)
+    model.train()
+    _scores("SimpleNetFinal", model, x)
+    model.eval()
+    together = _scores("SimpleNetFinal", model, x)
+    alone = _scores("SimpleNetFinal", model, x[:1])
+    if not torch.allclose(together[:1], alone, atol=1e-4):
+        raise CheckError("in eval mode an image's scores depend on the rest of its batch: batch norm must "
+                         "use its running statistics at test time (nn.BatchNorm2d does, after model.eval()).")
+    _learns("SimpleNetFinal", model, seed)
+    return "SimpleNetFinal: batch norm, batch-independent in eval mode, it learns."
+
+
+# --- 6. transfer ------------------------------------------------------------------------------
+
+@_checker("make_transfer_model")
+def transfer(make_transfer_model, *, seed=0):
+    import timm
+
+    torch.manual_seed(seed)
+    backbone = timm.create_model("efficientnet_lite0", pretrained=False)
+    before = {k: v.clone() for k, v in backbone.state_dict().items() if not k.startswith("classifier")}
+    model = call("make_transfer_model", make_transfer_model, backbone, 15)
+    if not isinstance(model, nn.Module):
+        raise CheckError(f"make_transfer_model should return the model, got {type(model).__name__}.")
+    out = _scores("the transfer model", model.eval(), torch.zeros(2, 3, 64, 64))
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    if not trainable:
+        raise CheckError("no parameter is trainable: freeze the backbone BEFORE you attach the new head "
+                         "(a new nn.Linear has requires_grad=True).")
+    others = sorted(n for n in trainable if not n.startswith("classifier"))
+    if others:
+        raise CheckError(f"{len(others)} backbone parameters are still trainable (e.g. {others[0]}): set "
+                         f"requires_grad = False on every parameter except the new head's.")
+    after = {k: v for k, v in model.state_dict().items() if not k.startswith("classifier")}
+    if any(not torch.equal(before[k], after[k]) for k in before):
+        raise CheckError("the backbone's weights changed: keep the pretrained weights, replace only the head.")
+    return f"make_transfer_model: only the new head ({sum(p.numel() for p in model.parameters() if p.requires_grad):,} parameters) trains; out {tuple(out.shape)}."
+
+
+# --- 7. predictions and accuracy -----------------------------------------------------------------
+
+class _Noisy(nn.Module):
+    """A tiny classifier with dropout, so forgetting eval() shows."""
+
+    def __init__(self):
+        super().__init__()
+        self.net = nn.Sequential(nn.Flatten(), nn.Linear(12, 32), nn.ReLU(), nn.Dropout(0.5), nn.Linear(32, 15))
+
+    def forward(self, x):
+        return self.net(x)
+
+
+@_checker("predict and accuracy")
+def predict_accuracy(predict, accuracy, *, seed=0):
+    torch.manual_seed(seed)
+    model = _Noisy()
+    x = torch.randn(70, 3, 2, 2)
+    model.train()
+    want = _ref("predict")(copy.deepcopy(model), x, 32)
+    pred = call("predict", predict, model, x, 32)
+    if not isinstance(pred, torch.Tensor):
+        raise CheckError(f"predict should return a tensor of class indices, got {type(pred).__name__}.")
+    if pred.shape != (70,):
+        raise CheckError(f"predict on 70 images with batch_size 32 gave shape {tuple(pred.shape)}, expected "
+                         f"(70,): keep the last, smaller batch, and take argmax over the classes (dim 1).")
+    if pred.dtype != torch.int64:
+        raise CheckError(f"predictions should be int64 class indices, got {pred.dtype}.")
+    if not torch.equal(pred, want):
+        raise CheckError("your predictions differ from the model's in eval mode: call model.eval() first "
+                         "(dropout must be off when predicting).")
+    y = torch.randint(0, 15, (70,))
+    acc = call("accuracy", accuracy, pred, y)
+    right = (pred == y).float().mean().item()
+    if _close(acc, 100 * right, 1e-6) and right > 0:
+        raise CheckError("return a fraction in [0, 1], not a percentage.")
+    if not _close(acc, right, 1e-6):
+        raise CheckError(f"accuracy {acc}, expected {right:.4f} (the fraction of predictions equal to the labels).")
+    return "predict: eval mode, every batch, int64 indices; accuracy is a fraction."
+
+
+# --- 8. confusion matrix ------------------------------------------------------------------------
+
+@_checker("confusion matrix")
+def confusion(confusion_matrix, per_class_accuracy, *, seed=0):
+    rng = np.random.default_rng(seed)
+    c = 5
+    y_true = torch.tensor(rng.choice(c, size=60, p=[0.4, 0.3, 0.2, 0.1, 0.0]))
+    y_pred = torch.where(torch.tensor(rng.random(60) < 0.6), y_true, torch.tensor(rng.integers(0, c, 60)))
+    want = _ref("confusion_matrix")(y_true, y_pred, c)
+    cm = torch.as_tensor(call("confusion_matrix", confusion_matrix, y_true, y_pred, c))
+    if tuple(cm.shape) != (c, c):
+        raise CheckError(f"the confusion matrix should be ({c}, {c}) for {c} classes, got {tuple(cm.shape)}.")
+    if not torch.equal(cm.long(), want):
+        if torch.equal(cm.long(), want.T):
+            raise CheckError("your matrix is transposed: row = TRUE class, column = predicted class.")
+        raise CheckError(f"confusion matrix differs: expected\n{want.numpy()}\ngot\n{cm.numpy()}")
+    acc = torch.as_tensor(call("per_class_accuracy", per_class_accuracy, want)).double()
+    right = _ref("per_class_accuracy")(want)
+    if acc.shape != (c,):
+        raise CheckError(f"per_class_accuracy should give one value per class ({c}), got {tuple(acc.shape)}.")
+    if torch.isnan(acc).any():
+        raise CheckError("a class with no images gave NaN: give it accuracy 0 (guard the division).")
+    cols = want.diag().double() / want.sum(dim=0).clamp(min=1).double()
+    if torch.allclose(acc, cols) and not torch.allclose(acc, right):
+        raise CheckError("you divided by the column sums (that is precision): divide each diagonal count by "
+                         "its ROW sum, the number of images of that true class.")
+    if not torch.allclose(acc, right):
+        raise CheckError(f"per-class accuracy {acc.numpy().round(3)}, expected {right.numpy().round(3)}.")
+    return "confusion_matrix: rows are true classes; per_class_accuracy divides by the row sums."
+
+
+# --- 9. the gallery's choice ----------------------------------------------------------------------
+
+@_checker("misclassified")
+def mistakes(misclassified, *, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    y_true = torch.randint(0, 15, (50,), generator=g)
+    y_pred = torch.where(torch.rand(50, generator=g) < 0.5, y_true, torch.randint(0, 15, (50,), generator=g))
+    conf = torch.rand(50, generator=g)
+    want = _ref("misclassified")(y_true, y_pred, conf, 8)
+    got = torch.as_tensor(call("misclassified", misclassified, y_true, y_pred, conf, 8)).long()
+    if got.numel() and bool((y_true[got] == y_pred[got]).any()):
+        raise CheckError("some of your indices are correct predictions: keep only y_true != y_pred.")
+    if got.shape != want.shape:
+        raise CheckError(f"expected {len(want)} indices (at most k), got {tuple(got.shape)}.")
+    if not torch.equal(got, want):
+        if set(got.tolist()) == set(want.tolist()):
+            raise CheckError("the right mistakes in the wrong order: most confident first (sort descending).")
+        raise CheckError(f"expected the {len(want)} most confident mistakes {want.tolist()}, got {got.tolist()}.")
+    return "misclassified: the most confident mistakes first."
