@@ -111,6 +111,20 @@ VARIANTS = {
         "field-n-times-k": ("ex5", replace("return 1 + n * (kernel - 1),", "return n * kernel,")),
         "relu-after-add": ("ex6", replace("h = h + torch.relu(block(h))", "h = torch.relu(h + block(h))")),
     },
+    "07_scenes": {
+        "averaged-batch-stds": ("ex1", replace("std = (total_sq / n - mean ** 2).sqrt()",
+                                               "std = torch.tensor([0.1, 0.1, 0.1], dtype=torch.float64)")),
+        "no-rgb": ("ex2", replace("v2.PILToTensor(), v2.RGB(), v2.Resize(", "v2.PILToTensor(), v2.Resize(")),
+        "three-convs": ("ex3", replace("nn.Conv2d(16, 32, 5), nn.ReLU(), nn.MaxPool2d(3))\n        self.classifier = nn.Sequential(nn.Flatten(), nn.Linear(800",
+                                       "nn.Conv2d(16, 32, 5), nn.ReLU(), nn.MaxPool2d(3), nn.Conv2d(32, 32, 1))\n        self.classifier = nn.Sequential(nn.Flatten(), nn.Linear(800")),
+        "no-dropout": ("ex4", replace("nn.Dropout(p), nn.Linear(800, 100), nn.ReLU(),\n                                        nn.Dropout(p),",
+                                      "nn.Linear(800, 100), nn.ReLU(),\n                                       ")),
+        "no-batch-norm": ("ex5", replace("nn.BatchNorm2d(cout), ", "")),
+        "head-frozen-too": ("ex6", replace("    return backbone\n", "    for p in backbone.parameters():\n        p.requires_grad = False\n    return backbone\n")),
+        "no-eval": ("ex7", replace("    model.eval()\n    out = []", "    out = []")),
+        "transposed-confusion": ("ex8", replace("(y_true.long(), y_pred.long())", "(y_pred.long(), y_true.long())")),
+        "least-confident-first": ("ex9", replace("argsort(descending=True, stable=True)", "argsort(stable=True)")),
+    },
 }
 
 
@@ -171,7 +185,8 @@ def test_feedback_names_the_mistake(graded):
                 "03_conv": ("size-off-by-one", "you forgot the + 1"),
                 "04_normalisation": ("momentum-swapped", "m and 1 - m are swapped"),
                 "05_initialisation": ("xavier-fan-out", "not fan_out"),
-                "06_architectures": ("conv-params-no-bias", "you forgot the biases")}
+                "06_architectures": ("conv-params-no-bias", "you forgot the biases"),
+                "07_scenes": ("transposed-confusion", "your matrix is transposed")}
     student, phrase = expected[notebook]
     html = result.get(student, notebook).feedback.read_text()
     assert phrase in html
