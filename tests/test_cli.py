@@ -34,3 +34,17 @@ def test_grading_mode_keeps_stderr_clean():
     env.pop("NBGRADER_EXECUTION")
     noisy = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert "noisy" in noisy.stderr
+
+
+def test_data_fetch_reports_a_broken_archive_without_a_traceback(tmp_path, capsys):
+    from coursekit.cli import main
+
+    broken = tmp_path / "broken.zip"
+    broken.write_bytes(b"PK\x03\x04 this is not the rest of a zip")
+    assert main(["data", "fetch", "15-scene", "--from", str(broken), "--home", str(tmp_path / "home"),
+                 "--sha256", "", "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    assert "not a complete zip archive" in err and "Traceback" not in err
+    assert not (tmp_path / "home" / "15-scene").exists()
+    assert main(["data", "fetch", "imagenet"]) == 1
+    assert "unknown dataset 'imagenet'" in capsys.readouterr().err
