@@ -136,3 +136,10 @@ def test_history_plot_draws_both_curves(generated):
     loss_ax, acc_ax = history.plot()
     assert [line.get_label() for line in acc_ax.get_lines()] == ["train", "test"]
     assert list(acc_ax.get_lines()[1].get_ydata()) == history.test_acc
+
+
+@pytest.mark.parametrize("n, epochs", [(5, 1), (64, 1), (300, 1), (300, 3)])
+def test_one_cycle_schedule_handles_very_short_runs(n, epochs):
+    x, y = _images(n, 32), torch.arange(n) % 15
+    history = Trainer(SimpleNet(), (x, y), None, _config(epochs=epochs, batch_size=64)).fit()
+    assert len(history.train_loss) == epochs

@@ -110,7 +110,13 @@ def run(data_root, models=("simple", "dropout", "final", "lite0"), split="standa
         if epochs is not None:
             config = replace(config, epochs=epochs)
         torch.manual_seed(seed)
-        trainer = Trainer(_model(name), data.train, data.test, config)
+        from ..models.pretrained import WeightsUnavailable
+        try:
+            model = _model(name)
+        except WeightsUnavailable as exc:
+            out(f"{name:10s} skipped: {exc}")
+            continue
+        trainer = Trainer(model, data.train, data.test, config)
         warm = trainer.warm_up()
         history = trainer.fit()
         seen = config.image_size or recipe.stored

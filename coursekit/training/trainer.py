@@ -9,7 +9,8 @@
   there (:mod:`coursekit.training.augment`), so there are no loader workers to wait for;
 * on a GPU: bf16 autocast and channels_last memory format; ``compile=True`` adds
   ``torch.compile``;
-* ``seed`` makes a run repeatable (shuffling, augmentation, dropout, initialisation);
+* ``seed`` makes a run repeatable (shuffling, augmentation, dropout); seed the model's
+  initialisation yourself (``torch.manual_seed`` before building it);
 * ``checkpoint=PATH`` saves everything after each epoch (atomically), and ``fit(resume=True)``
   continues from it, reproducing the uninterrupted run exactly on CPU.
 """
@@ -124,9 +125,12 @@ class Trainer:
             raise ValueError(f"optimizer must be 'sgd' or 'adamw', got {config.optimizer!r}")
         n = len(self.train_y)
         steps = config.epochs * max(1, n // config.batch_size if n > config.batch_size else 1)
-        if config.schedule == "onecycle":
+        if config.schedule == "onecycle" and steps >= 4:
+            # warm up over a quarter of the steps (at least two, which very short runs need)
             self.scheduler = torch.optim.lr_scheduler.OneCycleLR(
-                self.optimizer, max_lr=config.lr, total_steps=max(steps, 1), pct_start=0.25)
+                self.optimizer, max_lr=config.lr, total_steps=steps, pct_start=max(0.25, 2 / steps))
+        elif config.schedule == "onecycle":     # fewer than 4 steps: nothing to schedule
+            self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda step: 1.0)
         elif config.schedule == "cosine":
             self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, max(steps, 1))
         elif config.schedule == "constant":
