@@ -12,7 +12,9 @@ from PIL import Image
 from coursekit.data import scenes
 from coursekit.data.download import DataError, download, sha256sum
 
-SHARED_ZIP = Path(__file__).resolve().parents[2] / "shared" / "data" / "15-scene.zip"
+# The real archive: $COURSEKIT_15SCENE, else ../shared/data/15-scene.zip beside the project.
+SHARED_ZIP = Path(os.environ.get("COURSEKIT_15SCENE")
+                  or Path(__file__).resolve().parents[2] / "shared" / "data" / "15-scene.zip")
 
 
 def _jpeg(seed: int, grey: bool, size=(12, 9)) -> bytes:
@@ -176,7 +178,8 @@ def test_generated_stand_in_has_the_layout_and_says_what_it_is(tmp_path):
         scenes.open_scenes(size=32, home=tmp_path, generated_ok=False)
 
 
-@pytest.mark.skipif(not SHARED_ZIP.is_file(), reason="the real 15-Scene archive (../shared/data) is not on this machine")
+@pytest.mark.skipif(not SHARED_ZIP.is_file(), reason="the real 15-Scene archive is not on this machine "
+                    "(set COURSEKIT_15SCENE or put it in ../shared/data/)")
 def test_real_dataset_fetch_duplicates_and_a_short_training_run(tmp_path):
     import torch
 
