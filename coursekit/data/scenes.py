@@ -111,20 +111,20 @@ def _normalise(top: Path, out: Path) -> None:
                 raise DataError(f"{part}/ has no folder for the class(es) {', '.join(missing)} "
                                 f"(it holds {sorted(p.name for p in subs[part].iterdir())}).")
             for cls, src in classes.items():
-                dest = out / part / cls
-                dest.mkdir(parents=True)
-                for img in _images(src):
-                    os.replace(img, dest / img.name)
+                _move(_images(src), out / part / cls)
     else:
         # The original release: one folder per class. The standard protocol trains on 100
         # images per class; we take the first 100 by file name, so the split is reproducible.
         for cls, src in _class_folders(folder).items():
             images = _images(src)
-            for part, chosen in (("train", images[:TRAIN_PER_CLASS]), ("test", images[TRAIN_PER_CLASS:])):
-                dest = out / part / cls
-                dest.mkdir(parents=True)
-                for img in chosen:
-                    os.replace(img, dest / img.name)
+            _move(images[:TRAIN_PER_CLASS], out / "train" / cls)
+            _move(images[TRAIN_PER_CLASS:], out / "test" / cls)
+
+
+def _move(images: list[Path], dest: Path) -> None:
+    dest.mkdir(parents=True)
+    for img in images:
+        os.replace(img, dest / img.name)
 
 
 def count(root: Path) -> dict[str, dict[str, int]]:
@@ -407,15 +407,14 @@ def open_scenes(size: int = 64, split: str = "standard", home: str | os.PathLike
     folder to fetch from), else the generated stand-in. ``Scenes.kind`` says which.
     ``real=False`` always takes the generated one (the grader does: quick and the same for all)."""
     home = Path(home) if home is not None else data_home()
-    if not real:
-        return load(generated(home), split, size, progress=progress)
-    real = home / NAME
-    source = os.environ.get("COURSEKIT_15SCENE")
-    if not (real / "manifest.json").is_file() and source:
-        fetch(source, home=home, progress=progress)
-    if (real / "manifest.json").is_file():
-        return load(real, split, size, progress=progress)
-    if not generated_ok:
-        raise DataError(f"the 15-Scene dataset is not in {real}: run `coursekit data fetch "
-                        f"15-scene` (or set COURSEKIT_15SCENE to an archive).")
+    if real:
+        folder = home / NAME
+        source = os.environ.get("COURSEKIT_15SCENE")
+        if not (folder / "manifest.json").is_file() and source:
+            fetch(source, home=home, progress=progress)
+        if (folder / "manifest.json").is_file():
+            return load(folder, split, size, progress=progress)
+        if not generated_ok:
+            raise DataError(f"the 15-Scene dataset is not in {folder}: run `coursekit data fetch "
+                            f"15-scene` (or set COURSEKIT_15SCENE to an archive).")
     return load(generated(home), split, size, progress=progress)

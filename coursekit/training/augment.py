@@ -34,9 +34,14 @@ def to_float(x: torch.Tensor, mean, std, size: int | None = None) -> torch.Tenso
     out = x.float().div_(255)
     if size is not None and size != x.shape[-1]:
         out = F.interpolate(out, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
-    mean = torch.as_tensor(mean, dtype=out.dtype, device=out.device).view(1, -1, 1, 1)
-    std = torch.as_tensor(std, dtype=out.dtype, device=out.device).view(1, -1, 1, 1)
-    return (out - mean) / std
+    return _normalise(out, mean, std)
+
+
+def _normalise(img: torch.Tensor, mean, std) -> torch.Tensor:
+    """(img - mean) / std per channel, for a float batch (N, C, H, W)."""
+    mean = torch.as_tensor(mean, dtype=img.dtype, device=img.device).view(1, -1, 1, 1)
+    std = torch.as_tensor(std, dtype=img.dtype, device=img.device).view(1, -1, 1, 1)
+    return (img - mean) / std
 
 
 def augment(x: torch.Tensor, mean, std, size: int | None = None, aug: Augment = Augment(),
@@ -79,7 +84,4 @@ def augment(x: torch.Tensor, mean, std, size: int | None = None, aug: Augment = 
         img = (img - m) * factor(aug.contrast) + m
     if aug.saturation:
         img = (img - grey) * factor(aug.saturation) + grey
-    img = img.clamp_(0, 1)
-    mean = torch.as_tensor(mean, dtype=img.dtype, device=dev).view(1, -1, 1, 1)
-    std = torch.as_tensor(std, dtype=img.dtype, device=dev).view(1, -1, 1, 1)
-    return (img - mean) / std
+    return _normalise(img.clamp_(0, 1), mean, std)
