@@ -3,7 +3,7 @@
 coursekit copies the notebooks into a working course directory it creates and sets
 CourseDirectory.root itself; everything else about grading is configured here.
 """
-from coursekit.grading.execute import RecoveringExecute
+from coursekit.grading.execute import SandboxedExecute
 from coursekit.grading.feedback import HideHiddenTests
 from nbconvert.preprocessors import ClearMetadataPreprocessor, CSSHTMLHeaderPreprocessor
 from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, GetGrades,
@@ -26,10 +26,12 @@ c.ExecutePreprocessor.timeout = 30
 # output: keep it off the grader's terminal.
 c.Execute.extra_arguments = ["--IPKernelApp.log_level=ERROR"]
 
-# Grading executes with coursekit's Execute, which survives a kernel death: the dead cell is
-# marked, the kernel restarted, earlier cells replayed, and grading goes on.
+# Grading executes with coursekit's Execute, which survives a kernel death (the dead cell is
+# marked, the kernel restarted, earlier cells replayed, and grading goes on) and, under
+# `coursekit autograde`, shuts the student's kernel in a sandbox with resource limits
+# (coursekit.grading.sandbox.Limits; `coursekit autograde --help` lists the options).
 c.Autograde.autograde_preprocessors = [
-    RecoveringExecute,
+    SandboxedExecute,
     IgnorePattern,
     ClearMetadataPreprocessor,
     LimitOutput,

@@ -13,17 +13,25 @@ or kills its kernel keeps the points it earned and never stops the run.
 from __future__ import annotations
 
 import csv
+import json
+import os
 import shutil
+import signal
+import subprocess
+import sys
 import time
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import nbformat
 from tqdm.auto import tqdm
 
 from .course import CourseError, assignments, generate_assignments, nbgrader_api
-from .execute import KERNEL_DIED, KERNEL_RESTARTED, TIMED_OUT
+from .execute import DISK_LIMIT, KERNEL_DIED, KERNEL_RESTARTED, NOTEBOOK_TIME, OUTPUT_CUT, TIMED_OUT
+from .intake import intake
+from .sandbox import Limits, capabilities
+from .worker import Job
 
 # zip_collect matches this against each extracted file's full path. File names are
 # "<student>_<notebook>.ipynb" or "<student>_<anything>_<notebook>.ipynb" (Moodle, Canvas, ...);
@@ -128,17 +136,7 @@ def collect_zip(archive: Path, names: list[str], coursedir: Path, api) -> dict[s
     return students
 
 
-def _unreadable(path: Path) -> str:
-    """Why a submitted file is not a notebook nbgrader can grade ('' if it is one)."""
-    try:
-        nbformat.read(path, as_version=4)
-    except Exception as exc:  # invalid JSON, not a notebook, unknown nbformat
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        return f"not a valid notebook ({first[:120]}): scored 0"
-    return ""
-
-
-def _problems(autograded: Path, timeout: float) -> list[str]:
+def problems_in(autograded: Path, timeout: float) -> list[str]:
     """What went wrong while running a submission, read from its autograded notebook."""
     if not autograded.exists():
         return []
@@ -146,6 +144,8 @@ def _problems(autograded: Path, timeout: float) -> list[str]:
     for index, cell in enumerate(nbformat.read(autograded, as_version=4).cells):
         where = cell.metadata.get("nbgrader", {}).get("grade_id") or f"cell {index}"
         for out in cell.get("outputs", []):
+            if out.output_type == "stream" and OUTPUT_CUT in out.get("text", ""):
+                problems.append(f"{where}: printed too much; the rest of the output was dropped")
             if out.output_type != "error":
                 continue
             if out.ename == TIMED_OUT:
@@ -154,47 +154,124 @@ def _problems(autograded: Path, timeout: float) -> list[str]:
                 problems.append(f"{where}: ignored the interrupt (kernel restarted, grading went on)")
             elif out.ename == KERNEL_DIED:
                 problems.append(f"{where}: killed its kernel (restarted, grading went on)")
+            elif out.ename == NOTEBOOK_TIME:
+                problems.append(f"{where}: not run, the notebook's time budget was spent")
+            elif out.ename == DISK_LIMIT:
+                problems.append(f"{where}: {out.evalue}")
+            elif out.ename == "MemoryError":
+                problems.append(f"{where}: ran out of its memory limit")
             elif out.ename == "ReferenceUsedError":
                 problems.append(f"{where}: calls the reference implementation (0 points)")
     return problems
 
 
-def _grade_one(api, student: str, name: str, submitted: Path | None, feedback_root: Path,
-               cell_timeout: float) -> NotebookResult:
-    """Autograde one student's notebook in the course, with its feedback. Scores come later,
-    from the gradebook."""
-    start = time.perf_counter()
-    result = NotebookResult(student, name, 0.0, 0.0)
-    if submitted is None:
-        result.problems.append("no submission")
-        return result
-    coursedir = Path(api.coursedir.root)
-    dest = coursedir / "submitted" / student / name / f"{name}.ipynb"
-    if submitted.resolve() != dest.resolve():  # zip_collect already put it there
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(submitted, dest)
-    unreadable = _unreadable(dest)
-    if unreadable:
-        result.problems.append(unreadable)
-        return result
-    graded = api.autograde(name, student, force=True, create=True)
-    if not graded["success"]:
-        last = (graded.get("error") or graded.get("log") or "").strip().splitlines()[-1:]
-        result.problems.append("could not be graded: " + (last[0] if last else "unknown error"))
-    result.problems += _problems(coursedir / "autograded" / student / name / f"{name}.ipynb",
-                                 cell_timeout)
-    if graded["success"] and api.generate_feedback(name, student, force=True)["success"]:
-        result.feedback = feedback_root / student / f"{name}.html"
-        result.feedback.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(coursedir / "feedback" / student / name / f"{name}.html", result.feedback)
-    result.seconds = time.perf_counter() - start
-    return result
+def _jobs_default() -> int:
+    return max(1, min(os.cpu_count() or 1, 8))
+
+
+def _prepare_sandbox(out: Path, names: list[str]) -> tuple[list[str], dict[str, str]]:
+    """Read-only things every kernel may use: a matplotlib config with its font cache built,
+    and (for notebook 07) the generated dataset decoded once. Returns (paths, environment)."""
+    shared = out / "work" / "shared"
+    mpl = shared / "matplotlib"
+    mpl.mkdir(parents=True, exist_ok=True)
+    env = {"MPLCONFIGDIR": str(mpl), "MPLBACKEND": "agg", "PYTHONWARNINGS": "ignore"}
+    subprocess.run([sys.executable, "-c", "import matplotlib.font_manager"], env={**os.environ, **env},
+                   check=False, capture_output=True)
+    paths = [str(mpl)]
+    if any(name.startswith("07") for name in names):
+        from ..data.scenes import open_scenes
+
+        data = shared / "data"
+        open_scenes(size=64, home=data, real=False, progress=False)
+        env["COURSEKIT_DATA"] = str(data)
+        paths.append(str(data))
+    return paths, env
+
+
+def _run_workers(jobs: list[tuple[str, str, Path]], concurrency: int, wall: float,
+                 progress: bool) -> dict[tuple[str, str], "Report"]:
+    """Run each job file with `python -m coursekit.grading.worker`, ``concurrency`` at a time;
+    a worker past ``wall`` seconds is killed with everything it started."""
+    from .worker import Report
+
+    reports: dict[tuple[str, str], Report] = {}
+    pending = list(jobs)
+    running: dict[tuple[str, str], tuple[subprocess.Popen, float, Path]] = {}
+    bar = tqdm(total=len(jobs), desc="grading", unit="notebook", disable=not progress)
+    while pending or running:
+        while pending and len(running) < concurrency:
+            student, name, job_file = pending.pop(0)
+            log = open(job_file.with_name("worker.log"), "wb")
+            proc = subprocess.Popen([sys.executable, "-m", "coursekit.grading.worker", str(job_file)],
+                                    stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+            log.close()
+            running[(student, name)] = (proc, time.monotonic(), job_file)
+        time.sleep(0.05)
+        for key, (proc, started, job_file) in list(running.items()):
+            overdue = time.monotonic() - started > wall
+            if proc.poll() is None and not overdue:
+                continue
+            if proc.poll() is None:
+                _kill_group(proc)
+            del running[key]
+            reports[key] = _read_report(job_file, proc.returncode, overdue, wall)
+            bar.update(1)
+    bar.close()
+    return reports
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except OSError:
+        pass
+    proc.wait()
+
+
+def _read_report(job_file: Path, returncode: int | None, overdue: bool, wall: float) -> "Report":
+    from .worker import Report
+
+    path = job_file.with_name("report.json")
+    if overdue:
+        return Report(problems=[f"grading this notebook took more than {wall:g} s and was stopped"])
+    try:
+        return Report(**json.loads(path.read_text()))
+    except (OSError, ValueError, TypeError):
+        log = job_file.with_name("worker.log")
+        tail = log.read_text(errors="replace").strip().splitlines()[-1:] if log.exists() else []
+        return Report(problems=[f"the grader's worker stopped (exit status {returncode})"
+                                + (f": {tail[0][:200]}" if tail else "")])
+
+
+def _merge(gb, student: str, name: str, report) -> None:
+    """Write one worker's grades into the class gradebook (the parent's alone)."""
+    from nbgrader.api import MissingEntry
+
+    gb.update_or_create_student(student)
+    try:
+        gb.remove_submission(name, student)
+    except MissingEntry:
+        pass
+    gb.add_submission(name, student)
+    for grade_id, (score, _) in report.grades.items():
+        grade = gb.find_grade(grade_id, name, name, student)
+        grade.auto_score = score
+        grade.needs_manual_grade = score is None
+    for grade_id, text in report.comments.items():
+        gb.find_comment(grade_id, name, name, student).auto_comment = text
+    gb.db.commit()
 
 
 def autograde(root: Path, submissions: Path, out: Path, *, timeout: int | None = None,
+              jobs: int | None = None, limits: dict | None = None,
               progress: bool = True) -> ClassResult:
-    """Grade every submission under ``submissions``; write grades and feedback under ``out``."""
-    from nbgrader.api import Gradebook, MissingEntry
+    """Grade every submission under ``submissions``; write grades and feedback under ``out``.
+
+    ``jobs`` submissions are graded at a time (default: the number of cores, at most 8), each
+    in its own sandbox under ``limits`` (fields of :class:`coursekit.grading.sandbox.Limits`).
+    """
+    from nbgrader.api import Gradebook
 
     submissions = Path(submissions)
     if not submissions.exists():
@@ -202,11 +279,13 @@ def autograde(root: Path, submissions: Path, out: Path, *, timeout: int | None =
     names = assignments(root)
     out.mkdir(parents=True, exist_ok=True)
     coursedir = out / "course"
-    if coursedir.exists():
-        shutil.rmtree(coursedir)
+    for stale in (coursedir, out / "work"):
+        if stale.exists():
+            shutil.rmtree(stale)
     coursedir.mkdir()
     api = nbgrader_api(root, coursedir, timeout=timeout)
     cell_timeout = api.config.Execute.timeout
+    limits = asdict(Limits(**(limits or {})))
 
     if submissions.is_file() and submissions.suffix == ".zip":
         generate_assignments(root, coursedir, names, api)  # zip_collect files into assignments
@@ -222,33 +301,78 @@ def autograde(root: Path, submissions: Path, out: Path, *, timeout: int | None =
     names = [name for name in names if any(name in nbs for nbs in students.values())] or names
     if not submissions.is_file():
         generate_assignments(root, coursedir, names, api)
+    missing = [k for k, v in capabilities().items() if not v]
+    if missing:
+        notes.append("this machine cannot shut submissions in for: " + ", ".join(missing) +
+                     " (see coursekit.grading.sandbox); the other limits apply")
 
-    results: list[NotebookResult] = []
+    work = out / "work"
+    template = work / "template"
+    template.mkdir(parents=True)
+    shutil.copytree(coursedir / "source", template / "source")
+    shutil.copyfile(coursedir / "gradebook.db", template / "gradebook.db")
+    read, env = _prepare_sandbox(out, names)
+
+    results: dict[tuple[str, str], NotebookResult] = {}
+    found: dict[tuple[str, str], list[str]] = {}
+    job_files = []
+    for student, notebooks in sorted(students.items()):
+        for name in names:
+            result = results[(student, name)] = NotebookResult(student, name, 0.0, 0.0)
+            if name not in notebooks:
+                result.problems.append("no submission")
+                continue
+            taken = intake(notebooks[name], coursedir / "release" / name / f"{name}.ipynb")
+            if taken.notebook is None:
+                result.problems.append(taken.refused)
+                continue
+            found[(student, name)] = taken.found
+            folder = work / "jobs" / student / name
+            folder.mkdir(parents=True)
+            nbformat.write(taken.notebook, folder / f"{name}.ipynb")
+            job = Job(str(root), str(template), student, name, str(folder / f"{name}.ipynb"),
+                      str(folder), timeout, limits, read, env)
+            (folder / "job.json").write_text(json.dumps(asdict(job)))
+            job_files.append((student, name, folder / "job.json"))
+
+    wall = limits["notebook_seconds"] + 120
+    reports = _run_workers(job_files, jobs or _jobs_default(), wall, progress)
+
     feedback_root = out / "feedback"
     shutil.rmtree(feedback_root, ignore_errors=True)
     with warnings.catch_warnings():
         # nbgrader's gradebook code trips SQLAlchemy warnings that say nothing about the grades.
         warnings.filterwarnings("ignore", module="nbgrader")
         warnings.filterwarnings("ignore", message=".*not in session.*")
-        for student, notebooks in tqdm(sorted(students.items()), desc="grading", unit="student",
-                                       disable=not progress):
-            for name in names:
-                results.append(_grade_one(api, student, name, notebooks.get(name),
-                                          feedback_root, cell_timeout))
-
         with Gradebook(api.coursedir.db_url, api.coursedir.course_id) as gb:
             max_scores = {name: gb.find_notebook(name, name).max_score for name in names}
-            for r in results:
-                r.max_score = max_scores[r.notebook]
-                try:
-                    nb = gb.find_submission_notebook(r.notebook, r.notebook, r.student)
-                except MissingEntry:
+            for key in sorted(reports):
+                student, name = key
+                report, result = reports[key], results[key]
+                result.problems = found.get(key, []) + report.problems
+                result.seconds = report.seconds
+                if not report.graded:
                     continue
-                r.score = float(nb.score or 0.0)
-                r.exercises = [ExerciseScore(g.name, float(g.score or 0.0), float(g.max_score))
-                               for g in sorted(nb.grades, key=lambda g: g.name)]
-    _write_csvs(out, results)
-    return ClassResult(results, out, notes)
+                _merge(gb, student, name, report)
+                dest = coursedir / "autograded" / student / name / f"{name}.ipynb"
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(report.autograded, dest)
+                if report.feedback:
+                    result.feedback = feedback_root / student / f"{name}.html"
+                    result.feedback.parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copyfile(report.feedback, result.feedback)
+            for (student, name), result in results.items():
+                result.max_score = max_scores[name]
+                if (student, name) not in reports or not reports[(student, name)].graded:
+                    continue
+                nb = gb.find_submission_notebook(name, name, student)
+                result.score = float(nb.score or 0.0)
+                result.exercises = [ExerciseScore(g.name, float(g.score or 0.0), float(g.max_score))
+                                    for g in sorted(nb.grades, key=lambda g: g.name)]
+    shutil.rmtree(work, ignore_errors=True)
+    ordered = [results[key] for key in sorted(results)]
+    _write_csvs(out, ordered)
+    return ClassResult(ordered, out, notes)
 
 
 def _write_csvs(out: Path, results: list[NotebookResult]) -> None:

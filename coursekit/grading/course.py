@@ -61,8 +61,9 @@ def ensure_tools_on_path() -> None:
         os.environ["PATH"] = bindir + os.pathsep + os.environ.get("PATH", "")
 
 
-def nbgrader_api(root: Path, coursedir: Path, timeout: int | None = None):
-    """An NbGraderAPI for a working course directory, configured from autograder/."""
+def nbgrader_api(root: Path, coursedir: Path, timeout: int | None = None, extra: Config | None = None):
+    """An NbGraderAPI for a working course directory, configured from autograder/ (and
+    ``extra``, merged last)."""
     from nbgrader.apps import NbGraderAPI
     from nbgrader.coursedir import CourseDirectory
 
@@ -75,6 +76,8 @@ def nbgrader_api(root: Path, coursedir: Path, timeout: int | None = None):
     if timeout is not None:
         merged.Execute.timeout = timeout
         merged.ExecutePreprocessor.timeout = timeout
+    if extra is not None:
+        merged.merge(extra)
     return NbGraderAPI(coursedir=CourseDirectory(config=merged), config=merged)
 
 

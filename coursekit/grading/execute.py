@@ -13,12 +13,26 @@ and carries on with the next cell.
 """
 from __future__ import annotations
 
+import contextlib
 import copy
+import dataclasses
+import json
+import os
+import shutil
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
 
+from jupyter_client.manager import AsyncKernelManager
 from jupyter_core.utils import run_sync
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from nbformat.notebooknode import NotebookNode
 from nbgrader.preprocessors import Execute
+from traitlets import Dict, List, Unicode
+
+from .sandbox import Limits, Policy, make_cgroup, remove_cgroup
 
 KERNEL_DIED = "KernelDied"
 TIMED_OUT = "CellTimeoutError"
@@ -74,3 +88,151 @@ class RecoveringExecute(Execute):
             except (DeadKernelError, CellTimeoutError):  # not safe to replay after all
                 self._skip_on_replay.add(j)
                 self._restart()
+
+
+# --- shut in: the kernel runs in a sandbox, within a time, disk and output budget -------------
+
+NOTEBOOK_TIME = "NotebookTimeLimit"
+DISK_LIMIT = "DiskLimit"
+OUTPUT_CUT = "output cut"
+
+
+class SandboxedKernelManager(AsyncKernelManager):
+    """Starts the kernel through :mod:`coursekit.grading.sandbox` with ``policy`` (set by
+    :class:`SandboxedExecute`); the kernel may bind its own five ports and nothing else."""
+
+    policy: Policy | None = None
+    policy_dir: str = ""
+
+    def format_kernel_cmd(self, extra_arguments=None):
+        cmd = super().format_kernel_cmd(extra_arguments)
+        if self.policy is None:
+            return cmd
+        ports = [self.shell_port, self.iopub_port, self.stdin_port, self.control_port, self.hb_port]
+        policy = dataclasses.replace(self.policy, ports=ports,
+                                     read=[*self.policy.read, self.connection_file])
+        path = Path(self.policy_dir) / f"policy-{uuid.uuid4().hex}.json"
+        policy.dump(path)
+        return [sys.executable, "-m", "coursekit.grading.sandbox", str(path), "--", *cmd]
+
+
+def folder_size(folder: Path, stop: int) -> int:
+    """Bytes in ``folder`` (not following links); stops counting once past ``stop``."""
+    total, stack = 0, [str(folder)]
+    while stack and total <= stop:
+        try:
+            with os.scandir(stack.pop()) as entries:
+                for entry in entries:
+                    if entry.is_dir(follow_symlinks=False):
+                        stack.append(entry.path)
+                    else:
+                        total += entry.stat(follow_symlinks=False).st_blocks * 512
+        except OSError:
+            continue
+    return total
+
+
+class SandboxedExecute(RecoveringExecute):
+    """RecoveringExecute with the kernel in a sandbox (see :mod:`coursekit.grading.sandbox`).
+
+    ``scratch`` empty: no sandbox (plain nbgrader use). Otherwise the kernel works in
+    ``scratch`` under ``limits``; the notebook's cells share one wall-time budget; output past
+    the budget is dropped; a scratch folder that outgrows its disk budget gets the kernel killed
+    (and restarted, as for any kernel death) and is emptied.
+    """
+
+    scratch = Unicode("", help="The one folder the student's kernel may write.").tag(config=True)
+    runtime_dir = Unicode("", help="Where policies and connection files go.").tag(config=True)
+    read_paths = List(Unicode(), [], help="Folders the kernel may read besides Python's.").tag(config=True)
+    limits = Dict({}, help="coursekit.grading.sandbox.Limits fields.").tag(config=True)
+    kernel_env = Dict({}, help="Environment variables for the kernel.").tag(config=True)
+
+    def preprocess(self, nb, resources=None, km=None):
+        self._limits = Limits(**self.limits)
+        self._deadline = time.monotonic() + self._limits.notebook_seconds
+        self._output_bytes = 0
+        self._output_cut = False
+        self._disk_exceeded = threading.Event()
+        if self.scratch:
+            self.kernel_manager_class = SandboxedKernelManager
+        return super().preprocess(nb, resources, km)
+
+    def create_kernel_manager(self):
+        km = super().create_kernel_manager()
+        if self.scratch:
+            run = Path(self.runtime_dir or self.scratch)
+            run.mkdir(parents=True, exist_ok=True)
+            km.connection_file = str(run / f"kernel-{uuid.uuid4().hex}.json")
+            km.policy = Policy(scratch=self.scratch, read=list(self.read_paths), limits=self._limits,
+                               cgroup=self._cgroup(), env=dict(self.kernel_env))
+            km.policy_dir = str(run)
+        return km
+
+    def _cgroup(self) -> str:
+        self._group = make_cgroup(f"coursekit-{os.getpid()}-{uuid.uuid4().hex[:8]}", self._limits.processes)
+        return self._group
+
+    def setup_kernel(self, **kwargs):
+        if self.scratch:
+            kwargs["cwd"] = self.scratch
+        stop = threading.Event()
+        watcher = threading.Thread(target=self._watch_disk, args=(stop,), daemon=True)
+        watcher.start()
+        try:
+            with super().setup_kernel(**kwargs):
+                yield
+        finally:
+            stop.set()
+            watcher.join()
+            remove_cgroup(getattr(self, "_group", ""))
+
+    setup_kernel = contextlib.contextmanager(setup_kernel)
+
+    def _watch_disk(self, stop: threading.Event) -> None:
+        if not self.scratch:
+            return
+        limit = self._limits.disk_mb << 20
+        while not stop.wait(0.25):
+            if folder_size(Path(self.scratch), limit) > limit and self.km is not None:
+                self._disk_exceeded.set()
+                try:
+                    run_sync(self.km.kill_kernel)()
+                except Exception:  # already gone
+                    pass
+
+    def _get_timeout(self, cell):
+        timeout = super()._get_timeout(cell)
+        left = max(1, int(self._deadline - time.monotonic()))
+        return left if timeout is None else min(timeout, left)
+
+    def preprocess_cell(self, cell, resources, index):
+        if cell.cell_type == "code" and time.monotonic() >= self._deadline:
+            cell.outputs = [_error(NOTEBOOK_TIME, f"not run: the notebook's {self._limits.notebook_seconds} s "
+                                   "were spent before this cell")]
+            return cell, self.resources
+        result = super().preprocess_cell(cell, resources, index)
+        if self._disk_exceeded.is_set():
+            self._disk_exceeded.clear()
+            cell.outputs.append(_error(DISK_LIMIT, f"the kernel was stopped: it wrote more than "
+                                       f"{self._limits.disk_mb} MB of files"))
+            self._empty_scratch()
+        return result
+
+    def _empty_scratch(self) -> None:
+        for entry in Path(self.scratch).iterdir():
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                entry.unlink(missing_ok=True)
+
+    def output(self, outs, msg, display_id, cell_index):
+        size = len(json.dumps(msg.get("content", {}), default=str))
+        self._output_bytes += size
+        if self._output_bytes > self._limits.output_kb * 1024:
+            if not self._output_cut:
+                self._output_cut = True
+                outs.append(NotebookNode(output_type="stream", name="stdout", text=(
+                    f"\n[{OUTPUT_CUT}: this submission printed more than {self._limits.output_kb} KB; "
+                    "the rest of its output was dropped]\n")))
+            return None
+        return super().output(outs, msg, display_id, cell_index)
