@@ -35,8 +35,8 @@ def call(name: str, fn, *args, _hint: str = "", **kwargs):
     except CheckError:
         raise
     except Exception as exc:  # the student's bug: say where it happened in their code
-        where = ""
-        for frame in reversed(traceback.extract_tb(exc.__traceback__)):
+        where = f"\n  in your code, {exc.where}" if getattr(exc, "where", "") else ""
+        for frame in [] if where else reversed(traceback.extract_tb(exc.__traceback__)):
             if "site-packages" not in frame.filename and "/coursekit/" not in frame.filename:
                 line = frame.line or linecache.getline(frame.filename, frame.lineno).strip()
                 where = f"\n  in your code, line {frame.lineno}" + (f": {line}" if line else "")
@@ -58,6 +58,13 @@ def unpack(name: str, result, count: int):
 _MISSING = object()
 
 
+def _judge_of(fn):
+    """The judge holding ``fn`` when ``fn`` lives in the student's kernel, else None."""
+    from ..grading.judge import Remote
+
+    return fn._judge if isinstance(fn, Remote) else None
+
+
 @contextmanager
 def using_references(fn: Callable, names: Mapping[str, str], extra: Mapping[str, object] = {}):
     """While active, each global name of ``fn``'s namespace in ``names`` (notebook name ->
@@ -67,6 +74,14 @@ def using_references(fn: Callable, names: Mapping[str, str], extra: Mapping[str,
     The references are the unwrapped originals, so the student's code calling them is not
     recorded as using the reference.
     """
+    judge = _judge_of(fn)
+    if judge is not None:  # the student's function is in the student's kernel: swap there
+        judge.swaps.append((dict(names), dict(extra)))
+        try:
+            yield
+        finally:
+            judge.swaps.pop()
+        return
     namespace = getattr(fn, "__globals__", None)
     if namespace is None:
         yield
@@ -88,6 +103,15 @@ def using_references(fn: Callable, names: Mapping[str, str], extra: Mapping[str,
 def busiest_line(fn: Callable, *args, **kwargs) -> tuple[int, str, object]:
     """Run ``fn`` and count the executions of each line of notebook code (code whose module
     namespace is ``fn``'s). Returns (count, "line N `source`" of the busiest line, fn's result)."""
+    judge = _judge_of(fn)
+    if judge is not None:  # count in the student's kernel, where the function runs
+        from ..grading.judge import RemoteError
+        try:
+            return tuple(judge.call(fn, args, kwargs, op="count_lines"))
+        except CheckError:
+            raise
+        except (RemoteError, NotImplementedError):  # say it the way `call` does
+            return 0, "", call(fn.__name__, fn, *args, **kwargs)
     namespace = fn.__globals__
     counts: dict[tuple[str, int], int] = {}
 

@@ -369,7 +369,8 @@ def autograde(root: Path, submissions: Path, out: Path, *, timeout: int | None =
                 result.score = float(nb.score or 0.0)
                 result.exercises = [ExerciseScore(g.name, float(g.score or 0.0), float(g.max_score))
                                     for g in sorted(nb.grades, key=lambda g: g.name)]
-    shutil.rmtree(work, ignore_errors=True)
+    if not os.environ.get('COURSEKIT_KEEP_WORK'):
+        shutil.rmtree(work, ignore_errors=True)
     ordered = [results[key] for key in sorted(results)]
     _write_csvs(out, ordered)
     return ClassResult(ordered, out, notes)

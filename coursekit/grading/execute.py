@@ -30,7 +30,7 @@ from jupyter_core.utils import run_sync
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from nbformat.notebooknode import NotebookNode
 from nbgrader.preprocessors import Execute
-from traitlets import Dict, List, Unicode
+from traitlets import Bool, Dict, List, Unicode
 
 from .sandbox import Limits, Policy, make_cgroup, remove_cgroup
 
@@ -71,6 +71,10 @@ class RecoveringExecute(Execute):
                 self._skip_on_replay.add(index)  # replaying it would only time out again
         return cell, self.resources
 
+    def _judged(self, cell) -> bool:
+        """Whether ``cell`` runs in a judge kernel rather than the student's (see SandboxedExecute)."""
+        return False
+
     def _restart(self) -> None:
         run_sync(self.km.restart_kernel)(now=True)
         self.kc.stop_channels()
@@ -81,7 +85,7 @@ class RecoveringExecute(Execute):
         self._skip_on_replay.add(index)
         self._restart()
         for j, earlier in enumerate(self.nb.cells[:index]):
-            if earlier.cell_type != "code" or j in self._skip_on_replay:
+            if earlier.cell_type != "code" or j in self._skip_on_replay or self._judged(earlier):
                 continue
             try:
                 self.execute_cell(copy.deepcopy(earlier), j, store_history=False)
@@ -146,6 +150,8 @@ class SandboxedExecute(RecoveringExecute):
     read_paths = List(Unicode(), [], help="Folders the kernel may read besides Python's.").tag(config=True)
     limits = Dict({}, help="coursekit.grading.sandbox.Limits fields.").tag(config=True)
     kernel_env = Dict({}, help="Environment variables for the kernel.").tag(config=True)
+    judge = Bool(True, help="Run graded cells in a judge kernel that never runs the student's "
+                 "code (coursekit.grading.judge); only with a sandbox.").tag(config=True)
 
     def preprocess(self, nb, resources=None, km=None):
         self._limits = Limits(**self.limits)
@@ -173,6 +179,7 @@ class SandboxedExecute(RecoveringExecute):
         return self._group
 
     def setup_kernel(self, **kwargs):
+        self._jkm = self._jkc = None
         if self.scratch:
             kwargs["cwd"] = self.scratch
         stop = threading.Event()
@@ -180,7 +187,10 @@ class SandboxedExecute(RecoveringExecute):
         watcher.start()
         try:
             with super().setup_kernel(**kwargs):
-                yield
+                try:
+                    yield
+                finally:
+                    self._stop_judge()
         finally:
             stop.set()
             watcher.join()
@@ -210,7 +220,10 @@ class SandboxedExecute(RecoveringExecute):
             cell.outputs = [_error(NOTEBOOK_TIME, f"not run: the notebook's {self._limits.notebook_seconds} s "
                                    "were spent before this cell")]
             return cell, self.resources
-        result = super().preprocess_cell(cell, resources, index)
+        if self._judged(cell):
+            result = self._judge_cell(cell, resources, index)
+        else:
+            result = super().preprocess_cell(cell, resources, index)
         if self._disk_exceeded.is_set():
             self._disk_exceeded.clear()
             cell.outputs.append(_error(DISK_LIMIT, f"the kernel was stopped: it wrote more than "
@@ -236,3 +249,114 @@ class SandboxedExecute(RecoveringExecute):
                     "the rest of its output was dropped]\n")))
             return None
         return super().output(outs, msg, display_id, cell_index)
+
+    # --- the judge: graded cells run in a kernel of their own ------------------------------------
+
+    def _judged(self, cell) -> bool:
+        return bool(self.judge and self.scratch and cell.cell_type == "code"
+                    and cell.metadata.get("nbgrader", {}).get("grade"))
+
+    def _exchange(self) -> Path:
+        return Path(self.scratch) / ".coursekit-judge"
+
+    def _start_judge(self) -> None:
+        scratch = Path(self.runtime_dir or self.scratch) / "judge"
+        scratch.mkdir(parents=True, exist_ok=True)
+        self._exchange().mkdir(exist_ok=True)
+        km = SandboxedKernelManager(kernel_name=self.kernel_name, config=self.config)
+        km.connection_file = str(scratch / f"kernel-{uuid.uuid4().hex}.json")
+        student = self.km
+        ports = [student.shell_port, student.control_port]
+        km.policy = Policy(scratch=str(scratch), write=[str(self._exchange())],
+                           read=[*self.read_paths, student.connection_file], connect=ports,
+                           limits=self._limits, env=dict(self.kernel_env))
+        km.policy_dir = str(scratch)
+        run_sync(km.start_kernel)(extra_arguments=self.extra_arguments, cwd=str(scratch))
+        kc = km.client()
+        kc.start_channels()
+        run_sync(kc.wait_for_ready)(timeout=self.startup_timeout)
+        self._jkm, self._jkc = km, kc
+        self._judge_ready_upto = 0
+        info = student.get_connection_info(session=False)
+        info = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in info.items()}
+        self._run_in_judge(
+            "import coursekit.grading.judge as __judge_module__\n"
+            f"__judge__ = __judge_module__.install({info!r}, {str(self._exchange())!r})")
+
+    def _stop_judge(self) -> None:
+        if self._jkm is None:
+            return
+        try:
+            self._jkc.stop_channels()
+            run_sync(self._jkm.shutdown_kernel)(now=True)
+        except Exception:  # already dead
+            pass
+        self._jkm = self._jkc = None
+
+    def _run_in_judge(self, code: str) -> None:
+        """Run setup code in the judge; an error there is the grader's, so it is raised."""
+        cell = NotebookNode(cell_type="code", source=code, metadata={}, outputs=[], execution_count=None)
+        self._with_judge(lambda: Execute.execute_cell(self, cell, 0, store_history=False))
+        errors = [o for o in cell.outputs if o.output_type == "error"]
+        if errors:
+            raise RuntimeError(f"the judge kernel could not be set up: {errors[0].ename}: {errors[0].evalue}")
+
+    def _with_judge(self, action):
+        saved = self.km, self.kc
+        self.km, self.kc = self._jkm, self._jkc
+        try:
+            return action()
+        finally:
+            self.km, self.kc = saved
+
+    def _judge_cell(self, cell, resources, index):
+        if self._jkm is None:
+            self._start_judge()
+        imports = _imports(self.nb.cells[self._judge_ready_upto:index])
+        names = _free_names(cell.source)
+        self._judge_ready_upto = index
+        self._run_in_judge("\n".join(imports + [f"__judge__.bind(globals(), {names!r})"]))
+        try:
+            self._with_judge(lambda: Execute.preprocess_cell(self, cell, resources, index))
+        except (DeadKernelError, CellTimeoutError):
+            cell.outputs.append(_error("JudgeFailed", "the graded tests could not finish"))
+            self._stop_judge()
+        if not run_sync(self.km.is_alive)():
+            cell.outputs.append(_error(KERNEL_DIED, "your kernel died while the tests ran your code; "
+                                       "grading restarted it and went on"))
+            self._recover(index)
+        return cell, self.resources
+
+
+def _imports(cells) -> list[str]:
+    """The import statements of the locked code cells among ``cells`` (the instructor's)."""
+    import ast
+
+    lines = []
+    for cell in cells:
+        meta = cell.metadata.get("nbgrader", {})
+        if cell.cell_type != "code" or not meta.get("locked") or meta.get("solution"):
+            continue
+        try:
+            tree = ast.parse(cell.source)
+        except SyntaxError:
+            continue
+        lines += [ast.unparse(node) for node in tree.body if isinstance(node, (ast.Import, ast.ImportFrom))]
+    return lines
+
+
+def _free_names(source: str) -> list[str]:
+    """Names a cell reads but does not define itself."""
+    import ast
+
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return []
+    loaded, stored = [], set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name):
+            (loaded.append(node.id) if isinstance(node.ctx, ast.Load) else stored.add(node.id))
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            stored.update((a.asname or a.name).split(".")[0] for a in node.names)
+    return [n for n in dict.fromkeys(loaded) if n not in stored]

@@ -49,7 +49,8 @@ class Limits:
 
 @dataclass
 class Policy:
-    scratch: str                            # the only writable folder (and its working directory)
+    scratch: str                            # its writable folder (and working directory)
+    write: list[str] = field(default_factory=list)  # other writable folders (the judge's exchange)
     read: list[str] = field(default_factory=list)   # extra readable folders or files
     ports: list[int] = field(default_factory=list)  # TCP ports it may bind (the kernel's)
     connect: list[int] = field(default_factory=list)  # TCP ports it may connect to
@@ -227,7 +228,8 @@ def apply_landlock(policy: Policy) -> int:
         for path in _read_paths(policy):
             _add_path(ruleset, path, _READ)
         _add_path(ruleset, "/dev/null", _FS["write_file"] | _FS["read_file"] | _FS["truncate"])
-        _add_path(ruleset, policy.scratch, handled_fs)
+        for folder in [policy.scratch, *policy.write]:
+            _add_path(ruleset, folder, handled_fs)
         if abi >= 4:
             for port, access in [(p, _NET_BIND) for p in policy.ports] + [(p, _NET_CONNECT) for p in policy.connect]:
                 rule = _PortAttr(access, port)

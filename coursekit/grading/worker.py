@@ -82,8 +82,7 @@ def run(job: Job) -> Report:
         graded = api.autograde(job.notebook, job.student, force=True, create=True)
         autograded = course / "autograded" / job.student / job.notebook / f"{job.notebook}.ipynb"
         if not graded["success"]:
-            last = (graded.get("error") or graded.get("log") or "").strip().splitlines()[-1:]
-            report.problems.append("could not be graded: " + (last[0] if last else "unknown error"))
+            report.problems.append("could not be graded: " + _cause(graded))
         limits_timeout = api.config.Execute.timeout
         report.problems += problems_in(autograded, limits_timeout)
         if graded["success"]:
@@ -100,6 +99,15 @@ def run(job: Job) -> Report:
     shutil.rmtree(scratch, ignore_errors=True)
     report.seconds = time.perf_counter() - start
     return report
+
+
+def _cause(result: dict) -> str:
+    """The line of nbgrader's log that says what failed (not its generic last line)."""
+    text = "\n".join(filter(None, [result.get("log"), result.get("error")]))
+    lines = [line.strip() for line in text.splitlines()
+             if "Error" in line and "NbGraderException" not in line and "Traceback" not in line
+             and not line.strip().startswith("[")]
+    return lines[-1][:300] if lines else "unknown error"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,159 @@
+"""The student's side of judging: run what the judge asks for in the student's kernel.
+
+The judge kernel (:mod:`coursekit.grading.judge`) runs the graded tests; whenever a test needs
+one of the student's names or calls one of the student's functions, it writes a request into
+the student's scratch folder and has the student's kernel run :func:`serve` on it. The answer
+goes back in the wire format (:mod:`coursekit.grading.wire`). Nothing here is trusted by the
+judge: a submission that changes this module only changes what its own functions appear to
+return, which the judge checks like any other answer.
+"""
+from __future__ import annotations
+
+import linecache
+import sys
+import time
+import traceback
+import uuid
+from pathlib import Path
+
+from ..reference import _original, recorded_calls, student_call_site
+from . import wire
+
+_HANDLES: dict[int, object] = {}
+
+
+def _handle(value) -> dict:
+    _HANDLES[id(value)] = value
+    kind = "class" if isinstance(value, type) else "function" if callable(value) else "object"
+    name = getattr(value, "__name__", None) if kind != "object" else type(value).__name__
+    return {"k": "handle", "id": id(value), "kind": kind, "name": str(name or type(value).__name__)}
+
+
+class _JudgeFunction:
+    """A function of the judge's (say, the f a checker hands to your numerical_gradient):
+    calling it asks the judge to run it and waits for the answer."""
+
+    def __init__(self, node: dict, exchange: Path):
+        self.id, self.__name__, self.exchange = node["id"], str(node.get("name", "f")), exchange
+
+    def __call__(self, *args, **kwargs):
+        arrays: list = []
+        path = self.exchange / f"callback-{uuid.uuid4().hex}.json"
+        encode = lambda v: wire.encode(v, arrays, _handle)  # noqa: E731
+        wire.write(path, {"fn": self.id, "args": encode(list(args)), "kwargs": encode(dict(kwargs))}, arrays)
+        reply = path.with_name(path.name + ".reply")
+        deadline = time.monotonic() + 60
+        while not reply.exists():
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the grader did not answer a call of {self.__name__}")
+            time.sleep(0.0005)
+        tree, reply_arrays = wire.read(reply)
+        reply.unlink(missing_ok=True)
+        reply.with_suffix(".npz").unlink(missing_ok=True)
+        if "error" in tree:
+            raise RuntimeError(f"{self.__name__}: {tree['error']['type']}: {tree['error']['message']}")
+        return wire.decode(tree["ok"], reply_arrays, _object, _original)
+
+
+_EXCHANGE: list[Path] = []
+
+
+def _object(node: dict):
+    if node.get("k") == "judgefn":
+        return _JudgeFunction(node, _EXCHANGE[-1])
+    try:
+        return _HANDLES[node["id"]]
+    except (KeyError, TypeError):
+        raise wire.WireError("the judge referred to an object this kernel no longer holds") from None
+
+
+def _namespace() -> dict:
+    from IPython import get_ipython
+
+    shell = get_ipython()
+    return shell.user_ns if shell is not None else sys.modules["__main__"].__dict__
+
+
+@student_call_site
+def _invoke(fn, args, kwargs):
+    return fn(*args, **kwargs)
+
+
+def _swapped(fn, swap: dict, extra: dict):
+    """The globals of ``fn`` to replace while it runs (reference functions by name)."""
+    namespace = getattr(fn, "__globals__", None)
+    if namespace is None:
+        return None, {}
+    replacements = {name: _original(ref) for name, ref in swap.items()}
+    replacements.update(extra)
+    missing = object()
+    saved = {name: namespace.get(name, missing) for name in replacements}
+    namespace.update(replacements)
+    return namespace, {"saved": saved, "missing": missing}
+
+
+def _restore(namespace, state) -> None:
+    if namespace is None:
+        return
+    for name, value in state["saved"].items():
+        if value is state["missing"]:
+            namespace.pop(name, None)
+        else:
+            namespace[name] = value
+
+
+def _count_lines(fn, args, kwargs):
+    from ..checks.student import busiest_line
+
+    count, line, result = busiest_line(fn, *args, **kwargs)
+    return (count, line, result)
+
+
+def _where(exc: BaseException) -> str:
+    """The student's line where ``exc`` was raised (not coursekit's, not a library's)."""
+    for frame in reversed(traceback.extract_tb(exc.__traceback__)):
+        if "site-packages" not in frame.filename and "/coursekit/" not in frame.filename:
+            line = frame.line or linecache.getline(frame.filename, frame.lineno).strip()
+            return f"line {frame.lineno}" + (f": {line}" if line else "")
+    return ""
+
+
+def serve(request: str) -> None:
+    """Answer the request in the file ``request`` with ``<request>.reply``."""
+    path = Path(request)
+    _EXCHANGE[:] = [path.parent]
+    arrays_out: list = []
+    try:
+        tree, arrays = wire.read(path)
+        decoded = lambda node: wire.decode(node, arrays, _object, _original)  # noqa: E731
+        op = tree.get("op")
+        if op == "get":
+            namespace = _namespace()
+            name = tree["name"]
+            if name not in namespace:
+                raise NameError(f"name '{name}' is not defined")
+            value = namespace[name]
+        elif op in ("call", "count_lines"):
+            fn = _object(tree["fn"])
+            args, kwargs = decoded(tree["args"]), decoded(tree["kwargs"])
+            namespace, state = _swapped(fn, tree.get("swap", {}), decoded(tree.get("extra", {"k": "dict", "v": []})))
+            try:
+                value = _invoke(fn, args, kwargs) if op == "call" else _count_lines(fn, args, kwargs)
+            finally:
+                _restore(namespace, state)
+            if tree.get("return_args"):
+                value = (value, args, kwargs)
+        elif op == "getattr":
+            value = getattr(_object(tree["obj"]), tree["name"])
+        elif op == "calls":
+            value = {name: recorded_calls(name) for name in tree["names"]}
+        elif op == "release":
+            _HANDLES.clear()
+            value = None
+        else:
+            raise wire.WireError(f"unknown request {op!r}")
+        reply = {"ok": wire.encode(value, arrays_out, _handle)}
+    except BaseException as exc:  # everything goes back to the judge, nothing is shown here
+        arrays_out = []
+        reply = {"error": {"type": type(exc).__name__, "message": str(exc)[:2000], "where": _where(exc)}}
+    wire.write(path.with_name(path.name + ".reply"), reply, arrays_out)
