@@ -160,6 +160,8 @@ def problems_in(autograded: Path, timeout: float) -> list[str]:
                 problems.append(f"{where}: {out.evalue}")
             elif out.ename == "MemoryError":
                 problems.append(f"{where}: ran out of its memory limit")
+            elif out.ename == "BlockingIOError" and "fork" in "".join(out.get("traceback", [])):
+                problems.append(f"{where}: ran into the limit on processes")
             elif out.ename == "ReferenceUsedError":
                 problems.append(f"{where}: calls the reference implementation (0 points)")
     return problems

@@ -152,6 +152,8 @@ class SandboxedExecute(RecoveringExecute):
     kernel_env = Dict({}, help="Environment variables for the kernel.").tag(config=True)
     judge = Bool(True, help="Run graded cells in a judge kernel that never runs the student's "
                  "code (coursekit.grading.judge); only with a sandbox.").tag(config=True)
+    in_kernel = List(Unicode(), [], help="Graded cells ('notebook:grade_id') whose checkers "
+                     "cannot yet judge from outside and run in the student's kernel.").tag(config=True)
 
     def preprocess(self, nb, resources=None, km=None):
         self._limits = Limits(**self.limits)
@@ -233,6 +235,8 @@ class SandboxedExecute(RecoveringExecute):
 
     def _empty_scratch(self) -> None:
         for entry in Path(self.scratch).iterdir():
+            if entry == self._exchange() and entry.is_dir() and not entry.is_symlink():
+                continue  # the judge's rights are on this folder: keep it (its files go below)
             if entry.is_dir() and not entry.is_symlink():
                 shutil.rmtree(entry, ignore_errors=True)
             else:
@@ -253,8 +257,10 @@ class SandboxedExecute(RecoveringExecute):
     # --- the judge: graded cells run in a kernel of their own ------------------------------------
 
     def _judged(self, cell) -> bool:
-        return bool(self.judge and self.scratch and cell.cell_type == "code"
-                    and cell.metadata.get("nbgrader", {}).get("grade"))
+        meta = cell.metadata.get("nbgrader", {})
+        notebook = (self.resources or {}).get("nbgrader", {}).get("notebook", "")
+        return bool(self.judge and self.scratch and cell.cell_type == "code" and meta.get("grade")
+                    and f"{notebook}:{meta.get('grade_id')}" not in self.in_kernel)
 
     def _exchange(self) -> Path:
         return Path(self.scratch) / ".coursekit-judge"
@@ -312,6 +318,8 @@ class SandboxedExecute(RecoveringExecute):
     def _judge_cell(self, cell, resources, index):
         if self._jkm is None:
             self._start_judge()
+        for stale in self._exchange().glob("*"):  # left by an earlier, interrupted call
+            stale.unlink(missing_ok=True) if not stale.is_dir() or stale.is_symlink() else None
         imports = _imports(self.nb.cells[self._judge_ready_upto:index])
         names = _free_names(cell.source)
         self._judge_ready_upto = index

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import copy
 import json
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -65,8 +66,10 @@ def read_submission(path: Path) -> tuple[NotebookNode | None, str]:
     if not isinstance(raw, dict) or not isinstance(raw.get("cells"), list):
         return None, "is JSON but not a notebook (no list of cells)"
     try:
-        nb = nbformat.reads(json.dumps(raw), as_version=4)
-        nbformat.validate(nb)
+        with warnings.catch_warnings():  # nbformat warns (and repairs) duplicate cell ids
+            warnings.simplefilter("ignore")
+            nb = nbformat.reads(json.dumps(raw), as_version=4)
+            nbformat.validate(nb)
     except Exception as exc:  # nbformat's validation errors are long: keep the first line
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         return None, f"is not a valid notebook ({first[:120]})"

@@ -1,0 +1,91 @@
+"""A class of hostile and broken submissions, graded in one run with a control student last
+(coursekit.grading.hostile_class): nobody scores more than they deserve, the honest-but-broken
+keep what they earned, and nothing outside each submission changes."""
+import hashlib
+import sqlite3
+
+import nbformat
+import pytest
+
+from coursekit.grading.autograde import autograde
+from coursekit.grading.hostile_class import CASES, FULL, LEAK, make_hostile_class
+from coursekit.grading.sample_class import NOTEBOOK
+
+TIMEOUT = 5
+
+
+def _digest(folder):
+    return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def hostile(tmp_path_factory, root, released):
+    subs = tmp_path_factory.mktemp("hostile")
+    make_hostile_class(released, root / "solutions", subs)
+    before = {"submissions": _digest(subs), **{d: _digest(root / d) for d in ("solutions", "notebooks", "autograder")}}
+    out = tmp_path_factory.mktemp("graded")
+    result = autograde(root, subs, out, timeout=TIMEOUT, progress=False)
+    after = {"submissions": _digest(subs), **{d: _digest(root / d) for d in ("solutions", "notebooks", "autograder")}}
+    return result, before, after, out
+
+
+@pytest.mark.parametrize("student", sorted(CASES))
+def test_no_submission_scores_more_than_it_deserves(hostile, student):
+    case, r = CASES[student], hostile[0].get(student, NOTEBOOK)
+    if case.hostile:
+        assert r.score <= case.deserved, (r.score, r.problems)
+    else:  # honest but broken: keeps exactly what it earned
+        assert r.score == case.deserved, (r.score, r.problems)
+
+
+def test_the_control_student_graded_last_keeps_full_marks(hostile):
+    r = hostile[0].get("zz-control", NOTEBOOK)
+    assert (r.score, r.max_score, r.problems) == (FULL, FULL, [])
+
+
+def test_nothing_outside_each_submission_changed(hostile):
+    _, before, after, out = hostile
+    assert before == after
+    with sqlite3.connect(out / "course" / "gradebook.db") as db:  # the gradebook survived, whole
+        students = {row[0] for row in db.execute("select id from student")}
+    assert set(CASES) - {"invalid-json", "wrong-name"} <= students
+
+
+def test_no_attack_reported_success(hostile):
+    autograded = hostile[3] / "course" / "autograded"
+    outputs = [o for nb in autograded.rglob("*.ipynb") for c in nbformat.read(nb, 4).cells
+               for o in c.get("outputs", [])]
+    assert outputs and not any(LEAK in str(o) for o in outputs)
+
+
+@pytest.mark.parametrize("student, says", [
+    ("hang-sleep", "cell time limit"),
+    ("exit-kernel", "killed its kernel"),
+    ("segfault", "killed its kernel"),
+    ("print-flood", "printed too much"),
+    ("disk-filler", "MB of files"),
+    ("edited-test-cell", "ex5_tests was edited"),
+    ("deleted-test-cell", "ex4_tests was deleted: put back"),
+    ("test-to-markdown", "ex6a_tests was edited"),
+    ("metadata-edited", "ex3a_answer: its nbgrader metadata was edited"),
+    ("duplicate-grade-id", "a second cell with the grade id 'ex1_answer'"),
+    ("deleted-answer", "ex6b_answer was deleted"),
+    ("invalid-json", "not valid JSON"),
+    ("wrong-name", "no submission"),
+    ("calls-reference", "calls the reference implementation"),
+])
+def test_the_summary_says_what_happened(hostile, student, says):
+    problems = hostile[0].get(student, NOTEBOOK).problems
+    assert any(says in p for p in problems), problems
+    assert not any("Traceback" in p for p in problems)
+
+
+def test_tampering_does_not_change_the_verdict_on_a_wrong_answer(hostile):
+    """The tampering cases lose exactly the exercise they answered wrong."""
+    result = hostile[0]
+    for student, exercise in [("patch-numpy", "ex5_tests"), ("patch-checkers", "ex4_tests"),
+                              ("ipython-hooks", "ex6a_tests"), ("redefine-names", "ex6b_tests"),
+                              ("excepthook", "ex6b_tests")]:
+        scores = {e.grade_id: e.score for e in result.get(student, NOTEBOOK).exercises}
+        assert scores[exercise] == 0, (student, scores)
