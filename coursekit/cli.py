@@ -38,8 +38,10 @@ def _autograde(args) -> None:
 
     root = find_course_root(args.course)
     start = time.perf_counter()
-    result = autograde(root, args.submissions, args.out, timeout=args.timeout,
-                       progress=not args.no_progress)
+    limits = {k: v for k, v in (("memory_mb", args.memory_mb), ("notebook_seconds", args.notebook_seconds),
+                                ("disk_mb", args.disk_mb)) if v is not None}
+    result = autograde(root, args.submissions, args.out, timeout=args.timeout, jobs=args.jobs,
+                       limits=limits, progress=not args.no_progress)
     _report(result, time.perf_counter() - start)
 
 
@@ -92,7 +94,10 @@ def _data_fetch(args) -> None:
 
 
 def _bench(args) -> None:
-    from .benchmarks import scenes as bench
+    if args.which == "grading":
+        from .benchmarks import grading as bench
+    else:
+        from .benchmarks import scenes as bench
 
     if bench.main(args.rest) != 0:
         raise CourseError("the bench failed (see above)")
@@ -116,6 +121,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="where grades, feedback and the nbgrader course go (default: grading-output)")
     p.add_argument("--timeout", type=int, default=None,
                    help="per-cell time limit in seconds (default: autograder/nbgrader_config.py, 30)")
+    p.add_argument("--jobs", type=int, default=None,
+                   help="submissions graded at a time (default: the number of cores, at most 8)")
+    p.add_argument("--notebook-seconds", type=int, default=None,
+                   help="wall-time budget of one notebook (default 600)")
+    p.add_argument("--memory-mb", type=int, default=None, help="memory per kernel process (default 4096)")
+    p.add_argument("--disk-mb", type=int, default=None, help="files one submission may write (default 256)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_autograde)
 
@@ -143,8 +154,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=_data_fetch)
 
-    p = sub.add_parser("bench", help="coursekit bench scenes [--models ...]: the 15-scene benchmark")
-    p.add_argument("which", choices=["scenes"])
+    p = sub.add_parser("bench", help="coursekit bench scenes|grading [...]: the 15-scene benchmark, or "
+                       "grading time sequential vs parallel")
+    p.add_argument("which", choices=["scenes", "grading"])
     p.add_argument("rest", nargs=argparse.REMAINDER, help="options of python -m coursekit.benchmarks.scenes")
     p.set_defaults(func=_bench)
     return parser

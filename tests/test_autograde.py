@@ -32,7 +32,8 @@ def graded(tmp_path_factory, root, released):
     (subs / "hank").mkdir()  # handed in a notebook under the wrong name only
     (subs / "hank" / "my_notes.ipynb").write_text((subs / "alice" / f"{NOTEBOOK}.ipynb").read_text())
     out = tmp_path_factory.mktemp("grading")
-    result = autograde(root, subs, out, timeout=TIMEOUT, progress=False)
+    result = autograde(root, subs, out, timeout=TIMEOUT, jobs=2, progress=False)
+    result.subs = subs
     after = {d: _tree_digest(root / d) for d in ("solutions", "notebooks", "autograder")}
     return result, before, after
 
@@ -126,6 +127,26 @@ def test_grades_csv_and_feedback(graded):
 def test_repository_is_not_modified(graded):
     _, before, after = graded
     assert before == after
+
+
+def _gradebook(out):
+    import sqlite3
+
+    with sqlite3.connect(out / "course" / "gradebook.db") as db:
+        return sorted(db.execute(
+            "select student.id, grade_cells.name, grade.auto_score, grade.needs_manual_grade from grade "
+            "join submitted_notebook on grade.notebook_id = submitted_notebook.id "
+            "join submitted_assignment on submitted_notebook.assignment_id = submitted_assignment.id "
+            "join student on submitted_assignment.student_id = student.id "
+            "join grade_cells on grade.cell_id = grade_cells.id"))
+
+
+def test_parallel_grading_gives_the_same_gradebook_as_sequential(graded, tmp_path, root):
+    parallel = graded[0]
+    sequential = autograde(root, parallel.subs, tmp_path / "seq", timeout=TIMEOUT, jobs=1, progress=False)
+    rows = _gradebook(parallel.out)
+    assert rows and rows == _gradebook(tmp_path / "seq")
+    assert [(r.student, r.score) for r in sequential.results] == [(r.student, r.score) for r in parallel.results]
 
 
 def test_lms_zip_is_collected(tmp_path, root, released):

@@ -1,0 +1,69 @@
+"""How long grading a class takes, one submission at a time against several at a time.
+
+``coursekit bench grading [--students 30] [--jobs 1 2]`` builds a class of N copies of the
+instructor's answers to notebook 01 (each a separate student), grades it once per --jobs value,
+checks that every run gives the same gradebook, and prints a table of seconds.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import nbformat
+
+
+def _grades(out: Path) -> dict:
+    import sqlite3
+
+    with sqlite3.connect(out / "course" / "gradebook.db") as db:
+        rows = db.execute("select student.id, grade_cells.name, grade.auto_score from grade "
+                          "join submitted_notebook on grade.notebook_id = submitted_notebook.id "
+                          "join submitted_assignment on submitted_notebook.assignment_id = submitted_assignment.id "
+                          "join student on submitted_assignment.student_id = student.id "
+                          "join grade_cells on grade.cell_id = grade_cells.id").fetchall()
+    return {(s, g): score for s, g, score in rows}
+
+
+def main(argv: list[str] | None = None) -> int:
+    from ..grading.autograde import autograde
+    from ..grading.course import find_course_root
+    from ..grading.release import release
+    from ..grading.sample_class import NOTEBOOK, student_notebook
+
+    parser = argparse.ArgumentParser(prog="coursekit bench grading", description=__doc__)
+    parser.add_argument("--students", type=int, default=30)
+    parser.add_argument("--jobs", type=int, nargs="+", default=[1, os.cpu_count() or 1])
+    parser.add_argument("--timeout", type=int, default=10, help="per-cell time limit (s)")
+    args = parser.parse_args(argv)
+    root = find_course_root()
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        release(root, tmp / "release")
+        nb = student_notebook(tmp / "release" / f"{NOTEBOOK}.ipynb", root / "solutions" / f"{NOTEBOOK}.ipynb")
+        for i in range(args.students):
+            (tmp / "class" / f"s{i:03d}").mkdir(parents=True)
+            nbformat.write(nb, tmp / "class" / f"s{i:03d}" / f"{NOTEBOOK}.ipynb")
+        rows, gradebooks = [], []
+        for jobs in args.jobs:
+            start = time.perf_counter()
+            result = autograde(root, tmp / "class", tmp / f"out-{jobs}", timeout=args.timeout,
+                               jobs=jobs, progress=False)
+            seconds = time.perf_counter() - start
+            full = sum(r.score == r.max_score for r in result.results)
+            rows.append((jobs, seconds, full))
+            gradebooks.append(_grades(tmp / f"out-{jobs}"))
+    same = all(g == gradebooks[0] for g in gradebooks)
+    print(f"{args.students} submissions of {NOTEBOOK} on {os.cpu_count()} cores\n")
+    print("| jobs | seconds | per submission | full marks |\n|---|---|---|---|")
+    for jobs, seconds, full in rows:
+        print(f"| {jobs} | {seconds:.1f} | {seconds / args.students:.2f} | {full}/{args.students} |")
+    print(f"\nspeed-up {rows[0][1] / rows[-1][1]:.2f}x; gradebooks identical across runs: {same}")
+    return 0 if same else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
