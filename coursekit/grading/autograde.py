@@ -314,6 +314,10 @@ def autograde(root: Path, submissions: Path, out: Path, *, timeout: int | None =
     shutil.copytree(coursedir / "source", template / "source")
     shutil.copyfile(coursedir / "gradebook.db", template / "gradebook.db")
     read, env = _prepare_sandbox(out, names)
+    jobs = jobs or _jobs_default()
+    # Share the cores between the kernels graded at once instead of oversubscribing them.
+    threads = str(max(1, (os.cpu_count() or 1) // jobs))
+    env.update(OMP_NUM_THREADS=threads, MKL_NUM_THREADS=threads, OPENBLAS_NUM_THREADS=threads)
 
     results: dict[tuple[str, str], NotebookResult] = {}
     found: dict[tuple[str, str], list[str]] = {}
@@ -338,7 +342,7 @@ def autograde(root: Path, submissions: Path, out: Path, *, timeout: int | None =
             job_files.append((student, name, folder / "job.json"))
 
     wall = limits["notebook_seconds"] + 120
-    reports = _run_workers(job_files, jobs or _jobs_default(), wall, progress)
+    reports = _run_workers(job_files, jobs, wall, progress)
 
     feedback_root = out / "feedback"
     shutil.rmtree(feedback_root, ignore_errors=True)
