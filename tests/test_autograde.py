@@ -5,7 +5,7 @@ import hashlib
 import nbformat
 import pytest
 
-from coursekit.grading.autograde import autograde
+from coursekit.grading.autograde import autograde, gradebook_scores
 from coursekit.grading.course import CourseError
 from coursekit.grading.sample_class import NOTEBOOK, make_sample_class, student_notebook
 
@@ -129,23 +129,13 @@ def test_repository_is_not_modified(graded):
     assert before == after
 
 
-def _gradebook(out):
-    import sqlite3
-
-    with sqlite3.connect(out / "course" / "gradebook.db") as db:
-        return sorted(db.execute(
-            "select student.id, grade_cells.name, grade.auto_score, grade.needs_manual_grade from grade "
-            "join submitted_notebook on grade.notebook_id = submitted_notebook.id "
-            "join submitted_assignment on submitted_notebook.assignment_id = submitted_assignment.id "
-            "join student on submitted_assignment.student_id = student.id "
-            "join grade_cells on grade.cell_id = grade_cells.id"))
-
-
 def test_parallel_grading_gives_the_same_gradebook_as_sequential(graded, tmp_path, root):
     parallel = graded[0]
     sequential = autograde(root, parallel.subs, tmp_path / "seq", timeout=TIMEOUT, jobs=1, progress=False)
-    rows = _gradebook(parallel.out)
-    assert rows and rows == _gradebook(tmp_path / "seq")
+    rows = gradebook_scores(parallel.out)
+    graded_students = {r.student for r in parallel.results if r.exercises}
+    assert len(graded_students) == 7 and {key[0] for key in rows} == graded_students
+    assert rows == gradebook_scores(tmp_path / "seq")
     assert [(r.student, r.score) for r in sequential.results] == [(r.student, r.score) for r in parallel.results]
 
 

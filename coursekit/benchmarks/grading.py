@@ -16,20 +16,8 @@ from pathlib import Path
 import nbformat
 
 
-def _grades(out: Path) -> dict:
-    import sqlite3
-
-    with sqlite3.connect(out / "course" / "gradebook.db") as db:
-        rows = db.execute("select student.id, grade_cells.name, grade.auto_score from grade "
-                          "join submitted_notebook on grade.notebook_id = submitted_notebook.id "
-                          "join submitted_assignment on submitted_notebook.assignment_id = submitted_assignment.id "
-                          "join student on submitted_assignment.student_id = student.id "
-                          "join grade_cells on grade.cell_id = grade_cells.id").fetchall()
-    return {(s, g): score for s, g, score in rows}
-
-
 def main(argv: list[str] | None = None) -> int:
-    from ..grading.autograde import autograde
+    from ..grading.autograde import autograde, gradebook_scores
     from ..grading.course import find_course_root
     from ..grading.release import release
     from ..grading.sample_class import NOTEBOOK, student_notebook
@@ -55,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
             seconds = time.perf_counter() - start
             full = sum(r.score == r.max_score for r in result.results)
             rows.append((jobs, seconds, full))
-            gradebooks.append(_grades(tmp / f"out-{jobs}"))
+            gradebooks.append(gradebook_scores(tmp / f"out-{jobs}"))
     same = all(g == gradebooks[0] for g in gradebooks)
     print(f"{args.students} submissions of {NOTEBOOK} on {os.cpu_count()} cores\n")
     print("| jobs | seconds | per submission | full marks |\n|---|---|---|---|")

@@ -22,6 +22,16 @@ from . import CheckError
 from ..reference import _original, student_call_site
 
 
+def student_line(exc: BaseException) -> str:
+    """'line N: source' of the student's code where ``exc`` was raised (not coursekit's, not a
+    library's), or ''."""
+    for frame in reversed(traceback.extract_tb(exc.__traceback__)):
+        if "site-packages" not in frame.filename and "/coursekit/" not in frame.filename:
+            line = frame.line or linecache.getline(frame.filename, frame.lineno).strip()
+            return f"line {frame.lineno}" + (f": {line}" if line else "")
+    return ""
+
+
 @student_call_site
 def call(name: str, fn, *args, _hint: str = "", **kwargs):
     """Run the student's function; turn an exception into a CheckError that shows their line
@@ -35,12 +45,8 @@ def call(name: str, fn, *args, _hint: str = "", **kwargs):
     except CheckError:
         raise
     except Exception as exc:  # the student's bug: say where it happened in their code
-        where = f"\n  in your code, {exc.where}" if getattr(exc, "where", "") else ""
-        for frame in [] if where else reversed(traceback.extract_tb(exc.__traceback__)):
-            if "site-packages" not in frame.filename and "/coursekit/" not in frame.filename:
-                line = frame.line or linecache.getline(frame.filename, frame.lineno).strip()
-                where = f"\n  in your code, line {frame.lineno}" + (f": {line}" if line else "")
-                break
+        line = getattr(exc, "where", "") or student_line(exc)
+        where = f"\n  in your code, {line}" if line else ""
         shapes = ", ".join(f"{np.shape(a)}" for a in args if isinstance(a, np.ndarray))
         with_shapes = f" (array arguments of shapes {shapes})" if shapes else ""
         hint = f"\n  {_hint}" if _hint else ""

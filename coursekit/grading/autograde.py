@@ -272,6 +272,8 @@ def autograde(root: Path, submissions: Path, out: Path, *, timeout: int | None =
 
     ``jobs`` submissions are graded at a time (default: the number of cores, at most 8), each
     in its own sandbox under ``limits`` (fields of :class:`coursekit.grading.sandbox.Limits`).
+    The workers' folders (``OUT/work``: job, report, worker.log) are removed afterwards unless
+    ``$COURSEKIT_KEEP_WORK`` is set, for looking into a submission the grader failed on.
     """
     from nbgrader.api import Gradebook
 
@@ -380,6 +382,24 @@ def autograde(root: Path, submissions: Path, out: Path, *, timeout: int | None =
     ordered = [results[key] for key in sorted(results)]
     _write_csvs(out, ordered)
     return ClassResult(ordered, out, notes)
+
+
+def gradebook_scores(out: Path) -> dict[tuple[str, str, str], tuple]:
+    """(student, notebook, grade_id) -> (auto_score, needs_manual_grade) from the class
+    gradebook that :func:`autograde` wrote under ``out``: to compare two grading runs."""
+    from nbgrader.api import Gradebook
+
+    scores = {}
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", module="nbgrader")
+        with Gradebook(f"sqlite:///{out / 'course' / 'gradebook.db'}", "coursekit") as gb:
+            for assignment in gb.assignments:
+                for submission in gb.assignment_submissions(assignment.name):
+                    for nb in submission.notebooks:
+                        for grade in nb.grades:
+                            scores[(submission.student.id, nb.name, grade.name)] = (
+                                grade.auto_score, grade.needs_manual_grade)
+    return scores
 
 
 def _write_csvs(out: Path, results: list[NotebookResult]) -> None:

@@ -9,13 +9,12 @@ return, which the judge checks like any other answer.
 """
 from __future__ import annotations
 
-import linecache
 import sys
 import time
-import traceback
 import uuid
 from pathlib import Path
 
+from ..checks.student import busiest_line, student_line, using_references
 from ..reference import _original, recorded_calls, student_call_site
 from . import wire
 
@@ -79,45 +78,6 @@ def _invoke(fn, args, kwargs):
     return fn(*args, **kwargs)
 
 
-def _swapped(fn, swap: dict, extra: dict):
-    """The globals of ``fn`` to replace while it runs (reference functions by name)."""
-    namespace = getattr(fn, "__globals__", None)
-    if namespace is None:
-        return None, {}
-    replacements = {name: _original(ref) for name, ref in swap.items()}
-    replacements.update(extra)
-    missing = object()
-    saved = {name: namespace.get(name, missing) for name in replacements}
-    namespace.update(replacements)
-    return namespace, {"saved": saved, "missing": missing}
-
-
-def _restore(namespace, state) -> None:
-    if namespace is None:
-        return
-    for name, value in state["saved"].items():
-        if value is state["missing"]:
-            namespace.pop(name, None)
-        else:
-            namespace[name] = value
-
-
-def _count_lines(fn, args, kwargs):
-    from ..checks.student import busiest_line
-
-    count, line, result = busiest_line(fn, *args, **kwargs)
-    return (count, line, result)
-
-
-def _where(exc: BaseException) -> str:
-    """The student's line where ``exc`` was raised (not coursekit's, not a library's)."""
-    for frame in reversed(traceback.extract_tb(exc.__traceback__)):
-        if "site-packages" not in frame.filename and "/coursekit/" not in frame.filename:
-            line = frame.line or linecache.getline(frame.filename, frame.lineno).strip()
-            return f"line {frame.lineno}" + (f": {line}" if line else "")
-    return ""
-
-
 def serve(request: str) -> None:
     """Answer the request in the file ``request`` with ``<request>.reply``."""
     path = Path(request)
@@ -136,11 +96,9 @@ def serve(request: str) -> None:
         elif op in ("call", "count_lines"):
             fn = _object(tree["fn"])
             args, kwargs = decoded(tree["args"]), decoded(tree["kwargs"])
-            namespace, state = _swapped(fn, tree.get("swap", {}), decoded(tree.get("extra", {"k": "dict", "v": []})))
-            try:
-                value = _invoke(fn, args, kwargs) if op == "call" else _count_lines(fn, args, kwargs)
-            finally:
-                _restore(namespace, state)
+            extra = decoded(tree.get("extra", {"k": "dict", "v": []}))
+            with using_references(fn, tree.get("swap", {}), extra):
+                value = _invoke(fn, args, kwargs) if op == "call" else busiest_line(fn, *args, **kwargs)
             if tree.get("return_args"):
                 value = (value, args, kwargs)
         elif op == "getattr":
@@ -155,5 +113,5 @@ def serve(request: str) -> None:
         reply = {"ok": wire.encode(value, arrays_out, _handle)}
     except BaseException as exc:  # everything goes back to the judge, nothing is shown here
         arrays_out = []
-        reply = {"error": {"type": type(exc).__name__, "message": str(exc)[:2000], "where": _where(exc)}}
+        reply = {"error": {"type": type(exc).__name__, "message": str(exc)[:2000], "where": student_line(exc)}}
     wire.write(path.with_name(path.name + ".reply"), reply, arrays_out)

@@ -108,6 +108,12 @@ class SandboxedKernelManager(AsyncKernelManager):
     policy: Policy | None = None
     policy_dir: str = ""
 
+    def shut_in(self, folder: Path, policy: Policy) -> None:
+        """Start the kernel under ``policy``, with its connection file and policies in ``folder``."""
+        folder.mkdir(parents=True, exist_ok=True)
+        self.connection_file = str(folder / f"kernel-{uuid.uuid4().hex}.json")
+        self.policy, self.policy_dir = policy, str(folder)
+
     def format_kernel_cmd(self, extra_arguments=None):
         cmd = super().format_kernel_cmd(extra_arguments)
         if self.policy is None:
@@ -168,17 +174,11 @@ class SandboxedExecute(RecoveringExecute):
     def create_kernel_manager(self):
         km = super().create_kernel_manager()
         if self.scratch:
-            run = Path(self.runtime_dir or self.scratch)
-            run.mkdir(parents=True, exist_ok=True)
-            km.connection_file = str(run / f"kernel-{uuid.uuid4().hex}.json")
-            km.policy = Policy(scratch=self.scratch, read=list(self.read_paths), limits=self._limits,
-                               cgroup=self._cgroup(), env=dict(self.kernel_env))
-            km.policy_dir = str(run)
+            self._group = make_cgroup(f"coursekit-{os.getpid()}-{uuid.uuid4().hex[:8]}", self._limits.processes)
+            km.shut_in(Path(self.runtime_dir or self.scratch),
+                       Policy(scratch=self.scratch, read=list(self.read_paths), limits=self._limits,
+                              cgroup=self._group, env=dict(self.kernel_env)))
         return km
-
-    def _cgroup(self) -> str:
-        self._group = make_cgroup(f"coursekit-{os.getpid()}-{uuid.uuid4().hex[:8]}", self._limits.processes)
-        return self._group
 
     def setup_kernel(self, **kwargs):
         self._jkm = self._jkc = None
@@ -267,16 +267,13 @@ class SandboxedExecute(RecoveringExecute):
 
     def _start_judge(self) -> None:
         scratch = Path(self.runtime_dir or self.scratch) / "judge"
-        scratch.mkdir(parents=True, exist_ok=True)
         self._exchange().mkdir(exist_ok=True)
         km = SandboxedKernelManager(kernel_name=self.kernel_name, config=self.config)
-        km.connection_file = str(scratch / f"kernel-{uuid.uuid4().hex}.json")
         student = self.km
-        ports = [student.shell_port, student.control_port]
-        km.policy = Policy(scratch=str(scratch), write=[str(self._exchange())],
-                           read=[*self.read_paths, student.connection_file], connect=ports,
-                           limits=self._limits, env=dict(self.kernel_env))
-        km.policy_dir = str(scratch)
+        km.shut_in(scratch, Policy(scratch=str(scratch), write=[str(self._exchange())],
+                                   read=[*self.read_paths, student.connection_file],
+                                   connect=[student.shell_port, student.control_port],
+                                   limits=self._limits, env=dict(self.kernel_env)))
         run_sync(km.start_kernel)(extra_arguments=self.extra_arguments, cwd=str(scratch))
         kc = km.client()
         kc.start_channels()
@@ -319,7 +316,8 @@ class SandboxedExecute(RecoveringExecute):
         if self._jkm is None:
             self._start_judge()
         for stale in self._exchange().glob("*"):  # left by an earlier, interrupted call
-            stale.unlink(missing_ok=True) if not stale.is_dir() or stale.is_symlink() else None
+            if stale.is_symlink() or not stale.is_dir():
+                stale.unlink(missing_ok=True)
         imports = _imports(self.nb.cells[self._judge_ready_upto:index])
         names = _free_names(cell.source)
         self._judge_ready_upto = index
