@@ -44,11 +44,8 @@ c.Autograde.autograde_preprocessors = [
 # tests' source.
 c.GenerateFeedback.preprocessors = [GetGrades, HideHiddenTests, CSSHTMLHeaderPreprocessor]
 
-# Graded cells run in a judge kernel that never runs the student's code (coursekit.grading.judge).
-# These cells' checkers build and train the student's torch modules, which cannot yet be judged
-# from outside the student's kernel; they still run in it (issue 6, open work).
-c.SandboxedExecute.in_kernel = [
-    "06_architectures:ex4_tests", "06_architectures:ex6_tests",
-    "07_scenes:ex2_tests", "07_scenes:ex3_tests", "07_scenes:ex4_tests", "07_scenes:ex5_tests",
-    "07_scenes:ex6_tests", "07_scenes:ex7_tests",
-]
+# Graded cells run in a judge kernel that never runs the student's code (coursekit.grading.judge);
+# a student's torch module is judged through a copy (coursekit.grading.mirror) whose forward and
+# backward run in the student's kernel. A checker that cannot work that way can be listed here
+# as "notebook:grade_id" to run in the student's kernel, as plain nbgrader does; none needs to.
+c.SandboxedExecute.in_kernel = []

@@ -36,6 +36,16 @@ def im2col(x, kh, kw, stride=1, pad=0):
     return cols.reshape(c * kh * kw, -1)
 '''
 
+# What a submission trying to hide a wrong answer does to its own kernel (the graded tests run
+# in the judge's, so none of it may matter).
+PATCHES = """
+
+import numpy, torch, coursekit.checks.arch as _arch, coursekit.checks.scenes as _scenes
+torch.allclose = torch.equal = numpy.allclose = numpy.array_equal = lambda *a, **k: True
+_arch.compare = _arch.resnet_blocks = _scenes.final_net = lambda *a, **k: None
+_scenes._count = lambda *a, **k: 1
+"""
+
 # notebook -> {student: (exercise that must lose its points, answer cell, edit)}
 VARIANTS = {
     "02_layers": {
@@ -110,6 +120,9 @@ VARIANTS = {
         "no-relu-after-add": ("ex4", replace("return torch.relu(out + shortcut)", "return out + shortcut")),
         "field-n-times-k": ("ex5", replace("return 1 + n * (kernel - 1),", "return n * kernel,")),
         "relu-after-add": ("ex6", replace("h = h + torch.relu(block(h))", "h = torch.relu(h + block(h))")),
+        # wrong, and covering it up in its own kernel: the judge compares with its own torch
+        "no-relu-after-add-patches-torch": ("ex4", lambda src: replace(
+            "return torch.relu(out + shortcut)", "return out + shortcut")(src) + PATCHES),
     },
     "07_scenes": {
         "averaged-batch-stds": ("ex1", replace("std = (total_sq / n - mean ** 2).sqrt()",
@@ -120,6 +133,7 @@ VARIANTS = {
         "no-dropout": ("ex4", replace("nn.Dropout(p), nn.Linear(800, 100), nn.ReLU(),\n                                        nn.Dropout(p),",
                                       "nn.Linear(800, 100), nn.ReLU(),\n                                       ")),
         "no-batch-norm": ("ex5", replace("nn.BatchNorm2d(cout), ", "")),
+        "no-batch-norm-patches-torch": ("ex5", lambda src: replace("nn.BatchNorm2d(cout), ", "")(src) + PATCHES),
         "head-frozen-too": ("ex6", replace("    return backbone", "    for p in backbone.parameters():\n        p.requires_grad = False\n    return backbone")),
         "no-eval": ("ex7", replace("    model.eval()\n    out = []", "    out = []")),
         "transposed-confusion": ("ex8", replace("(y_true.long(), y_pred.long())", "(y_pred.long(), y_true.long())")),

@@ -15,7 +15,7 @@ from torch import nn
 
 from . import CheckError, ReferenceUsedError
 from .diagnose import compare
-from .student import call, checker_factory, unpack
+from .student import call, checker_factory, subclass_of, type_name, unpack
 from .. import models
 from ..reference import arch as ref  # noqa: F401  (registers the references ARCH_NAMES names)
 from ..reference import conv as ref_conv
@@ -144,7 +144,7 @@ def inception_stats(fn, *, seed=0):
 # --- 4. ResNet blocks -----------------------------------------------------------------------
 
 def _refuse_coursekit(cls, *ours):
-    if isinstance(cls, type) and issubclass(cls, ours):
+    if subclass_of(cls, *ours):
         raise ReferenceUsedError(f"{cls.__name__} is coursekit's block (or built on it): write your own.")
 
 
@@ -192,7 +192,7 @@ def resnet_blocks(BasicBlock, Bottleneck, *, seed=0):
     names = {"basic": "conv1, bn1, conv2, bn2", "bottleneck": "conv1, bn1, conv2, bn2, conv3, bn3"}
     for kind, cls, configs in (("basic", BasicBlock, ((16, 16, 1), (16, 32, 2))),
                                ("bottleneck", Bottleneck, ((64, 16, 1), (32, 16, 2)))):
-        label = cls.__name__ if isinstance(cls, type) else kind
+        label = str(getattr(cls, "__name__", kind))
         for in_channels, planes, stride in configs:
             where = f"{label}({in_channels}, {planes}, stride={stride})"
             torch.manual_seed(int(torch.randint(0, 2 ** 30, (1,), generator=gen)))
@@ -200,7 +200,7 @@ def resnet_blocks(BasicBlock, Bottleneck, *, seed=0):
             _randomise_bn(tv_block, gen)
             block = call(label, cls, in_channels, planes, stride)
             if not isinstance(block, nn.Module):
-                raise CheckError(f"{where} should be an nn.Module, got {type(block).__name__}.")
+                raise CheckError(f"{where} should be an nn.Module, got {type_name(block)}.")
             mine = sum(p.numel() for p in block.parameters())
             theirs = sum(p.numel() for p in tv_block.parameters())
             if mine != theirs:

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from . import CheckError, ReferenceUsedError
-from .student import call, checker_factory, unpack
+from .student import call, checker_factory, subclass_of, type_name, unpack
 from ..models import scenes as ours
 from ..reference import _original
 from ..reference import scenes as _references  # noqa: F401  (registers the references)
@@ -68,7 +68,7 @@ def _transform_types(t):
     names, stack = [], [t]
     while stack:
         item = stack.pop()
-        names.append(type(item).__name__)
+        names.append(type_name(item))
         stack.extend(getattr(item, "transforms", []) or [])
     return names
 
@@ -113,11 +113,11 @@ def transforms(fundamental_transforms, augmentation_transforms, *, seed=0):
 # --- 3-5. networks ----------------------------------------------------------------------------
 
 def _instance(name, cls, *ours_classes):
-    if isinstance(cls, type) and issubclass(cls, ours_classes):
+    if subclass_of(cls, *ours_classes):
         raise ReferenceUsedError(f"{name} is coursekit's network (or built on it): write your own.")
     model = call(f"{name}()", cls)
     if not isinstance(model, nn.Module):
-        raise CheckError(f"{name}() should be an nn.Module, got {type(model).__name__}.")
+        raise CheckError(f"{name}() should be an nn.Module, got {type_name(model)}.")
     return model
 
 
@@ -214,12 +214,15 @@ def final_net(SimpleNetFinal, *, seed=0):
 def transfer(make_transfer_model, *, seed=0):
     import timm
 
+    from ..grading.mirror import recipe
+
     torch.manual_seed(seed)
-    backbone = timm.create_model("efficientnet_lite0", pretrained=False)
+    backbone = recipe(timm.create_model("efficientnet_lite0", pretrained=False),
+                      "timm.create_model", "efficientnet_lite0", pretrained=False)
     before = {k: v.clone() for k, v in backbone.state_dict().items() if not k.startswith("classifier")}
     model = call("make_transfer_model", make_transfer_model, backbone, 15)
     if not isinstance(model, nn.Module):
-        raise CheckError(f"make_transfer_model should return the model, got {type(model).__name__}.")
+        raise CheckError(f"make_transfer_model should return the model, got {type_name(model)}.")
     out = _scores("the transfer model", model.eval(), torch.zeros(2, 3, 64, 64))
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
     if not trainable:

@@ -71,6 +71,26 @@ def _judge_of(fn):
     return fn._judge if isinstance(fn, Remote) else None
 
 
+def subclass_of(cls, *classes: type) -> bool:
+    """Whether ``cls`` is a class built on one of ``classes``; for a class in the student's
+    kernel (graded by the judge), by the class names of its bases."""
+    from ..grading.judge import Remote
+
+    if isinstance(cls, Remote):
+        mro = set(cls._node.get("mro") or ())
+        return any(f"{c.__module__}.{c.__qualname__}" in mro for c in classes)
+    return isinstance(cls, type) and issubclass(cls, classes)
+
+
+def type_name(obj) -> str:
+    """The class name of ``obj``, also for an object in the student's kernel."""
+    from ..grading.judge import Remote
+
+    if isinstance(obj, Remote) and obj.remote_kind == "object":
+        return obj.__name__
+    return getattr(obj, "remote_type", None) or type(obj).__name__  # a RemoteModule: the student's class
+
+
 @contextmanager
 def using_references(fn: Callable, names: Mapping[str, str], extra: Mapping[str, object] = {}):
     """While active, each global name of ``fn``'s namespace in ``names`` (notebook name ->

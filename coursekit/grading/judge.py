@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import builtins
 import itertools
+import sys
 import time
 import uuid
 from pathlib import Path
@@ -36,12 +37,22 @@ class RemoteError(Exception):
 _ERRORS: dict[str, type] = {}
 
 
+#: Exceptions of the student's code that are also caught as the built-in of that name (so a
+#: checker's ``getattr(obj, name, default)`` or ``except ValueError`` works as in one kernel).
+_BUILTIN_ERRORS = ("AttributeError", "KeyError", "IndexError", "ValueError", "TypeError", "RuntimeError",
+                   "ZeroDivisionError", "AssertionError", "NameError", "LookupError", "ArithmeticError",
+                   "OverflowError")
+
+
 def _remote_error(kind: str, message: str, where: str) -> Exception:
     if kind == "NotImplementedError":
         return NotImplementedError(message)
     if not kind.isidentifier():
         kind = "Error"
-    cls = _ERRORS.setdefault(kind, type(kind, (RemoteError,), {}))
+    if kind not in _ERRORS:
+        bases = (RemoteError, getattr(builtins, kind)) if kind in _BUILTIN_ERRORS else (RemoteError,)
+        _ERRORS[kind] = type(kind, bases, {})
+    cls = _ERRORS[kind]
     exc = cls(message)
     exc.where = where
     return exc
@@ -79,19 +90,22 @@ class Remote:
 
 
 def _sync(local, remote) -> None:
-    """Copy changes the student's function made to its (mutable) arguments back into ours."""
+    """Copy changes the student's function made to its (mutable) arguments back into ours,
+    including the draws it made from a random generator."""
     if isinstance(local, dict) and isinstance(remote, dict):
         for key, value in remote.items():
-            if key in local and isinstance(local[key], (dict, list, np.ndarray)):
+            if key in local and isinstance(local[key], (dict, list, np.ndarray, np.random.Generator)):
                 _sync(local[key], value)
             else:
                 local[key] = value
     elif isinstance(local, list) and isinstance(remote, list) and len(local) == len(remote):
         for i, (a, b) in enumerate(zip(local, remote)):
-            if isinstance(a, (dict, list, np.ndarray)):
+            if isinstance(a, (dict, list, np.ndarray, np.random.Generator)):
                 _sync(a, b)
             else:
                 local[i] = b
+    elif isinstance(local, np.random.Generator) and isinstance(remote, np.random.Generator):
+        local.bit_generator.state = remote.bit_generator.state  # the draws the student's code made
     elif (isinstance(local, np.ndarray) and isinstance(remote, np.ndarray) and local.shape == remote.shape
           and local.flags.writeable):
         np.copyto(local, remote, casting="unsafe")
@@ -141,7 +155,26 @@ class Judge:
             err = tree["error"]
             raise _remote_error(str(err.get("type", "Error")), str(err.get("message", "")),
                                 str(err.get("where", "")))
-        return wire.decode(tree.get("ok"), reply_arrays, lambda node: Remote(self, node))
+        return wire.decode(tree.get("ok"), reply_arrays, self._from_student)
+
+    def request_values(self, op: str, obj: dict, values: dict):
+        """A request about the object ``obj`` whose arguments are ``values`` (any values that
+        travel)."""
+        arrays: list = []
+        return self.request({"op": op, "obj": obj, "v": self._encode(values, arrays)}, arrays)
+
+    def _from_student(self, node: dict):
+        """A handle the student's kernel sent: a Remote, or, for a module, the judge's copy."""
+        if node.get("k") != "handle":
+            _refuse(node)
+        if node.get("kind") == "module":
+            from . import mirror
+
+            return mirror.build(self, node, self.request_values("describe", node, {}))
+        return Remote(self, node)
+
+    def _encode(self, value, arrays: list) -> dict:
+        return wire.encode(value, arrays, lambda v: self._handle_node(v, arrays), self._reference_name)
 
     def _wait(self, msg_id: str) -> None:
         deadline = time.monotonic() + self.timeout
@@ -172,7 +205,7 @@ class Judge:
             args = wire.decode(tree["args"], args_arrays, resolve)
             kwargs = wire.decode(tree["kwargs"], args_arrays, resolve)
             value = fn(*args, **kwargs)
-            reply = {"ok": wire.encode(value, arrays, self._handle_node, self._reference_name)}
+            reply = {"ok": self._encode(value, arrays)}
         except Exception as exc:  # goes back to the student's code as its exception
             arrays = []
             reply = {"error": {"type": type(exc).__name__, "message": str(exc)[:2000]}}
@@ -201,7 +234,7 @@ class Judge:
     def call(self, fn: Remote, args: tuple, kwargs: dict, op: str = "call"):
         arrays: list = []
         swap, extra = self.swaps[-1] if self.swaps else ({}, {})
-        encode = lambda v: wire.encode(v, arrays, self._handle_node, self._reference_name)  # noqa: E731
+        encode = lambda v: self._encode(v, arrays)  # noqa: E731
         message = {"op": op, "fn": fn._node, "args": encode(list(args)), "kwargs": encode(dict(kwargs)),
                    "swap": swap, "extra": encode(dict(extra)), "return_args": op == "call"}
         result = self.request(message, arrays)
@@ -212,14 +245,28 @@ class Judge:
             _sync(local, remote)
         for key in kwargs:
             _sync(kwargs[key], new_kwargs.get(key))
+        for local in (*args, *kwargs.values()):  # the student's code may have changed a model
+            if hasattr(local, "pull") and type(local).__name__ == "RemoteModule":
+                local.pull()
         return value
 
     def recorded_calls(self, names) -> dict[str, int]:
         return self.request({"op": "calls", "names": list(names)})
 
-    def _handle_node(self, value):
+    def _handle_node(self, value, arrays: list):
         if isinstance(value, Remote):
             return dict(value._node)
+        torch = sys.modules.get("torch")
+        if torch is not None and isinstance(value, torch.nn.Module):
+            from . import mirror
+
+            if isinstance(value, mirror.RemoteModule):  # the student's own module, made current
+                value.push()
+                return dict(value._node)
+            factory, args, kwargs = mirror.recipe_of(value)  # one of the checker's: rebuilt there
+            return {"k": "module", "factory": factory, "args": self._encode(list(args), arrays),
+                    "kwargs": self._encode(dict(kwargs), arrays),
+                    "state": self._encode(mirror.state_of(value), arrays)}
         if callable(value):  # one of the judge's functions: the student's code calls back
             self.functions[id(value)] = value
             return {"k": "judgefn", "id": id(value), "name": getattr(value, "__name__", "function")}

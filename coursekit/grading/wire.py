@@ -4,9 +4,10 @@ code in them.
 A message is a JSON tree plus an ``.npz`` of arrays (saved and loaded with
 ``allow_pickle=False``), so reading what the student's kernel sent can never run its code.
 Numbers, strings, None, lists, tuples and dicts of them, numpy arrays and scalars of numeric
-dtypes, and torch tensors travel by value. Anything else the student's kernel holds (a
+dtypes, torch tensors and numpy random generators (their state) travel by value. Anything else the student's kernel holds (a
 function, a class, a model) travels as a *handle*: a number the judge can send back to call it
-or read an attribute of it. The judge also sends coursekit's reference functions by name.
+or read an attribute of it. The judge also sends coursekit's reference functions by name, and
+its own models as a recipe and weights (:mod:`coursekit.grading.mirror`).
 """
 from __future__ import annotations
 
@@ -21,7 +22,8 @@ import numpy as np
 MAX_DEPTH = 40
 MAX_ITEMS = 200_000          # JSON nodes in one message
 MAX_BYTES = 256 << 20        # arrays in one message
-_KINDS = set("biufc")        # numpy dtype kinds that travel: bool, ints, floats, complex
+_KINDS = set("biufc")
+_BIT_GENERATORS = ("PCG64", "PCG64DXSM", "MT19937", "Philox", "SFC64")        # numpy dtype kinds that travel: bool, ints, floats, complex
 
 
 class WireError(ValueError):
@@ -75,16 +77,19 @@ def encode(value: Any, arrays: list, handle: Callable[[Any], dict] | None = None
         return {"k": "tuple" if isinstance(value, tuple) else "list", "v": [sub(v) for v in value]}
     if isinstance(value, dict):
         return {"k": "dict", "v": [[sub(k), sub(v)] for k, v in value.items()]}
+    if isinstance(value, np.random.Generator):  # by its state: the student draws from a copy
+        bitgen = type(value.bit_generator).__name__
+        return {"k": "rng", "bitgen": bitgen, "v": sub(value.bit_generator.state)}
+    if type(value).__module__.startswith("PIL.") and hasattr(value, "mode"):
+        arrays.append(np.asarray(value))
+        return {"k": "image", "i": len(arrays) - 1, "mode": value.mode}
     name = reference_name(value) if reference_name else None
     if name:
         return {"k": "reference", "v": name}
+    if reference_name is not None and hasattr(value, "__next__"):  # the judge's iterator: its items
+        return {"k": "iter", "v": [sub(v) for v in value]}
     if handle is not None:
         return handle(value)
-    if hasattr(value, "__next__"):  # an iterator or generator the judge passes: its items
-        return {"k": "iter", "v": [sub(v) for v in value]}
-    if type(value).__module__.startswith("PIL."):
-        arrays.append(np.asarray(value))
-        return {"k": "image", "i": len(arrays) - 1, "mode": value.mode}
     raise WireError(f"a {type(value).__name__} cannot be sent to the student's kernel")
 
 
@@ -144,8 +149,15 @@ def decode(tree: Any, arrays, handle: Callable[[dict], Any] | None = None,
             if node.get("param"):
                 return torch.nn.Parameter(tensor, requires_grad=bool(node.get("grad")))
             return tensor.requires_grad_(bool(node.get("grad")) and tensor.is_floating_point())
+        if kind == "rng" and node.get("bitgen") in _BIT_GENERATORS:
+            bitgen = getattr(np.random, node["bitgen"])()
+            bitgen.state = walk(v, depth + 1)
+            return np.random.Generator(bitgen)
         if kind in ("handle", "judgefn") and handle is not None:
             return handle(node)
+        if kind == "module" and handle is not None:  # the judge's model, rebuilt by the student's side
+            return handle({"k": kind, "factory": str(node.get("factory")),
+                           **{key: walk(node.get(key), depth + 1) for key in ("args", "kwargs", "state")}})
         if kind == "reference" and reference is not None and isinstance(v, str):
             return reference(v)
         raise WireError(f"unexpected kind {kind!r}")
