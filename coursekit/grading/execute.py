@@ -159,7 +159,8 @@ class SandboxedExecute(RecoveringExecute):
     judge = Bool(True, help="Run graded cells in a judge kernel that never runs the student's "
                  "code (coursekit.grading.judge); only with a sandbox.").tag(config=True)
     in_kernel = List(Unicode(), [], help="Graded cells ('notebook:grade_id') whose checkers "
-                     "cannot yet judge from outside and run in the student's kernel.").tag(config=True)
+                     "run in the student's kernel, as in plain nbgrader (for a checker the judge "
+                     "cannot run; coursekit's need none).").tag(config=True)
 
     def preprocess(self, nb, resources=None, km=None):
         self._limits = Limits(**self.limits)

@@ -197,6 +197,8 @@ def build(judge, node: dict, tree: dict) -> RemoteModule:
         else:
             module = root if path == "" else _shadow(str(entry.get("module")), str(entry.get("qualname")))
             for key, value in dict(entry.get("attrs", {})).items():
+                if not isinstance(key, str) or not key.isidentifier() or key.startswith("_") or not _plain(value):
+                    continue  # the student's kernel is not trusted to name the judge's attributes
                 if key == "training" or (not hasattr(type(module), key) and key not in module.__dict__):
                     object.__setattr__(module, key, bool(value) if key == "training" else value)
             for key, value in dict(entry.get("params", {})).items():
