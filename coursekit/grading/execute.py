@@ -32,7 +32,7 @@ from nbformat.notebooknode import NotebookNode
 from nbgrader.preprocessors import Execute
 from traitlets import Bool, Dict, List, Unicode
 
-from .sandbox import Limits, Policy, make_cgroup, remove_cgroup
+from .sandbox import Limits, Policy, make_cgroup, make_cpu_cgroup, remove_cgroup
 
 KERNEL_DIED = "KernelDied"
 TIMED_OUT = "CellTimeoutError"
@@ -175,10 +175,11 @@ class SandboxedExecute(RecoveringExecute):
     def create_kernel_manager(self):
         km = super().create_kernel_manager()
         if self.scratch:
-            self._group = make_cgroup(f"coursekit-{os.getpid()}-{uuid.uuid4().hex[:8]}", self._limits.processes)
+            name = f"coursekit-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+            self._group, self._cpu_group = make_cgroup(name, self._limits.processes), make_cpu_cgroup(name)
             km.shut_in(Path(self.runtime_dir or self.scratch),
                        Policy(scratch=self.scratch, read=list(self.read_paths), limits=self._limits,
-                              cgroup=self._group, env=dict(self.kernel_env)))
+                              cgroup=self._group, cpu_group=self._cpu_group, env=dict(self.kernel_env)))
         return km
 
     def setup_kernel(self, **kwargs):
@@ -198,6 +199,7 @@ class SandboxedExecute(RecoveringExecute):
             stop.set()
             watcher.join()
             remove_cgroup(getattr(self, "_group", ""))
+            remove_cgroup(getattr(self, "_cpu_group", ""))
 
     setup_kernel = contextlib.contextmanager(setup_kernel)
 

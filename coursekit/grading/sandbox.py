@@ -13,7 +13,9 @@ anything but what the policy lets through:
 * **signals** (Landlock ABI 6+): it cannot signal processes outside its sandbox (the grader).
 * **resources** (rlimits): CPU seconds, memory (data segment), the size of any file it writes,
   open files; processes through a pids cgroup when running as root (root ignores
-  RLIMIT_NPROC), else RLIMIT_NPROC. The grader also watches the scratch folder's size and the
+  RLIMIT_NPROC), else RLIMIT_NPROC. As root, each submission's processes also form one cpu
+  cgroup, so a submission that runs many busy threads slows only itself, not the submissions
+  graded beside it. The grader also watches the scratch folder's size and the
   wall time, and kills the whole process tree when it is done.
 
 :func:`capabilities` says which of these this machine enforces; where Landlock is missing
@@ -56,6 +58,7 @@ class Policy:
     connect: list[int] = field(default_factory=list)  # TCP ports it may connect to
     limits: Limits = field(default_factory=Limits)
     cgroup: str = ""                        # a pids cgroup folder to join, made by the grader
+    cpu_group: str = ""                     # a cpu cgroup (v1) to join: a fair share of the cores
     env: dict[str, str] = field(default_factory=dict)
 
     def dump(self, path: Path) -> None:
@@ -121,11 +124,15 @@ def _cgroup_pids_root() -> Path | None:
         if (candidate / "cgroup.procs").exists() and os.access(candidate, os.W_OK):
             controllers = candidate / "cgroup.controllers"
             if candidate.name == "pids" or (controllers.exists() and "pids" in controllers.read_text().split()):
-                if candidate.name != "pids":  # cgroup v2: pids must be enabled for children
+                if candidate.name != "pids":  # cgroup v2: pids (and cpu) must be enabled for children
                     try:
                         (candidate / "cgroup.subtree_control").write_text("+pids")
                     except OSError:
                         continue
+                    try:  # a fair share of the cores for each submission's group
+                        (candidate / "cgroup.subtree_control").write_text("+cpu")
+                    except OSError:
+                        pass
                 return candidate
     return None
 
@@ -149,6 +156,21 @@ def make_cgroup(name: str, processes: int) -> str:
     except OSError:
         return ""
     return str(group)
+
+
+def make_cpu_cgroup(name: str) -> str:
+    """Create a cgroup (v1 ``cpu`` hierarchy, root only) in which a submission's processes share
+    one scheduling entity: however many threads a submission runs, the submissions graded at
+    once get equal shares of the cores (with cgroup v2 the pids group of :func:`make_cgroup`
+    does this). '' where there is none."""
+    root = Path("/sys/fs/cgroup/cpu")
+    if os.geteuid() != 0 or not (root / "cpu.shares").exists() or not os.access(root, os.W_OK):
+        return ""
+    try:
+        (root / name).mkdir(exist_ok=True)
+    except OSError:
+        return ""
+    return str(root / name)
 
 
 def remove_cgroup(group: str) -> None:
@@ -252,6 +274,8 @@ def apply_limits(policy: Policy) -> None:
     resource.setrlimit(resource.RLIMIT_FSIZE, (limits.file_mb * mb, limits.file_mb * mb))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     resource.setrlimit(resource.RLIMIT_NOFILE, (limits.open_files, limits.open_files))
+    if policy.cpu_group:
+        Path(policy.cpu_group, "cgroup.procs").write_text(str(os.getpid()))
     if policy.cgroup:
         Path(policy.cgroup, "cgroup.procs").write_text(str(os.getpid()))
     elif os.geteuid() != 0:
