@@ -6,6 +6,8 @@
   coursekit demo                     release + sample class + autograde, in build/demo
   coursekit data fetch 15-scene      download (or --from ARCHIVE) the 15-Scene dataset
   coursekit bench scenes             train the project's models on 15-Scene, one row each
+  coursekit bench grading            grading time, one submission at a time vs several
+  coursekit bench neighbour          a CPU-hogging submission's effect on the one beside it
 """
 from __future__ import annotations
 
@@ -96,6 +98,8 @@ def _data_fetch(args) -> None:
 def _bench(args) -> None:
     if args.which == "grading":
         from .benchmarks import grading as bench
+    elif args.which == "neighbour":
+        from .benchmarks import neighbour as bench
     else:
         from .benchmarks import scenes as bench
 
@@ -154,9 +158,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=_data_fetch)
 
-    p = sub.add_parser("bench", help="coursekit bench scenes|grading [...]: the 15-scene benchmark, or "
-                       "grading time sequential vs parallel")
-    p.add_argument("which", choices=["scenes", "grading"])
+    p = sub.add_parser("bench", help="coursekit bench scenes|grading|neighbour [...]: the 15-scene "
+                       "benchmark, grading time sequential vs parallel, or a CPU hog's effect on the "
+                       "submission graded beside it")
+    p.add_argument("which", choices=["scenes", "grading", "neighbour"])
     p.add_argument("rest", nargs=argparse.REMAINDER, help="options of python -m coursekit.benchmarks.scenes")
     p.set_defaults(func=_bench)
     return parser
