@@ -10,7 +10,8 @@ kernel: each call first sends the judge's current parameters, buffers and train/
 runs the student's ``forward`` there and copies back the output (and the batch-norm
 statistics it updated). When gradients are needed, the backward pass also runs there and
 sends back the parameters' gradients, so ``loss.backward(); optimiser.step()`` in the judge
-trains the student's network.
+trains the student's network. (Gradients reach the module's parameters, not its inputs: no
+checker needs more.)
 
 The submodules are built from their class *names*: a name from ``torch.nn``, torchvision or
 timm becomes an instance of the judge's class of that name (created without running its
