@@ -62,7 +62,11 @@ def judge(tmp_path_factory):
     assert reply["content"]["status"] == "ok", reply["content"]
     info = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in km.get_connection_info(session=False).items()}
     try:
-        yield judge_module.install(info, str(tmp_path_factory.mktemp("exchange")))
+        # a Judge, not judge.install(): that also points coursekit's reference-call counter at
+        # this kernel, for the rest of the test session
+        judge = judge_module.Judge(info, str(tmp_path_factory.mktemp("exchange")))
+        yield judge
+        judge.close()
     finally:
         kc.stop_channels()
         km.shutdown_kernel(now=True)

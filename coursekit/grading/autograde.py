@@ -28,7 +28,7 @@ import nbformat
 from tqdm.auto import tqdm
 
 from .course import CourseError, assignments, generate_assignments, nbgrader_api
-from .execute import DISK_LIMIT, KERNEL_DIED, KERNEL_RESTARTED, NOTEBOOK_TIME, OUTPUT_CUT, TIMED_OUT
+from .execute import DISK_LIMIT, KERNEL_DIED, KERNEL_RESTARTED, LEFT_RUNNING, NOTEBOOK_TIME, OUTPUT_CUT, TIMED_OUT
 from .intake import intake
 from .sandbox import Limits, capabilities
 from .worker import Job
@@ -152,6 +152,9 @@ def problems_in(autograded: Path, timeout: float) -> list[str]:
                 problems.append(f"{where}: stopped after the {timeout:g} s cell time limit")
             elif out.ename == KERNEL_RESTARTED:
                 problems.append(f"{where}: ignored the interrupt (kernel restarted, grading went on)")
+            elif out.ename == LEFT_RUNNING:
+                problems.append(f"{where}: left threads running after the interrupt (kernel restarted, "
+                                f"grading went on)")
             elif out.ename == KERNEL_DIED:
                 problems.append(f"{where}: killed its kernel (restarted, grading went on)")
             elif out.ename == NOTEBOOK_TIME:

@@ -37,6 +37,7 @@ from .sandbox import Limits, Policy, make_cgroup, make_cpu_cgroup, remove_cgroup
 KERNEL_DIED = "KernelDied"
 TIMED_OUT = "CellTimeoutError"
 KERNEL_RESTARTED = "KernelRestarted"
+LEFT_RUNNING = "LeftRunning"
 
 
 def _error(ename: str, evalue: str) -> NotebookNode:
@@ -69,7 +70,30 @@ class RecoveringExecute(Execute):
             if any(o.output_type == "error" and o.get("ename") == TIMED_OUT
                    for o in cell.get("outputs", [])):
                 self._skip_on_replay.add(index)  # replaying it would only time out again
+                if self._still_busy():  # the interrupt stopped the cell, not the threads it started
+                    self.log.warning("Cell %d left threads running; restarting the kernel.", index)
+                    cell.outputs.append(_error(LEFT_RUNNING, "the cell left code running after the "
+                                               "interrupt (threads); grading restarted the kernel "
+                                               "and went on"))
+                    self._recover(index)
         return cell, self.resources
+
+    def _still_busy(self, window: float = 0.5) -> bool:
+        """Whether the (idle) kernel process still uses more than half a core, i.e. the cell
+        left threads spinning; False where /proc cannot tell."""
+        pid = getattr(getattr(self.km, "provisioner", None), "pid", None)
+        stat = Path(f"/proc/{pid}/stat")
+
+        def cpu() -> float:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+        try:
+            before = cpu()
+            time.sleep(window)
+            return cpu() - before > window / 2
+        except (OSError, ValueError, IndexError):
+            return False
 
     def _judged(self, cell) -> bool:
         """Whether ``cell`` runs in a judge kernel rather than the student's (see SandboxedExecute)."""

@@ -131,6 +131,10 @@ class Judge:
         self.bound: set[str] = set()
         self.functions: dict[int, object] = {}
 
+    def close(self) -> None:
+        """Stop the channels to the student's kernel (their threads keep a process alive)."""
+        self.kc.stop_channels()
+
     # --- requests --------------------------------------------------------------------------------
 
     def request(self, message: dict, arrays: list | None = None):
