@@ -22,14 +22,9 @@ from . import wire
 _HANDLES: dict[int, object] = {}
 
 
-def _is_module(value) -> bool:
-    torch = sys.modules.get("torch")
-    return torch is not None and isinstance(value, torch.nn.Module)
-
-
 def _handle(value) -> dict:
     _HANDLES[id(value)] = value
-    kind = ("class" if isinstance(value, type) else "module" if _is_module(value)
+    kind = ("class" if isinstance(value, type) else "module" if wire.is_module(value)
             else "function" if callable(value) else "object")
     name = getattr(value, "__name__", None) if kind in ("class", "function") else type(value).__name__
     node = {"k": "handle", "id": id(value), "kind": kind, "name": str(name or type(value).__name__)}
@@ -93,7 +88,7 @@ def _invoke(fn, args, kwargs):
 
 
 def _mutable(value):
-    return value if isinstance(value, (dict, list)) or type(value).__name__ in ("ndarray", "Generator") else None
+    return value if isinstance(value, wire.SYNCED) else None
 
 
 # --- modules: the judge holds a copy (coursekit.grading.mirror), forward runs here ----------------
@@ -119,36 +114,31 @@ def _forward(module, v: dict):
     return {"out": out, "buffers": dict(module.named_buffers()), "token": token}
 
 
-def _backward(module, v: dict):
+def _backward(v: dict):
     import torch
 
     if v["token"] not in _GRAPHS:
         raise RuntimeError("backward of a forward pass this kernel no longer holds")
     out, params = _GRAPHS.pop(v["token"])
-    grads = torch.autograd.grad(out, params, v["grad"], allow_unused=True)
-    return list(grads)
+    return list(torch.autograd.grad(out, params, v["grad"], allow_unused=True))
 
 
-def _load(module, v: dict):
-    from .mirror import load_state
-
-    load_state(module, v["state"])
+_MODULE_OPS = ("forward", "backward", "load", "state", "describe")
 
 
-def _state(module, v: dict):
-    from .mirror import state_of
+def _module_op(op: str, module, v: dict):
+    """The student's side of the judge's copy of ``module`` (coursekit.grading.mirror)."""
+    from . import mirror
 
-    return state_of(module)
-
-
-def _describe(module, v: dict):
-    from .mirror import describe
-
-    return describe(module)
-
-
-_MODULE_OPS = {"forward": _forward, "backward": _backward, "load": _load, "state": _state,
-               "describe": _describe}
+    if op == "forward":
+        return _forward(module, v)
+    if op == "backward":
+        return _backward(v)
+    if op == "load":
+        return mirror.load_state(module, v["state"])
+    if op == "state":
+        return mirror.state_of(module)
+    return mirror.describe(module)
 
 
 def serve(request: str) -> None:
@@ -177,7 +167,7 @@ def serve(request: str) -> None:
         elif op == "getattr":
             value = getattr(_object(tree["obj"]), tree["name"])
         elif op in _MODULE_OPS:
-            value = _MODULE_OPS[op](_object(tree["obj"]), decoded(tree["v"]))
+            value = _module_op(op, _object(tree["obj"]), decoded(tree["v"]))
         elif op == "calls":
             value = {name: recorded_calls(name) for name in tree["names"]}
         elif op == "release":

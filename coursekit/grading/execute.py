@@ -82,6 +82,8 @@ class RecoveringExecute(Execute):
         """Whether the (idle) kernel process still uses more than half a core, i.e. the cell
         left threads spinning; False where /proc cannot tell."""
         pid = getattr(getattr(self.km, "provisioner", None), "pid", None)
+        if pid is None:
+            return False
         stat = Path(f"/proc/{pid}/stat")
 
         def cpu() -> float:

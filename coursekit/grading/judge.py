@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import builtins
 import itertools
-import sys
 import time
 import uuid
 from pathlib import Path
@@ -94,13 +93,13 @@ def _sync(local, remote) -> None:
     including the draws it made from a random generator."""
     if isinstance(local, dict) and isinstance(remote, dict):
         for key, value in remote.items():
-            if key in local and isinstance(local[key], (dict, list, np.ndarray, np.random.Generator)):
+            if key in local and isinstance(local[key], wire.SYNCED):
                 _sync(local[key], value)
             else:
                 local[key] = value
     elif isinstance(local, list) and isinstance(remote, list) and len(local) == len(remote):
         for i, (a, b) in enumerate(zip(local, remote)):
-            if isinstance(a, (dict, list, np.ndarray, np.random.Generator)):
+            if isinstance(a, wire.SYNCED):
                 _sync(a, b)
             else:
                 local[i] = b
@@ -250,7 +249,7 @@ class Judge:
         for key in kwargs:
             _sync(kwargs[key], new_kwargs.get(key))
         for local in (*args, *kwargs.values()):  # the student's code may have changed a model
-            if hasattr(local, "pull") and type(local).__name__ == "RemoteModule":
+            if wire.is_module(local) and hasattr(local, "pull"):  # a mirror.RemoteModule
                 local.pull()
         return value
 
@@ -260,8 +259,7 @@ class Judge:
     def _handle_node(self, value, arrays: list):
         if isinstance(value, Remote):
             return dict(value._node)
-        torch = sys.modules.get("torch")
-        if torch is not None and isinstance(value, torch.nn.Module):
+        if wire.is_module(value):
             from . import mirror
 
             if isinstance(value, mirror.RemoteModule):  # the student's own module, made current

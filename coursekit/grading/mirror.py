@@ -124,8 +124,7 @@ class _Forward(torch.autograd.Function):
 def state_of(module: nn.Module) -> dict:
     """Parameters, buffers and train/eval flags of ``module`` by name (what the other side
     needs to make its copy equal)."""
-    return {"params": {name: p.detach() if not p.requires_grad else p.detach().requires_grad_(True)
-                       for name, p in module.named_parameters()},
+    return {"params": {name: p.detach().requires_grad_(p.requires_grad) for name, p in module.named_parameters()},
             "buffers": {name: b for name, b in module.named_buffers()},
             "training": {name: m.training for name, m in module.named_modules()}}
 

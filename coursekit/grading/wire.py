@@ -4,9 +4,9 @@ code in them.
 A message is a JSON tree plus an ``.npz`` of arrays (saved and loaded with
 ``allow_pickle=False``), so reading what the student's kernel sent can never run its code.
 Numbers, strings, None, lists, tuples and dicts of them, numpy arrays and scalars of numeric
-dtypes, torch tensors and numpy random generators (their state) travel by value. Anything else the student's kernel holds (a
-function, a class, a model) travels as a *handle*: a number the judge can send back to call it
-or read an attribute of it. The judge also sends coursekit's reference functions by name, and
+dtypes, torch tensors and numpy random generators (their state) travel by value. Anything else
+the student's kernel holds (a function, a class, a model) travels as a *handle*: a number the
+judge can send back to call it or read an attribute of it. The judge also sends coursekit's reference functions by name, and
 its own models as a recipe and weights (:mod:`coursekit.grading.mirror`).
 """
 from __future__ import annotations
@@ -14,6 +14,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import sys
 from pathlib import Path
 from typing import Any, Callable
 
@@ -22,8 +23,16 @@ import numpy as np
 MAX_DEPTH = 40
 MAX_ITEMS = 200_000          # JSON nodes in one message
 MAX_BYTES = 256 << 20        # arrays in one message
-_KINDS = set("biufc")
-_BIT_GENERATORS = ("PCG64", "PCG64DXSM", "MT19937", "Philox", "SFC64")        # numpy dtype kinds that travel: bool, ints, floats, complex
+_KINDS = set("biufc")        # numpy dtype kinds that travel: bool, ints, floats, complex
+_BIT_GENERATORS = ("PCG64", "PCG64DXSM", "MT19937", "Philox", "SFC64")
+#: What a call's arguments send back to the judge: what the student's function may change in place.
+SYNCED = (dict, list, np.ndarray, np.random.Generator)
+
+
+def is_module(value) -> bool:
+    """Whether ``value`` is a torch ``nn.Module`` (without importing torch where it is not)."""
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(value, torch.nn.Module)
 
 
 class WireError(ValueError):
