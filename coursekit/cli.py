@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 import time
@@ -22,9 +23,27 @@ from .grading.course import CourseError, find_course_root
 
 
 def _report(result, seconds: float) -> None:
+    """Print the class table and where the files are; a CourseError if any submission could not
+    be graded (the run did not do its job, so the command exits non-zero)."""
     print(result.table())
-    print(f"\ngraded {len(result.results)} submission(s) in {seconds:.1f} s; grades in "
-          f"{result.out / 'grades.csv'}, feedback in {result.out / 'feedback'}")
+    done = len(result.results) - len(result.failed)
+    where = f"grades in {_shown(result.out / 'grades.csv')}"
+    if (result.out / "feedback").is_dir():
+        where += f", feedback in {_shown(result.out / 'feedback')}{os.sep}<student>{os.sep}"
+    print(f"\ngraded {done} of {len(result.results)} submission(s) in {seconds:.1f} s; {where}")
+    if result.failed:
+        listed = "; ".join(f"{r.student}/{r.notebook}: {r.problems[-1] if r.problems else 'not graded'}"
+                           for r in result.failed[:5])
+        more = f" (and {len(result.failed) - 5} more)" if len(result.failed) > 5 else ""
+        raise CourseError(f"{len(result.failed)} submission(s) could not be graded: {listed}{more}")
+
+
+def _shown(path: Path) -> str:
+    """``path`` relative to the working directory when it is below it (as the user typed it)."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
 
 
 def _release(args) -> None:
@@ -62,7 +81,7 @@ def _sample_class(args) -> None:
 def _demo(args) -> None:
     from .grading.autograde import autograde
     from .grading.release import release
-    from .grading.sample_class import make_sample_class
+    from .grading.sample_class import FULL_MARKS, make_sample_class
 
     root = find_course_root(args.course)
     out = args.out
@@ -78,6 +97,13 @@ def _demo(args) -> None:
                        progress=not args.no_progress)
     print()
     _report(result, time.perf_counter() - start)
+    full = {r.student: r.score == r.max_score for r in result.results}
+    wrong = [s for s, ok in full.items() if ok != (s in FULL_MARKS)]
+    if wrong:
+        raise CourseError(f"the demo did not grade as expected ({', '.join(FULL_MARKS)} full marks, "
+                          f"every other student less): {', '.join(wrong)} did not")
+    print(f"{', '.join(FULL_MARKS)} has full marks and every other student less, as expected; open "
+          f"{_shown(result.out / 'feedback' / 'carol' / '01_backprop.html')} to see what a student gets back")
 
 
 def _data_fetch(args) -> None:

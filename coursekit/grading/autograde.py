@@ -56,6 +56,7 @@ class NotebookResult:
     exercises: list[ExerciseScore] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     feedback: Path | None = None
+    failed: bool = False      # the grader could not grade it (not the student's doing)
 
 
 @dataclass
@@ -63,6 +64,11 @@ class ClassResult:
     results: list[NotebookResult]
     out: Path
     notes: list[str] = field(default_factory=list)
+
+    @property
+    def failed(self) -> list[NotebookResult]:
+        """The submissions the grader could not grade (a run with any is not done)."""
+        return [r for r in self.results if r.failed]
 
     def get(self, student: str, notebook: str) -> NotebookResult:
         for r in self.results:
@@ -280,7 +286,8 @@ def autograde(root: Path, submissions: Path, out: Path, *, timeout: int | None =
     """
     from nbgrader.api import Gradebook
 
-    submissions = Path(submissions)
+    # Every path is made absolute here: the workers and kernels run in other folders.
+    root, submissions, out = Path(root).resolve(), Path(submissions).resolve(), Path(out).resolve()
     if not submissions.exists():
         raise CourseError(f"no submissions at {submissions}")
     names = assignments(root)
@@ -363,6 +370,7 @@ def autograde(root: Path, submissions: Path, out: Path, *, timeout: int | None =
                 result.problems = found.get(key, []) + report.problems
                 result.seconds = report.seconds
                 if not report.graded:
+                    result.failed = True
                     continue
                 _merge(gb, student, name, report)
                 dest = coursedir / "autograded" / student / name / f"{name}.ipynb"

@@ -16,7 +16,8 @@ from .course import assignments, generate_assignments, nbgrader_api
 def release(root: Path, out: Path | None = None) -> list[Path]:
     """Generate the student notebooks from ``root/solutions`` into ``out`` (default
     ``root/notebooks``). Returns the paths written."""
-    out = out or root / "notebooks"
+    root = Path(root).resolve()
+    out = Path(out).resolve() if out is not None else root / "notebooks"
     names = assignments(root)
     out.mkdir(parents=True, exist_ok=True)
     written = []

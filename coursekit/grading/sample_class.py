@@ -39,6 +39,9 @@ STUDENTS: dict[str, tuple[str, dict[str, Edit]]] = {
     }),
 }
 
+#: The students who answered everything right; every other sample student loses points.
+FULL_MARKS = ("alice",)
+
 _MARKERS = re.compile(r"^[ \t]*### (BEGIN|END) SOLUTION[ \t]*\n", re.MULTILINE)
 
 
