@@ -1,7 +1,12 @@
 """The `coursekit` command: subcommands work and bad input gets a one-line error, not a traceback."""
+import csv
 import os
+import shutil
 import subprocess
 import sys
+from pathlib import Path
+
+import pytest
 
 from coursekit.cli import main
 
@@ -48,3 +53,51 @@ def test_data_fetch_reports_a_broken_archive_without_a_traceback(tmp_path, capsy
     assert not (tmp_path / "home" / "15-scene").exists()
     assert main(["data", "fetch", "imagenet"]) == 1
     assert "unknown dataset 'imagenet'" in capsys.readouterr().err
+
+
+COURSEKIT = str(Path(sys.executable).parent / "coursekit")
+
+
+def _coursekit(*args, cwd):
+    return subprocess.run([COURSEKIT, *args], cwd=cwd, capture_output=True, text=True, timeout=900)
+
+
+@pytest.mark.parametrize("where", ["repository root", "a folder outside it"])
+def test_autograde_with_its_default_out_grades_from_anywhere(tmp_path, root, where):
+    """`coursekit sample-class subs` then `coursekit autograde subs`, relative paths and the
+    default --out, from a copy of the repository's root and from a folder that is no course."""
+    if where == "repository root":
+        cwd = tmp_path / "course"
+        for part in ("solutions", "autograder"):
+            shutil.copytree(root / part, cwd / part)
+    else:
+        cwd = tmp_path / "elsewhere"
+        cwd.mkdir()
+    made = _coursekit("sample-class", "subs", cwd=cwd)
+    assert made.returncode == 0, made.stderr
+    graded = _coursekit("autograde", "subs", "--no-progress", cwd=cwd)
+    assert graded.returncode == 0, graded.stdout[-2000:] + graded.stderr[-2000:]
+    assert "could not be graded" not in graded.stdout
+    assert "grades in grading-output/grades.csv, feedback in grading-output/feedback/" in graded.stdout
+    with open(cwd / "grading-output" / "grades.csv") as fh:
+        scores = {row["student"]: float(row["score"]) for row in csv.DictReader(fh)}
+    assert scores["alice"] == 23 and all(s < 23 for name, s in scores.items() if name != "alice")
+    assert (cwd / "grading-output" / "feedback" / "carol" / "01_backprop.html").is_file()
+
+
+def test_a_run_that_could_not_grade_exits_non_zero(tmp_path, capsys):
+    """A submission the grader could not grade makes the command fail and say which."""
+    from coursekit.cli import _report
+    from coursekit.grading.autograde import ClassResult, NotebookResult
+    from coursekit.grading.course import CourseError
+
+    result = ClassResult([NotebookResult("ann", "01_backprop", 23, 23),
+                          NotebookResult("ben", "01_backprop", 0, 23, failed=True,
+                                         problems=["could not be graded: OSError: disk full"])], tmp_path)
+    with pytest.raises(CourseError, match=r"1 submission\(s\) could not be graded: "
+                                          r"ben/01_backprop: could not be graded: OSError: disk full"):
+        _report(result, 1.0)
+    assert "graded 1 of 2 submission(s)" in capsys.readouterr().out
+    missing = _coursekit("autograde", "no-such-folder", cwd=tmp_path)
+    assert missing.returncode == 1 and "coursekit: no submissions at" in missing.stderr
+    assert "Traceback" not in missing.stderr

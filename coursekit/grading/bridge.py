@@ -43,7 +43,7 @@ class _JudgeFunction:
     def __call__(self, *args, **kwargs):
         arrays: list = []
         path = self.exchange / f"callback-{uuid.uuid4().hex}.json"
-        encode = lambda v: wire.encode(v, arrays, _handle)  # noqa: E731
+        encode = lambda v: wire.encode(v, arrays, _handle, origins=True)  # noqa: E731
         wire.write(path, {"fn": self.id, "args": encode(list(args)), "kwargs": encode(dict(kwargs))}, arrays)
         reply = path.with_name(path.name + ".reply")
         deadline = time.monotonic() + 60
@@ -175,7 +175,7 @@ def serve(request: str) -> None:
             value = None
         else:
             raise wire.WireError(f"unknown request {op!r}")
-        reply = {"ok": wire.encode(value, arrays_out, _handle)}
+        reply = {"ok": wire.encode(value, arrays_out, _handle, origins=True)}
     except BaseException as exc:  # everything goes back to the judge, nothing is shown here
         arrays_out = []
         reply = {"error": {"type": type(exc).__name__, "message": str(exc)[:2000], "where": student_line(exc)}}

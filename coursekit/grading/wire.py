@@ -46,16 +46,61 @@ class Handle:
         self.id, self.kind, self.name = id, kind, name
 
 
+class Carried:
+    """A tuple, list or dict of a subclass (a namedtuple, an OrderedDict, torch.Size) from the
+    student's kernel: its items travel by value, and ``origin``, a handle to the student's own
+    object, is what goes back when the judge passes it on (a namedtuple cache reaches the
+    student's backward as the namedtuple it was)."""
+
+    origin = None
+
+    def __getattr__(self, name: str):  # a namedtuple's fields, read in the student's kernel
+        if name.startswith("__") or self.origin is None:
+            raise AttributeError(name)
+        return getattr(self.origin, name)
+
+    def __deepcopy__(self, memo):
+        import copy
+
+        twin = type(self)(copy.deepcopy(type(self).__mro__[2](self), memo))
+        twin.origin = self.origin
+        return twin
+
+
+class CarriedTuple(Carried, tuple):
+    pass
+
+
+class CarriedList(Carried, list):
+    pass
+
+
+class CarriedDict(Carried, dict):
+    pass
+
+
+def _carried(kind: str, items, origin):
+    value = {"tuple": CarriedTuple, "list": CarriedList, "dict": CarriedDict}[kind](items)
+    value.origin = origin
+    return value
+
+
 def encode(value: Any, arrays: list, handle: Callable[[Any], dict] | None = None,
-           reference_name: Callable[[Any], str | None] | None = None, depth: int = 0) -> dict:
+           reference_name: Callable[[Any], str | None] | None = None, depth: int = 0,
+           origins: bool = False) -> dict:
     """``value`` as a JSON-able tree; arrays go into ``arrays``. Objects that do not travel by
     value become ``handle(value)`` (the student's side) or, when ``reference_name`` knows them,
-    a reference by name (the judge's side)."""
+    a reference by name (the judge's side). ``origins`` (the student's side): a tuple, list or
+    dict of a subclass also carries a handle to itself (see :class:`Carried`)."""
     if depth > MAX_DEPTH:
         raise WireError("nested too deeply")
-    sub = lambda v: encode(v, arrays, handle, reference_name, depth + 1)  # noqa: E731
+    sub = lambda v: encode(v, arrays, handle, reference_name, depth + 1, origins)  # noqa: E731
+    if isinstance(value, Carried) and value.origin is not None and handle is not None:
+        return handle(value.origin)  # back to the student's kernel as the object it was
     if value is None:
         return {"k": "none"}
+    if value is Ellipsis:
+        return {"k": "ellipsis"}
     if isinstance(value, bool):
         return {"k": "bool", "v": value}
     if isinstance(value, np.generic) and np.dtype(type(value)).kind in _KINDS:
@@ -82,10 +127,14 @@ def encode(value: Any, arrays: list, handle: Callable[[Any], dict] | None = None
         arrays.append(tensor.numpy().copy())
         return {"k": "tensor", "i": len(arrays) - 1, "dtype": dtype,
                 "grad": bool(value.requires_grad), "param": type(value).__name__ == "Parameter"}
-    if isinstance(value, (list, tuple)):
-        return {"k": "tuple" if isinstance(value, tuple) else "list", "v": [sub(v) for v in value]}
-    if isinstance(value, dict):
-        return {"k": "dict", "v": [[sub(k), sub(v)] for k, v in value.items()]}
+    if isinstance(value, (list, tuple, dict)):
+        if isinstance(value, dict):
+            node = {"k": "dict", "v": [[sub(k), sub(v)] for k, v in value.items()]}
+        else:
+            node = {"k": "tuple" if isinstance(value, tuple) else "list", "v": [sub(v) for v in value]}
+        if origins and handle is not None and type(value) not in (list, tuple, dict):
+            node["h"] = handle(value)
+        return node
     if isinstance(value, np.random.Generator):  # by its state: the student draws from a copy
         bitgen = type(value.bit_generator).__name__
         return {"k": "rng", "bitgen": bitgen, "v": sub(value.bit_generator.state)}
@@ -116,6 +165,8 @@ def decode(tree: Any, arrays, handle: Callable[[dict], Any] | None = None,
         kind, v = node["k"], node.get("v")
         if kind == "none":
             return None
+        if kind == "ellipsis":
+            return Ellipsis
         if kind == "bool" and isinstance(v, bool):
             return v
         if kind == "int" and isinstance(v, str) and len(v) < 5000:
@@ -126,6 +177,9 @@ def decode(tree: Any, arrays, handle: Callable[[dict], Any] | None = None,
             return complex(float(v[0]), float(v[1]))
         if kind == "str" and isinstance(v, str):
             return v
+        origin = node.get("h")
+        if kind in ("list", "tuple", "dict") and isinstance(origin, dict) and handle is not None:
+            return _carried(kind, walk({"k": kind, "v": v}, depth), handle(origin))
         if kind in ("list", "tuple", "iter") and isinstance(v, list):
             items = [walk(item, depth + 1) for item in v]
             return tuple(items) if kind == "tuple" else iter(items) if kind == "iter" else items
