@@ -204,7 +204,8 @@ def test_feedback_names_the_mistake(graded):
     student, phrase = expected[notebook]
     html = result.get(student, notebook).feedback.read_text()
     assert phrase in html
-    assert "BEGIN HIDDEN TESTS" not in html and "quiet=True" not in html  # hidden tests stay hidden
+    # the hidden tests stay hidden (the visible line of a graded cell has no seed)
+    assert "BEGIN HIDDEN TESTS" not in html and "seed=" not in html and "assert_own_work" not in html
 
 
 if __name__ == "__main__":
