@@ -4,7 +4,10 @@ coursekit copies the notebooks into a working course directory it creates and se
 CourseDirectory.root itself; everything else about grading is configured here.
 """
 from coursekit.grading.execute import SandboxedExecute
-from coursekit.grading.feedback import HideHiddenTests
+import os
+
+import nbgrader
+from coursekit.grading.feedback import TEMPLATES, HideHiddenTests, NameExercises, RenderMath
 from nbconvert.preprocessors import ClearMetadataPreprocessor, CSSHTMLHeaderPreprocessor
 from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, GetGrades,
                                     IgnorePattern, LimitOutput, SaveAutoGrades)
@@ -41,8 +44,18 @@ c.Autograde.autograde_preprocessors = [
 ]
 
 # Feedback HTML shows each graded cell's score and the checker's message, not the hidden
-# tests' source.
-c.GenerateFeedback.preprocessors = [GetGrades, HideHiddenTests, CSSHTMLHeaderPreprocessor]
+# tests' source; its math is MathML (no MathJax from a CDN: it renders offline) and it names the
+# exercises (coursekit.grading.feedback).
+c.GenerateFeedback.preprocessors = [GetGrades, HideHiddenTests, RenderMath, NameExercises,
+                                    CSSHTMLHeaderPreprocessor]
+# nbgrader's API insists on the template "feedback": coursekit's feedback/ folder is found
+# after nbgrader's, and its coursekit.html.j2 extends nbgrader's feedback/index.html.j2.
+c.HTMLExporter.template_file = "coursekit.html.j2"
+c.HTMLExporter.extra_template_basedirs = [
+    os.path.join(os.path.dirname(nbgrader.__file__), "server_extensions", "formgrader", "templates"),
+    TEMPLATES]
+c.HTMLExporter.filters = {"offline_page": "coursekit.grading.feedback.offline_page",
+                          "name_exercises": "coursekit.grading.feedback.name_exercises"}
 
 # Graded cells run in a judge kernel that never runs the student's code (coursekit.grading.judge);
 # a student's torch module is judged through a copy (coursekit.grading.mirror) whose forward and

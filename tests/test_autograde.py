@@ -124,6 +124,28 @@ def test_grades_csv_and_feedback(graded):
     assert "CheckError: dW: the transpose of 2 q x^T" in carol  # the diagnosis does reach them
 
 
+def test_feedback_is_for_the_student(graded):
+    """No grading internals, the self-checks' own words for unanswered answers, a line where an
+    earlier cell was stopped, exercises named in the contents, math that needs no network."""
+    result = graded[0]
+    pages = {r.student: r.feedback.read_text() for r in result.results if r.feedback}
+    for student, html in pages.items():
+        assert "__judge__" not in html and "Remote" not in html, student
+        assert "cdnjs" not in html and "<script src=" not in html, student  # nothing from a CDN
+        assert html.count("<math") > 20, student  # LaTeX became MathML
+        assert "Test cell" not in html and "Grade cell:" not in html, student
+        assert '<a href="#ex4_tests">Exercise 4 · Vectorised gradients' in html, student
+    assert "q is still the placeholder `...`: replace it with your answer." in pages["bob"]
+    assert "rel_error is not implemented yet" in pages["bob"]
+    # dave's ex6a answer was stopped: ex6b's graded cell, which uses it, says why it fails
+    dave = pages["dave"]
+    assert dave.count("Note: an earlier cell did not finish") >= 1
+    assert "your answer to exercise 6a was stopped at the cell time limit" in dave
+    assert "Note: an earlier cell did not finish" not in pages["alice"]
+    # the intro is the notebook's own first cell, not grading code put in its place
+    assert "Every network in this course learns by" in pages["alice"]
+
+
 def test_repository_is_not_modified(graded):
     _, before, after = graded
     assert before == after

@@ -46,6 +46,20 @@ def freeze_all_but_head(model):
 def crash():
     return {}.missing
 
+from collections import OrderedDict, namedtuple
+Cache = namedtuple("Cache", "x w b")
+
+def forward(x, w, b):              # a cache of the student's own type, read back by field
+    return x @ w + b, Cache(x, w, b)
+
+def backward(dout, cache):
+    return dout @ cache.w.T, cache.x.T @ dout, dout.sum(axis=0), type(cache).__name__
+
+def ordered():
+    return OrderedDict(a=1)
+
+placeholder = ...
+
 # what a cheating submission does to its own kernel: nothing of it reaches the judge
 torch.allclose = torch.equal = np.allclose = lambda *a, **k: True
 '''
@@ -165,3 +179,16 @@ def test_the_students_patches_stay_in_the_students_kernel(judge):
     assert not torch.allclose(torch.zeros(1), torch.ones(1)) and not np.allclose(0, 1)  # ...not here
     model = get(judge, "Net")()
     assert not torch.equal(model(torch.zeros(1, 3, 6, 6)).detach(), torch.full((1, 5), 123.0))
+
+
+def test_values_come_back_as_they_went(judge):
+    """A namedtuple cache reaches the student's backward as the namedtuple it was (its items are
+    plain values in the judge), and an untouched `...` is Ellipsis, not a handle."""
+    x, w, b = np.ones((2, 3)), np.arange(12.0).reshape(3, 4), np.zeros(4)
+    out, cache = get(judge, "forward")(x, w, b)
+    assert isinstance(cache, tuple) and len(cache) == 3 and np.array_equal(cache[1], w)
+    assert np.array_equal(cache.w, w)  # the field, read in the student's kernel
+    dx, dw, db, kind = get(judge, "backward")(np.ones((2, 4)), cache)
+    assert kind == "Cache" and np.array_equal(dx, np.ones((2, 4)) @ w.T)
+    assert get(judge, "ordered")() == {"a": 1}
+    assert get(judge, "placeholder") is Ellipsis

@@ -101,6 +101,16 @@ class RecoveringExecute(Execute):
         """Whether ``cell`` runs in a judge kernel rather than the student's (see SandboxedExecute)."""
         return False
 
+    def _execute_aside(self, cell, index: int) -> None:
+        """Run ``cell`` as if at ``index`` without it taking that place in the notebook (nbclient
+        stores every cell it runs into ``nb.cells[index]``): replays and the judge's setup code
+        must not reach the autograded notebook or the feedback."""
+        kept = self.nb.cells[index]
+        try:
+            self.execute_cell(cell, index, store_history=False)
+        finally:
+            self.nb.cells[index] = kept
+
     def _restart(self) -> None:
         run_sync(self.km.restart_kernel)(now=True)
         self.kc.stop_channels()
@@ -114,7 +124,7 @@ class RecoveringExecute(Execute):
             if earlier.cell_type != "code" or j in self._skip_on_replay or self._judged(earlier):
                 continue
             try:
-                self.execute_cell(copy.deepcopy(earlier), j, store_history=False)
+                self._execute_aside(copy.deepcopy(earlier), j)
             except (DeadKernelError, CellTimeoutError):  # not safe to replay after all
                 self._skip_on_replay.add(j)
                 self._restart()
@@ -194,6 +204,7 @@ class SandboxedExecute(RecoveringExecute):
         self._output_bytes = 0
         self._output_cut = False
         self._disk_exceeded = threading.Event()
+        self._incidents: list[str] = []
         if self.scratch:
             self.kernel_manager_class = SandboxedKernelManager
         return super().preprocess(nb, resources, km)
@@ -260,7 +271,33 @@ class SandboxedExecute(RecoveringExecute):
             cell.outputs.append(_error(DISK_LIMIT, f"the kernel was stopped: it wrote more than "
                                        f"{self._limits.disk_mb} MB of files"))
             self._empty_scratch()
+        self._note_incidents(cell, index)
         return result
+
+    #: what an error output of these kinds says happened to the cell
+    INCIDENTS = {TIMED_OUT: "was stopped at the cell time limit", KERNEL_DIED: "killed its kernel",
+                 KERNEL_RESTARTED: "ignored the interrupt and had its kernel restarted",
+                 LEFT_RUNNING: "left threads running and had its kernel restarted",
+                 NOTEBOOK_TIME: "was not run (the notebook's time budget was spent)",
+                 DISK_LIMIT: "wrote too many files and had its kernel restarted",
+                 "MemoryError": "ran out of memory"}
+
+    def _note_incidents(self, cell, index: int) -> None:
+        """Remember what stopped an ungraded cell; a graded cell that fails after such a cell
+        says so above its error, so that a NameError there is not a mystery."""
+        if cell.cell_type != "code":
+            return
+        errors = [i for i, o in enumerate(cell.outputs) if o.output_type == "error"]
+        if cell.metadata.get("nbgrader", {}).get("grade"):
+            if errors and self._incidents:
+                cell.outputs.insert(errors[0], NotebookNode(output_type="stream", name="stdout", text=(
+                    "Note: an earlier cell did not finish, so what it defines may be missing "
+                    f"here: {'; '.join(self._incidents)}.\n")))
+            return
+        what = [self.INCIDENTS[cell.outputs[i].get("ename")] for i in errors
+                if cell.outputs[i].get("ename") in self.INCIDENTS]
+        if what:
+            self._incidents.append(f"{_cell_name(cell, index)} {' and '.join(dict.fromkeys(what))}")
 
     def _empty_scratch(self) -> None:
         for entry in Path(self.scratch).iterdir():
@@ -328,7 +365,7 @@ class SandboxedExecute(RecoveringExecute):
     def _run_in_judge(self, code: str) -> None:
         """Run setup code in the judge; an error there is the grader's, so it is raised."""
         cell = NotebookNode(cell_type="code", source=code, metadata={}, outputs=[], execution_count=None)
-        self._with_judge(lambda: Execute.execute_cell(self, cell, 0, store_history=False))
+        self._with_judge(lambda: self._execute_aside(cell, 0))
         errors = [o for o in cell.outputs if o.output_type == "error"]
         if errors:
             raise RuntimeError(f"the judge kernel could not be set up: {errors[0].ename}: {errors[0].evalue}")
@@ -361,6 +398,15 @@ class SandboxedExecute(RecoveringExecute):
                                        "grading restarted it and went on"))
             self._recover(index)
         return cell, self.resources
+
+
+def _cell_name(cell, index: int) -> str:
+    """How a student recognises a cell: 'your answer to exercise 6a', or 'cell 12'."""
+    import re
+
+    grade_id = cell.metadata.get("nbgrader", {}).get("grade_id", "")
+    match = re.fullmatch(r"ex(\w+?)_answer", grade_id)
+    return f"your answer to exercise {match.group(1)}" if match else f"cell {index + 1}"
 
 
 def _imports(cells) -> list[str]:

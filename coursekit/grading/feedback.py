@@ -1,20 +1,33 @@
-"""Feedback HTML that does not give the hidden tests away.
+"""The feedback page a student gets back: what went wrong and why, nothing of the grader.
 
-nbgrader restores the hidden tests into the autograded notebook, and generate_feedback renders
-that notebook, so the tests' source (their inputs, their seeds) and tracebacks quoting it would
-reach the student. :class:`HideHiddenTests` runs before the HTML is written: in every graded
-cell it replaces the hidden region with a one-line note and cuts error tracebacks down to
-their message, which is what tells the student what went wrong.
+nbgrader's generate_feedback renders the autograded notebook with its ``feedback`` template.
+coursekit's preprocessors and template (``templates/feedback/coursekit.html.j2``, set in
+``autograder/nbgrader_config.py``) change three things:
+
+* :class:`HideHiddenTests`: nbgrader restores the hidden tests into the autograded notebook, so
+  their source (inputs, seeds) and tracebacks quoting it would reach the student. In every
+  graded cell the hidden region becomes a one-line note, and error tracebacks are cut down to
+  their message, which is what tells the student what went wrong.
+* :class:`RenderMath`: the notebook's LaTeX becomes MathML, which browsers draw themselves, so
+  the page needs no MathJax from a CDN and its math renders offline; the template drops
+  nbgrader's MathJax script (:func:`offline_page`).
+* :class:`NameExercises`: the table of contents and the graded cells' headings say
+  "Exercise 4 · Vectorised gradients", not "Test cell" and ``ex4_tests``
+  (:func:`name_exercises`).
 """
 from __future__ import annotations
 
+import html
 import re
+from pathlib import Path
 
 from nbgrader.preprocessors import NbGraderPreprocessor
 
 HIDDEN = re.compile(r"^([ \t]*)### BEGIN HIDDEN TESTS.*?### END HIDDEN TESTS[ \t]*$",
                     re.MULTILINE | re.DOTALL)
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
+#: where the feedback template lives (HTMLExporter.extra_template_basedirs)
+TEMPLATES = str(Path(__file__).parent / "templates")
 
 
 class HideHiddenTests(NbGraderPreprocessor):
@@ -26,3 +39,76 @@ class HideHiddenTests(NbGraderPreprocessor):
                 if out.output_type == "error":
                     out.traceback = [f"{out.ename}: {ANSI.sub('', out.evalue)}"]
         return cell, resources
+
+
+# --- math: LaTeX -> MathML --------------------------------------------------------------------
+
+_CODE = re.compile(r"(```.*?```|`[^`\n]*`)", re.DOTALL)
+_DISPLAY = re.compile(r"\$\$(.+?)\$\$", re.DOTALL)
+_INLINE = re.compile(r"(?<![\\$\w])\$(?![\s$])((?:\\\$|[^$\n])+?)(?<![\s\\])\$(?![\w$])")
+
+
+def _mathml(latex: str, display: str) -> str:
+    from latex2mathml.converter import convert
+
+    try:
+        return convert(latex.strip(), display=display)
+    except Exception:  # not something latex2mathml knows: show the LaTeX as it is
+        return html.escape(f"$${latex}$$" if display == "block" else f"${latex}$")
+
+
+def math_to_mathml(markdown: str) -> str:
+    """``markdown`` with each ``$$...$$`` and ``$...$`` (outside code) as MathML."""
+    parts = _CODE.split(markdown)
+    for i in range(0, len(parts), 2):  # the even parts are outside code spans
+        text = _DISPLAY.sub(lambda m: "\n" + _mathml(m.group(1), "block") + "\n", parts[i])
+        parts[i] = _INLINE.sub(lambda m: _mathml(m.group(1), "inline"), text)
+    return "".join(parts)
+
+
+class RenderMath(NbGraderPreprocessor):
+
+    def preprocess_cell(self, cell, resources, index):
+        if cell.cell_type == "markdown":
+            cell.source = math_to_mathml(cell.source)
+        return cell, resources
+
+
+def offline_page(header: str) -> str:
+    """The page's head without nbgrader's MathJax (a script from a CDN)."""
+    return re.sub(r"(<!-- Loading mathjax macro -->\s*)?<!-- Load mathjax -->.*?<!-- End of mathjax configuration -->", "", header,
+                  flags=re.DOTALL)
+
+
+# --- exercise names ---------------------------------------------------------------------------
+
+_HEADING = re.compile(r"^##\s+(\d+)\s*·\s*(.+?)\s*(?:\([^()]*points?\))?\s*$", re.MULTILINE)
+
+
+class NameExercises(NbGraderPreprocessor):
+    """resources["coursekit_labels"]: grade id -> "Exercise 2b · Gate patterns", from the
+    exercise headings ("## 2 · Gate patterns (3 + 2 points)") above each graded cell."""
+
+    def preprocess(self, nb, resources):
+        labels, title = {}, ""
+        for cell in nb.cells:
+            if cell.cell_type == "markdown":
+                heading = _HEADING.search(cell.source)
+                if heading:
+                    title = heading.group(2)
+            grade_id = cell.metadata.get("nbgrader", {}).get("grade_id", "")
+            if cell.metadata.get("nbgrader", {}).get("grade"):
+                number = re.fullmatch(r"ex(\w+?)_tests", grade_id)
+                name = f"Exercise {number.group(1)}" if number else grade_id
+                labels[grade_id] = f"{name} · {math_to_mathml(title)}" if title else name
+        resources["coursekit_labels"] = labels
+        return nb, resources
+
+
+def name_exercises(body: str, labels: dict) -> str:
+    """The page's body with the exercises' names in the table of contents and cell headings."""
+    for grade_id, label in (labels or {}).items():
+        gid = re.escape(grade_id)
+        body = re.sub(rf'(<a href="#{gid}">)Test cell(</a>)', lambda m: m.group(1) + label + m.group(2), body)
+        body = re.sub(rf"Grade cell: <code>{gid}</code>", lambda m: label + ": graded tests", body)
+    return body
