@@ -25,7 +25,11 @@ A = np.arange(12.0).reshape(3, 4) + 1
     (..., {}, "still the placeholder"),
     ("abc", {}, "should be a number or an array of numbers"),
     (A * np.nan, {}, "NaN or inf"),
-    (A + np.eye(3, 4), {}, "largest relative error"),
+    (A + np.eye(3, 4), {}, "is wrong at index (0, 0): "),
+    # the measure printed is the one tested: |got - expected| / |expected| against rtol
+    (A * (1 + 3e-6), {}, "(relative error 3e-06; the check allows 1e-06)"),
+    (A.astype(np.float32) * np.float32(1 + 2e-6), {}, "right only to float32 precision"),
+    ((A + 0.3).astype(np.float32), {}, "your values are float32: compute in float64"),
 ])
 def test_compare_names_the_mistake(got, kwargs, message):
     with pytest.raises(CheckError) as err:
@@ -224,3 +228,9 @@ def test_student_exception_points_at_their_line():
 def test_check_error_renders_without_traceback():
     lines = CheckError("dW has shape (4, 3), expected (3, 4): a missing transpose?")._render_traceback_()
     assert len(lines) == 1 and "a missing transpose?" in lines[0]
+
+
+def test_compare_names_floor_division():
+    want = np.array([[0.5, 1.5], [2.25, 3.0]])
+    with pytest.raises(CheckError, match=r"floor\) division // where / was meant"):
+        compare("dx", np.floor(want), want)

@@ -109,7 +109,10 @@ def test_reference_conv_and_pooling_agree_with_torch(stride, pad, kernel):
     dout = rng.standard_normal(out.shape)
     tout.backward(torch.tensor(dout))
     for mine, theirs in zip(C.conv_backward_im2col(dout, cache), (tx.grad, tw.grad, tb.grad)):
-        assert rel_error(mine, theirs.numpy()) < 1e-12
+        # to 1e-12 of the gradient's scale: an elementwise relative error on near-zero sums
+        # depends on torch's summation order (its thread count), 1.3e-12 once
+        theirs = theirs.numpy()
+        assert np.abs(mine - theirs).max() < 1e-12 * np.abs(theirs).max()
     px = rng.standard_normal((2, 3, 6, 6))
     tpx = torch.tensor(px, requires_grad=True)
     tpool = F.max_pool2d(tpx, 2, 2)

@@ -13,7 +13,7 @@ from . import CheckError, passed
 from .diagnose import compare
 from .gradcheck import GRAD_THRESHOLD, check_gradients
 from .layers import check_network, trained
-from .student import busiest_line, call, checker_factory, graded_alone, unpack
+from .student import busiest_line, call, checker_factory, forward_for_backward, graded_alone, unpack
 from ..reference import conv as ref
 from ..reference import networks as ref_nets
 from ..reference.backprop import rel_error
@@ -124,8 +124,11 @@ def receptive_field(fn, *, seed=0):
 
 # --- 4./5. naive convolution ----------------------------------------------------------------
 
+#: (x shape, w shape, stride, pad): square and rectangular inputs and filters, odd sizes, a batch
+#: of one, strides 1 to 3 (a conv that takes W' from H passes none of the rectangular ones)
 CONV_CASES = [((2, 3, 5, 5), (4, 3, 3, 3), 1, 1), ((2, 2, 7, 7), (3, 2, 3, 3), 2, 1),
-              ((1, 3, 6, 6), (2, 3, 2, 2), 2, 0)]
+              ((1, 3, 6, 6), (2, 3, 2, 2), 2, 0), ((1, 2, 5, 8), (3, 2, 3, 2), 1, 0),
+              ((2, 3, 7, 5), (2, 3, 3, 3), 2, 1), ((2, 2, 7, 10), (2, 2, 1, 1), 3, 0)]
 
 
 def _conv_case(rng, x_shape, w_shape):
@@ -178,12 +181,12 @@ def conv_backward(conv_forward_naive, conv_backward_naive, *, seed=0):
     worst = 0.0
     for x_shape, w_shape, stride, pad in CONV_CASES:
         x, w, b = _conv_case(rng, x_shape, w_shape)
-        out, cache = unpack("conv_forward_naive", call("conv_forward_naive", conv_forward_naive,
-                                                       x.copy(), w.copy(), b.copy(), stride, pad), 2)
         exp_out, exp_cache = ref.conv_forward_im2col(x, w, b, stride, pad)
         dout = rng.standard_normal(exp_out.shape)
-        dx, dw, db = _check_conv_backward("conv_backward_naive", conv_backward_naive, dout,
-                                          cache, x, exp_cache, pad)
+        with forward_for_backward("conv_forward_naive", conv_forward_naive, ref.conv_forward_naive,
+                                  (x, w, b, stride, pad), "cache = (x, w, b, stride, pad)") as (_, cache, _):
+            dx, dw, db = _check_conv_backward("conv_backward_naive", conv_backward_naive, dout,
+                                              cache, x, exp_cache, pad)
         worst = max(worst, check_gradients(
             "conv_backward_naive", lambda x, w, b: ref.conv_forward_im2col(x, w, b, stride, pad),
             {"x": x, "w": w, "b": b}, {"x": dx, "w": dw, "b": db}, dout))
@@ -195,7 +198,8 @@ def conv_backward(conv_forward_naive, conv_backward_naive, *, seed=0):
 
 def _pool_cases(rng):
     return [(rng.standard_normal((2, 3, 4, 4)), 2, 2), (rng.standard_normal((1, 2, 6, 6)), 3, 3),
-            (rng.standard_normal((2, 2, 5, 5)), 3, 1)]          # the last one overlaps
+            (rng.standard_normal((2, 2, 5, 5)), 3, 1),          # overlapping windows
+            (rng.standard_normal((1, 3, 4, 8)), 2, 2), (rng.standard_normal((2, 1, 7, 3)), 3, 2)]
 
 
 def _check_pool(kind, forward, backward, seed, forward_mistakes, backward_mistakes):
@@ -271,15 +275,16 @@ def im2col(fn, *, seed=0):
     """Check fn(x, kh, kw, stride, pad) -> columns (C*KH*KW, N*H'*W'), rows (c, ki, kj),
     columns (n, i, j), and that it has no Python loop over output positions."""
     rng = np.random.default_rng(seed)
-    for (n, c, h, w), k, stride, pad in [((2, 3, 5, 5), 3, 1, 1), ((3, 2, 6, 6), 2, 2, 0),
-                                          ((1, 2, 7, 7), 3, 2, 1)]:
+    for (n, c, h, w), (kh, kw), stride, pad in [
+            ((2, 3, 5, 5), (3, 3), 1, 1), ((3, 2, 6, 6), (2, 2), 2, 0), ((1, 2, 7, 7), (3, 3), 2, 1),
+            ((1, 2, 5, 8), (3, 2), 1, 0), ((2, 1, 7, 5), (3, 3), 2, 1)]:
         x = rng.standard_normal((n, c, h, w))
-        got = call("im2col", fn, x.copy(), k, k, stride, pad)
-        exp = ref.im2col(x, k, k, stride, pad)
-        ho = wo = ref.output_size(h, k, stride, pad)
-        by_offset = exp.reshape(c, k * k, -1).transpose(1, 0, 2).reshape(exp.shape)
+        got = call("im2col", fn, x.copy(), kh, kw, stride, pad)
+        exp = ref.im2col(x, kh, kw, stride, pad)
+        ho, wo = ref.output_size(h, kh, stride, pad), ref.output_size(w, kw, stride, pad)
+        by_offset = exp.reshape(c, kh * kw, -1).transpose(1, 0, 2).reshape(exp.shape)
         positions_last = exp.reshape(-1, n, ho * wo).transpose(0, 2, 1).reshape(exp.shape)
-        compare(f"im2col(x {x.shape}, {k}, {k}, stride={stride}, pad={pad})", got, exp, mistakes=[
+        compare(f"im2col(x {x.shape}, {kh}, {kw}, stride={stride}, pad={pad})", got, exp, mistakes=[
             (by_offset, "the rows are in (ki, kj, c) order; they must be (c, ki, kj), the order "
                         "w.reshape(F, -1) flattens a filter in."),
             (positions_last, "the columns are in (i, j, n) order; they must be (n, i, j): all "

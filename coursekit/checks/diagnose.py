@@ -67,6 +67,18 @@ def _constant_ratio(got: np.ndarray, want: np.ndarray) -> float | None:
     return r if np.allclose(ratios, r, rtol=1e-4) else None
 
 
+#: how close a value computed in float32 gets: enough to tell "right, but in float32"
+FLOAT32_RTOL = 1e-4
+
+
+def _low_precision(value) -> str:
+    """'float32' (or 'float16', ...) when ``value`` is an array, scalar or tensor of a float
+    type below float64, else ''."""
+    dtype = getattr(value, "dtype", None)
+    text = str(dtype).replace("torch.", "") if dtype is not None else ""
+    return text if text in ("float32", "float16", "bfloat16") else ""
+
+
 def compare(name: str, got, expected, *, n: int | None = None,
             mistakes: Iterable[tuple[object, str]] = (), rtol: float = RTOL,
             atol: float = ATOL) -> None:
@@ -87,6 +99,11 @@ def compare(name: str, got, expected, *, n: int | None = None,
             f"{name} contains NaN or inf: an overflow (exp of a large number?) or a division by zero.")
     if close(got_arr, want, rtol, atol):
         return
+    low = _low_precision(got)
+    if low and close(got_arr, want, FLOAT32_RTOL, max(atol, 1e-6)):
+        raise CheckError(f"{name} is right only to {low} precision: it was computed in {low}, which "
+                         f"keeps about 7 digits, and the checks compare to rtol {rtol:g}. Compute in "
+                         "float64, numpy's default (no .astype(np.float32) or dtype=np.float32).")
     for wrong, message in mistakes:
         if close(got_arr, wrong, rtol, atol):
             raise CheckError(f"{name}: {message}")
@@ -108,10 +125,20 @@ def compare(name: str, got, expected, *, n: int | None = None,
     if ratio is not None and np.isclose(abs(ratio), 0.5, rtol=1e-3):
         raise CheckError(f"{name} is half the expected value: a missing factor of 2 "
                          "(the derivative of a square, or the 2h of a centred difference)?")
-    err = np.abs(got_arr - want) / np.maximum(1e-8, np.abs(got_arr) + np.abs(want))
-    where = np.unravel_index(int(np.argmax(err)), err.shape) if err.ndim else ()
+    floored = np.floor(want)
+    if not close(want, floored, rtol, atol) and close(got_arr, floored, rtol, atol):
+        raise CheckError(f"{name} holds whole numbers where fractions were expected: an integer "
+                         "(floor) division // where / was meant, or an integer array (np.zeros(..., "
+                         "dtype=int), or an int input) that stored the results rounded down?")
+    # the measure the check tests: |got - expected| against atol + rtol * |expected|
+    excess = np.abs(got_arr - want) / (atol + rtol * np.abs(want))
+    where = np.unravel_index(int(np.argmax(excess)), excess.shape) if excess.ndim else ()
+    g, w = float(got_arr[where]), float(want[where])
+    relative = abs(g - w) / abs(w) if w else abs(g - w)
     at = f" at index {tuple(int(i) for i in where)}" if where else ""
-    raise CheckError(f"{name} is wrong: largest relative error {float(err.max()):.2g}{at}.")
+    dtype = f" (your values are {low}: compute in float64)" if low else ""
+    raise CheckError(f"{name} is wrong{at}: {g:.6g}, expected {w:.6g} (relative error {relative:.2g}; "
+                     f"the check allows {rtol:g}){dtype}.")
 
 
 def compare_dict(name: str, got, expected: dict, *, keys: Sequence[str] | None = None,

@@ -61,6 +61,35 @@ def unpack(name: str, result, count: int):
     return result
 
 
+@contextmanager
+def forward_for_backward(name: str, forward, ours: Callable, args: tuple, layout: str):
+    """The (out, cache, forward) a backward check runs on, so that a mistake in the forward
+    exercise is not charged again to the backward one.
+
+    The student's ``forward`` is used if it runs and computes coursekit's output on ``args``;
+    otherwise coursekit's (``ours``, whose cache is ``layout``, e.g. "(x, w, b, stride, pad)"),
+    and a CheckError raised inside the block then says so. Arguments are copied for each call.
+    """
+    import copy
+
+    from .diagnose import close
+
+    exp_out, exp_cache = ours(*copy.deepcopy(args))
+    try:
+        out, cache = unpack(name, call(name, forward, *copy.deepcopy(args)), 2)
+        own = close(out, exp_out)
+    except CheckError:
+        own = False
+    if own:
+        yield out, cache, forward
+        return
+    try:
+        yield exp_out, exp_cache, ours
+    except CheckError as exc:
+        raise CheckError(f"{exc}\n  (your {name} is not right yet, so this ran on the cache of "
+                         f"coursekit's {name}, {layout}: fix {name} first, or use that cache)") from None
+
+
 _MISSING = object()
 
 
