@@ -229,10 +229,15 @@ def check_softmax_case(name: str, fn, scores, y):
         loss, dscores = _unpack(name, _call(name, fn, scores.copy(), y.copy()), 2)
     n = len(y)
     exp_loss, exp_d = ref.softmax_nll(scores, y)
-    if not np.all(np.isfinite(np.asarray(loss, dtype=float))) or not np.all(
-            np.isfinite(np.asarray(dscores, dtype=float))):
+    finite = lambda v: bool(np.all(np.isfinite(np.asarray(v, dtype=float))))  # noqa: E731
+    if not finite(dscores):
         raise CheckError(f"{name} gives NaN or inf for large scores (up to ~1000): subtract "
                          "each row's max before exp, it does not change the softmax.")
+    if not finite(loss):
+        raise CheckError(f"{name}'s loss is {float(np.asarray(loss, dtype=float)):g} for large scores "
+                         "(up to ~1000) although dscores is finite: even after subtracting the max, "
+                         "a probability can underflow to 0, and log(0) = -inf. Take log p = shifted "
+                         "- log(sum(exp(shifted))) (log-sum-exp), not np.log of the probabilities.")
     compare(f"{name} loss", loss, exp_loss, n=n)
     p = exp_d * n
     p[np.arange(n), y] += 1

@@ -7,6 +7,8 @@ convolution is also checked for what makes it fast: no Python loop over output p
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import numpy as np
 
 from . import CheckError, passed
@@ -136,8 +138,22 @@ def _conv_case(rng, x_shape, w_shape):
             rng.standard_normal(w_shape[0]))
 
 
+@contextmanager
+def _padding_explained(pad):
+    """A shape error with padding: name np.pad(x, pad), which pads every axis."""
+    try:
+        yield
+    except CheckError as exc:
+        if pad and any(word in str(exc) for word in ("broadcast", "reshape", "shape")):
+            raise CheckError(f"{exc}\n  With padding: np.pad(x, pad) pads every axis, the images "
+                             "and channels too; pad only H and W: np.pad(x, ((0, 0), (0, 0), "
+                             "(pad, pad), (pad, pad))).") from None
+        raise
+
+
 def _check_conv_forward(name, forward, x, w, b, stride, pad):
-    out, cache = unpack(name, call(name, forward, x.copy(), w.copy(), b.copy(), stride, pad), 2)
+    with _padding_explained(pad):
+        out, cache = unpack(name, call(name, forward, x.copy(), w.copy(), b.copy(), stride, pad), 2)
     exp, _ = ref.conv_forward_im2col(x, w, b, stride, pad)
     flipped, _ = ref.conv_forward_im2col(x, w[:, :, ::-1, ::-1].copy(), b, stride, pad)
     compare(f"{name} out (stride {stride}, pad {pad})", out, exp, mistakes=[
@@ -148,6 +164,18 @@ def _check_conv_forward(name, forward, x, w, b, stride, pad):
     return out, cache
 
 
+def _assigned_not_added(x, w, dout, stride, pad):
+    """dx and dw of the naive backward written with = where it needs += (loops n, f, i, j)."""
+    kh, kw = w.shape[2:]
+    xp = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
+    dxp, dw = np.zeros_like(xp), np.zeros_like(w)
+    for n, f, i, j in np.ndindex(dout.shape):
+        rows, cols = slice(i * stride, i * stride + kh), slice(j * stride, j * stride + kw)
+        dw[f] = dout[n, f, i, j] * xp[n, :, rows, cols]
+        dxp[n, :, rows, cols] = dout[n, f, i, j] * w[f]
+    return dxp[:, :, pad:pad + x.shape[2], pad:pad + x.shape[3]], dw
+
+
 def _check_conv_backward(name, backward, dout, cache, x, exp_cache, pad):
     dx, dw, db = unpack(name, call(name, backward, dout.copy(), cache), 3)
     exp_dx, exp_dw, exp_db = ref.conv_backward_im2col(dout, exp_cache)
@@ -155,8 +183,12 @@ def _check_conv_backward(name, backward, dout, cache, x, exp_cache, pad):
     if np.shape(dx) == (n, x.shape[1], x.shape[2] + 2 * pad, x.shape[3] + 2 * pad) and pad:
         raise CheckError(f"dx has the padded shape {np.shape(dx)}: cut the padding off "
                          f"(dx_padded[:, :, P:-P, P:-P]) to get x's shape {x.shape}.")
-    compare("dx", dx, exp_dx, n=n)
-    compare("dw", dw, exp_dw, n=n)
+    _, w, stride, _, _ = exp_cache
+    set_dx, set_dw = _assigned_not_added(x, w, dout, stride, pad)
+    assigned = ("you assigned (=) where the contributions must add up (+=): every output position "
+                "adds its term to dw[f], and overlapping windows add to the same dx values.")
+    compare("dx", dx, exp_dx, n=n, mistakes=[(set_dx, assigned)])
+    compare("dw", dw, exp_dw, n=n, mistakes=[(set_dw, assigned)])
     compare("db", db, exp_db, n=n, mistakes=[
         (dout.sum(axis=(2, 3)).mean(axis=0), "db sums dout over the batch and every output "
                                              "position; you averaged over the batch.")])
@@ -279,7 +311,8 @@ def im2col(fn, *, seed=0):
             ((2, 3, 5, 5), (3, 3), 1, 1), ((3, 2, 6, 6), (2, 2), 2, 0), ((1, 2, 7, 7), (3, 3), 2, 1),
             ((1, 2, 5, 8), (3, 2), 1, 0), ((2, 1, 7, 5), (3, 3), 2, 1)]:
         x = rng.standard_normal((n, c, h, w))
-        got = call("im2col", fn, x.copy(), kh, kw, stride, pad)
+        with _padding_explained(pad):
+            got = call("im2col", fn, x.copy(), kh, kw, stride, pad)
         exp = ref.im2col(x, kh, kw, stride, pad)
         ho, wo = ref.output_size(h, kh, stride, pad), ref.output_size(w, kw, stride, pad)
         by_offset = exp.reshape(c, kh * kw, -1).transpose(1, 0, 2).reshape(exp.shape)

@@ -43,7 +43,10 @@ def check_gradients(layer: str, forward, inputs: dict, grads: dict, dout,
     from . import CheckError
     from ..reference.backprop import rel_error
 
+    from .diagnose import _low_precision
+
     worst = 0.0
+    low = _low_precision(forward(**inputs)[0])
     for name, value in inputs.items():
         def f(v, name=name):
             return np.asarray(forward(**{**inputs, name: v})[0], dtype=float)
@@ -51,7 +54,9 @@ def check_gradients(layer: str, forward, inputs: dict, grads: dict, dout,
             num = numerical_gradient_array(f, np.array(value, dtype=float), dout)
         err = rel_error(np.asarray(grads[name], dtype=float), num)
         if not err < threshold:
+            why = (f" Your forward computes in {low}: a numerical gradient's small steps need "
+                   "float64, numpy's default (no .astype(np.float32))." if low else "")
             raise CheckError(f"{layer}: d{name} disagrees with the numerical gradient of your "
-                             f"forward (rel_error {err:.2g}, should be < {threshold:g}).")
+                             f"forward (rel_error {err:.2g}, should be < {threshold:g}).{why}")
         worst = max(worst, err)
     return worst

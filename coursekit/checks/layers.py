@@ -77,8 +77,13 @@ def _activation(name, forward, backward, x, rng, extra=None, mistakes=()):
         args = [given.get(k, v) for k, v in extra.items()]
         return call(f"{name}_forward", forward, x, *copy.deepcopy(args))
 
+    given = x.copy()
     with np.errstate(all="ignore"):
-        out, cache = unpack(f"{name}_forward", fwd(x.copy()), 2)
+        out, cache = unpack(f"{name}_forward", fwd(given), 2)
+    if not np.array_equal(given, x):
+        raise CheckError(f"{name}_forward changed its input x in place (x[x < 0] = ..., x *= ..., "
+                         "or out=x): the layer before may still need x, and your cache then holds "
+                         "the changed values. Compute the output into a new array.")
     exp_out, exp_cache = getattr(ref, f"{name}_forward")(x, **extra)
     compare(f"{name}_forward out", out, exp_out)
     dout = rng.standard_normal(x.shape)
@@ -305,9 +310,17 @@ def train(train_fn, *, seed=0, quiet=False, isolate=False):
         if all(np.array_equal(mine[k], params[k]) for k in params):
             raise CheckError("train did not change params: store each updated parameter back "
                              "with params[name] = ... (the dict is updated in place).")
-        compare("loss history", np.asarray(history, dtype=float).ravel(), exp_history)
+        plain = copy.deepcopy(params)
+        plain_history = ref_nets.train(plain, loss_fn, X, y, **{**kwargs, "momentum": 0.0})
+        reset = ("that is plain SGD: is the momentum state reset every epoch? Create one state per "
+                 "parameter before the loop over epochs and pass it back in each step.")
+        compare("loss history", np.asarray(history, dtype=float).ravel(), exp_history, mistakes=[
+            (plain_history, reset),
+            (np.cumsum(exp_history), "each epoch's loss includes the earlier epochs': an "
+                                     "accumulator that is never reset. Record each epoch's own loss.")])
         for k in params:
-            compare(f"params[{k!r}] after {kwargs['epochs']} epochs", mine[k], theirs[k])
+            compare(f"params[{k!r}] after {kwargs['epochs']} epochs", mine[k], theirs[k],
+                    mistakes=[(plain[k], reset)])
 
     _graded("train", run, train_fn, isolate)
     passed(f"train: {kwargs['epochs']} epochs of momentum SGD give the expected losses and "
