@@ -246,15 +246,26 @@ def duplicate_report(root: Path) -> str:
 
 
 def _pattern(cls: int, size: int, rng: np.random.Generator) -> np.ndarray:
-    """One (size, size, 3) uint8 image of class ``cls``: an oriented grating (5 orientations x
-    3 frequencies = 15 classes) with a random phase, a sky/ground split at a random height,
-    a random tint and noise."""
-    angle = np.pi * (cls % 5) / 5 + rng.normal(0, 0.08)
-    freq = (2.5, 5.0, 9.0)[cls // 5] * (1 + rng.normal(0, 0.06))
+    """One (size, size, 3) uint8 image of class ``cls``: one of 5 textures (horizontal or
+    vertical stripes, a grid, a diagonal crosshatch, spots) times one of 3 vertical light
+    gradients (bright sky above, bright ground below, even), with a random frequency, phase,
+    tint and noise.
+
+    Like a scene's class, these survive what the project's augmentations do: a mirror image
+    has the same texture and the same gradient, and a zoomed-in crop only changes the
+    frequency, which varies within a class anyway.
+    """
+    texture, light = cls % 5, cls // 5
     yy, xx = np.mgrid[0:size, 0:size] / size
-    wave = np.sin(2 * np.pi * freq * (xx * np.cos(angle) + yy * np.sin(angle)) + rng.uniform(0, 2 * np.pi))
-    horizon = rng.uniform(0.2, 0.6)
-    base = np.where(yy < horizon, 0.75, 0.35) + 0.25 * wave
+    freq = rng.uniform(3.0, 7.0)
+    phase = rng.uniform(0, 2 * np.pi, size=2)
+    across, down = (np.sin(2 * np.pi * freq * xx + phase[0]), np.sin(2 * np.pi * freq * yy + phase[1]))
+    diag = (np.sin(2 * np.pi * freq * (xx + yy) / np.sqrt(2) + phase[0])
+            * np.sin(2 * np.pi * freq * (xx - yy) / np.sqrt(2) + phase[1]))
+    spots = np.maximum(across * down, 0) ** 2 * 2 - 0.5
+    wave = (down, across, np.maximum(across, down), diag, spots)[texture]
+    slope = (0.6, -0.6, 0.0)[light] * (1 + rng.normal(0, 0.1))
+    base = 0.55 + slope * (0.5 - yy) + 0.2 * wave
     tint = rng.uniform(0.7, 1.0, size=3)
     img = base[..., None] * tint + rng.normal(0, 0.08, size=(size, size, 3))
     return (np.clip(img, 0, 1) * 255).astype(np.uint8)
@@ -270,7 +281,7 @@ def generated(home: str | os.PathLike | None = None, train_per_class: int = 20,
     from PIL import Image
 
     home = Path(home) if home is not None else data_home()
-    dest = home / f"{NAME}-generated-{train_per_class}-{test_per_class}-{size}-{seed}"
+    dest = home / f"{NAME}-generated-v2-{train_per_class}-{test_per_class}-{size}-{seed}"
     if (dest / "manifest.json").is_file():
         return dest
     home.mkdir(parents=True, exist_ok=True)
