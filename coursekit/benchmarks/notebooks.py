@@ -1,7 +1,7 @@
 """How long each solutions notebook runs, on a quiet machine and beside CPU hogs.
 
-``python -m coursekit.benchmarks.notebooks [--hogs 2] [NOTEBOOK ...]`` executes each notebook
-of solutions/ (as ``jupyter nbconvert --execute`` does, with nbclient) once on its own and once
+``python -m coursekit.benchmarks.notebooks [--hogs 2] [NOTEBOOK ...]`` runs
+``jupyter nbconvert --to notebook --execute`` on each notebook of solutions/ once on its own and once
 while ``--hogs`` processes spin on the CPU, and prints per notebook: the wall time of each run,
 the slowdown, the share of the CPU the notebook could expect beside the hogs, and the longest
 cell of each run. A notebook that oversubscribes its cores (BLAS or OpenMP threads spinning on
@@ -24,17 +24,22 @@ def _spin() -> None:
 
 
 def run_notebook(path: Path, timeout: int = 600) -> tuple[float, str, float]:
-    """Execute the notebook at ``path`` in a fresh kernel (in its own folder); returns (wall
-    seconds, grade id or number of the longest cell, that cell's seconds)."""
-    import nbformat
-    from nbclient import NotebookClient
+    """``jupyter nbconvert --to notebook --execute`` the notebook at ``path`` (in its own folder,
+    the result in a temporary one); returns (wall seconds, grade id or number of its longest
+    cell, that cell's seconds)."""
+    import subprocess
+    import tempfile
 
-    nb = nbformat.read(path, as_version=4)
-    client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
-                            resources={"metadata": {"path": str(path.parent)}})
-    start = time.perf_counter()
-    client.execute()
-    wall = time.perf_counter() - start
+    import nbformat
+
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / path.name
+        start = time.perf_counter()
+        subprocess.run([str(Path(sys.executable).parent / "jupyter"), "nbconvert", "--to", "notebook",
+                        "--execute", f"--ExecutePreprocessor.timeout={timeout}", "--output", str(out),
+                        str(path)], cwd=path.parent, check=True, capture_output=True)
+        wall = time.perf_counter() - start
+        nb = nbformat.read(out, as_version=4)
     longest, seconds = "", 0.0
     for index, cell in enumerate(nb.cells):
         timing = cell.get("metadata", {}).get("execution", {})
