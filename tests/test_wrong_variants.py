@@ -6,6 +6,8 @@ variant (a missing transpose, a wrong axis, a missing 1/N, an off-by-one, ...). 
 those must lose that exercise's points and keep every other exercise's: a mistake costs once,
 even where later exercises build on the broken function.
 """
+import re
+
 import nbformat
 import pytest
 
@@ -164,6 +166,32 @@ def graded(request, tmp_path_factory, root, released):
                                     tmp_path_factory.mktemp(f"grading-{notebook}"))
 
 
+def hidden_seeds(notebook):
+    """The ``seed=N`` of the hidden tests in solutions/<notebook>.ipynb: their secret inputs
+    (the release's own code uses other seeds)."""
+    import re
+    from pathlib import Path
+
+    from coursekit.grading.feedback import HIDDEN
+
+    solution = Path(__file__).resolve().parents[1] / "solutions" / f"{notebook}.ipynb"
+    release = solution.parents[1] / "notebooks" / solution.name
+    hidden = {seed for cell in nbformat.read(solution, as_version=4).cells
+              if cell.metadata.get("nbgrader", {}).get("grade")
+              for region in HIDDEN.finditer(cell.source) for seed in re.findall(r"seed=\d+", region.group(0))}
+    shown = set(re.findall(r"seed=\d+", release.read_text()))
+    assert hidden and not hidden & shown
+    return sorted(hidden)
+
+
+def page_text(html):
+    """What a browser shows of a page: its text without tags (code is highlighted in spans)."""
+    import html as html_module
+    import re
+
+    return html_module.unescape(re.sub(r"<[^>]+>", "", html))
+
+
 def _scores(result, student, notebook):
     return {e.grade_id: (e.score, e.max_score) for e in result.get(student, notebook).exercises}
 
@@ -204,8 +232,11 @@ def test_feedback_names_the_mistake(graded):
     student, phrase = expected[notebook]
     html = result.get(student, notebook).feedback.read_text()
     assert phrase in html
-    # the hidden tests stay hidden (the visible line of a graded cell has no seed)
-    assert "BEGIN HIDDEN TESTS" not in html and "seed=" not in html and "assert_own_work" not in html
+    assert "BEGIN HIDDEN TESTS" not in html
+    text = page_text(html)
+    assert "Validate runs the line below" in text  # what the student may see is there...
+    for seed in hidden_seeds(notebook):  # ...and not the hidden tests' inputs
+        assert not re.search(rf"\b{seed}\b", text), seed
 
 
 if __name__ == "__main__":
