@@ -290,9 +290,10 @@ class SandboxedExecute(RecoveringExecute):
         errors = [i for i, o in enumerate(cell.outputs) if o.output_type == "error"]
         if cell.metadata.get("nbgrader", {}).get("grade"):
             if errors and self._incidents:
+                lines = "".join(f"  {incident}.\n" for incident in self._incidents)
                 cell.outputs.insert(errors[0], NotebookNode(output_type="stream", name="stdout", text=(
-                    "Note: an earlier cell did not finish, so what it defines may be missing "
-                    f"here: {'; '.join(self._incidents)}.\n")))
+                    "Note: an earlier cell did not finish, so what it defines may be missing here:\n"
+                    + lines)))
             return
         what = [self.INCIDENTS[cell.outputs[i].get("ename")] for i in errors
                 if cell.outputs[i].get("ename") in self.INCIDENTS]
