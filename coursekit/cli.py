@@ -133,6 +133,12 @@ def _bench(args) -> None:
         raise CourseError("the bench failed (see above)")
 
 
+EXIT_STATUS = ("Exit status: 0 when every submission was graded (one that was not handed in, or is "
+               "not a notebook, gets 0 and a note: that is a grade); 1, with the reason on stderr, "
+               "when the command could not do its job: bad input (no such folder, not a course) or "
+               "a submission the grader itself could not grade.")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="coursekit", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -144,7 +150,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=None, help="where to write (default: notebooks/)")
     p.set_defaults(func=_release)
 
-    p = sub.add_parser("autograde", help="autograde a class of submissions")
+    p = sub.add_parser("autograde", help="autograde a class of submissions", epilog=EXIT_STATUS,
+                       description="Grade every submission under SUBMISSIONS with nbgrader, each in "
+                       "its own sandbox; write grades.csv, grades_by_exercise.csv, feedback/ and the "
+                       "nbgrader course/ under --out, and print the class table.")
     p.add_argument("submissions", type=Path,
                    help="a folder with one folder per student, or an LMS zip of notebooks")
     p.add_argument("--out", type=Path, default=Path("grading-output"),
@@ -164,7 +173,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("out", type=Path)
     p.set_defaults(func=_sample_class)
 
-    p = sub.add_parser("demo", help="release, build the sample class and autograde it")
+    p = sub.add_parser("demo", help="release, build the sample class and autograde it",
+                       epilog=EXIT_STATUS + " The demo also fails if the sample class is not graded "
+                       "as expected (alice full marks, every other student less).")
     p.add_argument("--out", type=Path, default=Path("build/demo"))
     p.add_argument("--timeout", type=int, default=10, help="per-cell time limit (default 10 s)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")

@@ -98,6 +98,7 @@ def test_a_run_that_could_not_grade_exits_non_zero(tmp_path, capsys):
                                           r"ben/01_backprop: could not be graded: OSError: disk full"):
         _report(result, 1.0)
     assert "graded 1 of 2 submission(s)" in capsys.readouterr().out
+    assert "Exit status: 0 when every submission was graded" in _coursekit("autograde", "--help", cwd=tmp_path).stdout
     missing = _coursekit("autograde", "no-such-folder", cwd=tmp_path)
     assert missing.returncode == 1 and "coursekit: no submissions at" in missing.stderr
     assert "Traceback" not in missing.stderr
