@@ -3,11 +3,11 @@
 coursekit copies the notebooks into a working course directory it creates and sets
 CourseDirectory.root itself; everything else about grading is configured here.
 """
-from coursekit.grading.execute import SandboxedExecute
+from coursekit.grading.kernel.execute import SandboxedExecute
 import os
 
 import nbgrader
-from coursekit.grading.feedback import TEMPLATES, HideHiddenTests, NameExercises, RenderMath
+from coursekit.grading.course.feedback import TEMPLATES, HideHiddenTests, NameExercises, RenderMath
 from nbconvert.preprocessors import ClearMetadataPreprocessor, CSSHTMLHeaderPreprocessor
 from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, GetGrades,
                                     IgnorePattern, LimitOutput, SaveAutoGrades)
@@ -32,7 +32,7 @@ c.Execute.extra_arguments = ["--IPKernelApp.log_level=ERROR"]
 # Grading executes with coursekit's Execute, which survives a kernel death (the dead cell is
 # marked, the kernel restarted, earlier cells replayed, and grading goes on) and, under
 # `coursekit autograde`, shuts the student's kernel in a sandbox with resource limits
-# (coursekit.grading.sandbox.Limits; `coursekit autograde --help` lists the options).
+# (coursekit.grading.kernel.sandbox.Limits; `coursekit autograde --help` lists the options).
 c.Autograde.autograde_preprocessors = [
     SandboxedExecute,
     IgnorePattern,
@@ -45,7 +45,7 @@ c.Autograde.autograde_preprocessors = [
 
 # Feedback HTML shows each graded cell's score and the checker's message, not the hidden
 # tests' source; its math is MathML (no MathJax from a CDN: it renders offline) and it names the
-# exercises (coursekit.grading.feedback).
+# exercises (coursekit.grading.course.feedback).
 c.GenerateFeedback.preprocessors = [GetGrades, HideHiddenTests, RenderMath, NameExercises,
                                     CSSHTMLHeaderPreprocessor]
 # nbgrader's API insists on the template "feedback": coursekit's feedback/ folder is found
@@ -54,11 +54,17 @@ c.HTMLExporter.template_file = "coursekit.html.j2"
 c.HTMLExporter.extra_template_basedirs = [
     os.path.join(os.path.dirname(nbgrader.__file__), "server_extensions", "formgrader", "templates"),
     TEMPLATES]
-c.HTMLExporter.filters = {"offline_page": "coursekit.grading.feedback.offline_page",
-                          "name_exercises": "coursekit.grading.feedback.name_exercises"}
+c.HTMLExporter.filters = {"offline_page": "coursekit.grading.course.feedback.offline_page",
+                          "name_exercises": "coursekit.grading.course.feedback.name_exercises"}
 
-# Graded cells run in a judge kernel that never runs the student's code (coursekit.grading.judge);
-# a student's torch module is judged through a copy (coursekit.grading.mirror) whose forward and
+# Graded cells run in a judge kernel that never runs the student's code (coursekit.grading.judge.client);
+# a student's torch module is judged through a copy (coursekit.grading.judge.mirror) whose forward and
 # backward run in the student's kernel. A checker that cannot work that way can be listed here
 # as "notebook:grade_id" to run in the student's kernel, as plain nbgrader does; none needs to.
 c.SandboxedExecute.in_kernel = []
+
+# What a notebook needs prepared once before its submissions are graded (readable, not writable,
+# by every kernel): notebook -> "module:function", called with a folder to fill, returning the
+# environment variables that say where (coursekit.grading.pipeline.prepare). Notebook 07 reads
+# the generated stand-in of the 15-Scene dataset, decoded once for the whole class.
+c.GradingPreparation.prepare = {"07_scenes": "coursekit.data.fifteen_scene:prepare_for_grading"}

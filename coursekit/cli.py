@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from .data.download import DataError
-from .grading.course import CourseError, find_course_root
+from .grading.course.directory import CourseError, find_course_root
 
 
 def _report(result, seconds: float) -> None:
@@ -47,7 +47,7 @@ def _shown(path: Path) -> str:
 
 
 def _release(args) -> None:
-    from .grading.release import release
+    from .grading.course.release import release
 
     root = find_course_root(args.course)
     for path in release(root, args.out):
@@ -55,7 +55,7 @@ def _release(args) -> None:
 
 
 def _autograde(args) -> None:
-    from .grading.autograde import autograde
+    from .grading.pipeline.autograde import autograde
 
     root = find_course_root(args.course)
     start = time.perf_counter()
@@ -67,8 +67,8 @@ def _autograde(args) -> None:
 
 
 def _sample_class(args) -> None:
-    from .grading.release import release
-    from .grading.sample_class import make_sample_class
+    from .grading.course.release import release
+    from .grading.classes.sample import make_sample_class
 
     root = find_course_root(args.course)
     with tempfile.TemporaryDirectory() as tmp:
@@ -79,9 +79,9 @@ def _sample_class(args) -> None:
 
 
 def _demo(args) -> None:
-    from .grading.autograde import autograde
-    from .grading.release import release
-    from .grading.sample_class import FULL_MARKS, make_sample_class
+    from .grading.pipeline.autograde import autograde
+    from .grading.course.release import release
+    from .grading.classes.sample import FULL_MARKS, make_sample_class
 
     root = find_course_root(args.course)
     out = args.out
@@ -107,7 +107,7 @@ def _demo(args) -> None:
 
 
 def _data_fetch(args) -> None:
-    from .data import scenes
+    from .data import fifteen_scene as scenes
 
     if args.dataset != "15-scene":
         raise CourseError(f"unknown dataset {args.dataset!r}; the course has: 15-scene")
@@ -127,7 +127,7 @@ def _bench(args) -> None:
     elif args.which == "neighbour":
         from .benchmarks import neighbour as bench
     else:
-        from .benchmarks import scenes as bench
+        from .benchmarks import scene_training as bench
 
     if bench.main(args.rest) != 0:
         raise CourseError("the bench failed (see above)")
@@ -199,7 +199,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "benchmark, grading time sequential vs parallel, or a CPU hog's effect on the "
                        "submission graded beside it")
     p.add_argument("which", choices=["scenes", "grading", "neighbour"])
-    p.add_argument("rest", nargs=argparse.REMAINDER, help="options of python -m coursekit.benchmarks.scenes")
+    p.add_argument("rest", nargs=argparse.REMAINDER, help="options of python -m coursekit.benchmarks.scene_training")
     p.set_defaults(func=_bench)
     return parser
 

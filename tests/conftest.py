@@ -13,7 +13,7 @@ def root() -> Path:
 @pytest.fixture(scope="session")
 def released(tmp_path_factory, root) -> Path:
     """The student release, generated fresh from solutions/ into a temporary folder."""
-    from coursekit.grading.release import release
+    from coursekit.grading.course.release import release
 
     out = tmp_path_factory.mktemp("release")
     release(root, out)
@@ -22,6 +22,6 @@ def released(tmp_path_factory, root) -> Path:
 
 def pytest_configure(config):
     # nbgrader runs `alembic`; make sure the venv's bin/ is on PATH as the CLI does.
-    from coursekit.grading.course import ensure_tools_on_path
+    from coursekit.grading.course.directory import ensure_tools_on_path
 
     ensure_tools_on_path()

@@ -8,25 +8,25 @@ from torch import nn
 
 from coursekit import models
 from coursekit.checks import CheckError, ReferenceUsedError
-from coursekit.checks import arch as check_arch
-from coursekit.checks import init as check_init
-from coursekit.checks import norm as check_norm
+from coursekit.checks import architectures as check_arch
+from coursekit.checks import initialisation as check_init
+from coursekit.checks import normalisation as check_norm
 from coursekit.reference import _original
-from coursekit.reference import norm as ref_norm
+from coursekit.reference import normalisation as ref_norm
 
-bn_forward = _original("norm.batchnorm_forward")
+bn_forward = _original("normalisation.batchnorm_forward")
 
 
 def test_references_pass(capsys):
     check_norm.batchnorm_forward(bn_forward)
-    check_norm.batchnorm_backward(bn_forward, _original("norm.batchnorm_backward"))
-    check_norm.batchnorm_backward_alt(bn_forward, _original("norm.batchnorm_backward_alt"))
-    check_norm.spatial_batchnorm(_original("norm.spatial_batchnorm_forward"), _original("norm.spatial_batchnorm_backward"))
-    check_norm.groupnorm(_original("norm.groupnorm_forward"), _original("norm.groupnorm_backward"))
-    check_norm.fuse_batchnorm(_original("norm.fuse_batchnorm"))
-    check_init.init_weights(_original("init.init_weights"))
-    check_init.dropout(_original("init.dropout_forward"), _original("init.dropout_backward"))
-    check_arch.network_table(_original("arch.network_table"))
+    check_norm.batchnorm_backward(bn_forward, _original("normalisation.batchnorm_backward"))
+    check_norm.batchnorm_backward_alt(bn_forward, _original("normalisation.batchnorm_backward_alt"))
+    check_norm.spatial_batchnorm(_original("normalisation.spatial_batchnorm_forward"), _original("normalisation.spatial_batchnorm_backward"))
+    check_norm.groupnorm(_original("normalisation.groupnorm_forward"), _original("normalisation.groupnorm_backward"))
+    check_norm.fuse_batchnorm(_original("normalisation.fuse_batchnorm"))
+    check_init.init_weights(_original("initialisation.init_weights"))
+    check_init.dropout(_original("initialisation.dropout_forward"), _original("initialisation.dropout_backward"))
+    check_arch.network_table(_original("architectures.network_table"))
     assert capsys.readouterr().out.count("✓") == 9
 
 
@@ -71,14 +71,14 @@ def test_spatial_batchnorm_without_transpose():
         out, cache = bn_forward(x.reshape(-1, x.shape[1]), gamma, beta, state, mode, momentum, eps)
         return out.reshape(x.shape), cache
     with pytest.raises(CheckError, match="move C last"):
-        check_norm.spatial_batchnorm(forward, _original("norm.spatial_batchnorm_backward"))
+        check_norm.spatial_batchnorm(forward, _original("normalisation.spatial_batchnorm_backward"))
 
 
 def test_groupnorm_as_instance_norm():
     def forward(x, gamma, beta, groups, eps=1e-5):
         return ref_norm.groupnorm_forward(x, gamma, beta, x.shape[1], eps)
     with pytest.raises(CheckError, match="each channel over \\(H, W\\) alone"):
-        check_norm.groupnorm(forward, _original("norm.groupnorm_backward"))
+        check_norm.groupnorm(forward, _original("normalisation.groupnorm_backward"))
 
 
 def test_fuse_without_the_mean():
@@ -129,15 +129,15 @@ def test_lecture_numbers_catch_a_wrong_experiment():
 
 def test_conv_stats_without_bias():
     def conv_stats(in_shape, filters, kernel, stride=1, pad=0):
-        out, params, macs = _original("arch.conv_stats")(in_shape, filters, kernel, stride, pad)
+        out, params, macs = _original("architectures.conv_stats")(in_shape, filters, kernel, stride, pad)
         return out, params - filters, macs
     with pytest.raises(CheckError, match="forgot the biases"):
-        check_arch.layer_formulas(conv_stats, _original("arch.pool_shape"), _original("arch.fc_stats"))
+        check_arch.layer_formulas(conv_stats, _original("architectures.pool_shape"), _original("architectures.fc_stats"))
 
 
 def test_inception_without_the_pool_branch():
     def inception(in_shape, *args, **kwargs):
-        (c, h, w), macs = _original("arch.inception_stats")(in_shape, *args, **kwargs)
+        (c, h, w), macs = _original("architectures.inception_stats")(in_shape, *args, **kwargs)
         return (c - in_shape[0], h, w), macs
     with pytest.raises(CheckError, match="concatenated along channels"):
         check_arch.inception_stats(inception)

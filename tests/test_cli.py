@@ -88,8 +88,8 @@ def test_autograde_with_its_default_out_grades_from_anywhere(tmp_path, root, whe
 def test_a_run_that_could_not_grade_exits_non_zero(tmp_path, capsys):
     """A submission the grader could not grade makes the command fail and say which."""
     from coursekit.cli import _report
-    from coursekit.grading.autograde import ClassResult, NotebookResult
-    from coursekit.grading.course import CourseError
+    from coursekit.grading.pipeline.results import ClassResult, NotebookResult
+    from coursekit.grading.course.directory import CourseError
 
     result = ClassResult([NotebookResult("ann", "01_backprop", 23, 23),
                           NotebookResult("ben", "01_backprop", 0, 23, failed=True,

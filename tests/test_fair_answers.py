@@ -16,9 +16,9 @@ from coursekit.checks import CheckError
 from coursekit.checks import backprop as check01
 from coursekit.checks import conv as check03
 from coursekit.checks import layers as check02
-from coursekit.checks import norm as check04
-from coursekit.grading.autograde import autograde
-from coursekit.grading.sample_class import student_notebook
+from coursekit.checks import normalisation as check04
+from coursekit.grading.pipeline.autograde import autograde
+from coursekit.grading.classes.sample import student_notebook
 from coursekit.reference import _original
 
 R = _original  # coursekit's own functions, not recorded as reference calls
@@ -57,19 +57,19 @@ def test_a_backward_is_not_charged_for_a_wrong_forward():
 
     with pytest.raises(CheckError, match="unbiased variance"):
         check04.batchnorm_forward(forward_ddof, quiet=True, isolate=True)
-    check04.batchnorm_backward(forward_ddof, ref("norm.batchnorm_backward"), quiet=True, isolate=True)
-    check04.batchnorm_backward_alt(forward_ddof, ref("norm.batchnorm_backward_alt"), quiet=True, isolate=True)
+    check04.batchnorm_backward(forward_ddof, ref("normalisation.batchnorm_backward"), quiet=True, isolate=True)
+    check04.batchnorm_backward_alt(forward_ddof, ref("normalisation.batchnorm_backward_alt"), quiet=True, isolate=True)
 
 
 def test_a_backward_with_its_own_cache_layout_passes_on_its_own_forward():
     names = ("x_hat", "gamma", "inv_std", "mode")
 
     def forward(x, gamma, beta, state, mode="train", momentum=0.99, eps=1e-5):
-        out, cache = ref("norm.batchnorm_forward")(x, gamma, beta, state, mode, momentum, eps)
+        out, cache = ref("normalisation.batchnorm_forward")(x, gamma, beta, state, mode, momentum, eps)
         return out, {"x": x, **dict(zip(names, cache))}
 
     def backward(dout, cache):
-        return ref("norm.batchnorm_backward")(dout, tuple(cache[k] for k in names))
+        return ref("normalisation.batchnorm_backward")(dout, tuple(cache[k] for k in names))
 
     check04.batchnorm_backward(forward, backward, quiet=True, isolate=True)
 

@@ -1,5 +1,5 @@
 """A class of hostile and broken submissions, graded in one run with a control student last
-(coursekit.grading.hostile_class): nobody scores more than they deserve, the honest-but-broken
+(coursekit.grading.classes.hostile): nobody scores more than they deserve, the honest-but-broken
 keep what they earned, and nothing outside each submission changes."""
 import hashlib
 import sqlite3
@@ -7,9 +7,9 @@ import sqlite3
 import nbformat
 import pytest
 
-from coursekit.grading.autograde import autograde
-from coursekit.grading.hostile_class import CASES, FULL, LEAK, make_hostile_class
-from coursekit.grading.sample_class import NOTEBOOK
+from coursekit.grading.pipeline.autograde import autograde
+from coursekit.grading.classes.hostile import CASES, FULL, LEAK, make_hostile_class
+from coursekit.grading.classes.sample import NOTEBOOK
 
 TIMEOUT = 5
 

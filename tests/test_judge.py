@@ -1,15 +1,16 @@
 """The judge's line to a student's kernel, without nbgrader: a real IPython kernel holds the
-"student's" code, this process is the judge (coursekit.grading.judge), and what crosses is
+"student's" code, this process is the judge (coursekit.grading.judge.client), and what crosses is
 checked: values by value, functions by handle, torch modules as a mirror whose forward and
-backward run in the student's kernel (coursekit.grading.mirror)."""
+backward run in the student's kernel (coursekit.grading.judge.mirror)."""
 import numpy as np
 import pytest
 import torch
 from jupyter_client import KernelManager
 from torch import nn
 
-from coursekit.grading import judge as judge_module
-from coursekit.grading.mirror import RemoteModule, Submodule, recipe
+from coursekit.grading.judge import client as judge_module
+from coursekit.grading.judge.mirror import RemoteModule, Submodule
+from coursekit.models.recipe import recipe
 
 STUDENT = '''
 import numpy as np, torch

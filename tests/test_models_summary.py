@@ -7,7 +7,7 @@ from torch import nn
 
 from coursekit import models
 from coursekit.models import summary
-from coursekit.reference import arch, conv
+from coursekit.reference import architectures as arch, conv
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""The sandbox launcher on its own (python -m coursekit.grading.sandbox POLICY -- CMD): what a
+"""The sandbox launcher on its own (python -m coursekit.grading.kernel.sandbox POLICY -- CMD): what a
 shut-in process can and cannot do. The whole-class behaviour is in test_hostile.py."""
 import subprocess
 import sys
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from coursekit.grading.sandbox import Policy, capabilities, make_cgroup, make_cpu_cgroup, remove_cgroup
+from coursekit.grading.kernel.sandbox import Policy, capabilities, make_cgroup, make_cpu_cgroup, remove_cgroup
 
 
 def shut_in(tmp_path, code: str, **policy) -> subprocess.CompletedProcess:
@@ -15,7 +15,7 @@ def shut_in(tmp_path, code: str, **policy) -> subprocess.CompletedProcess:
     scratch.mkdir(exist_ok=True)
     path = tmp_path / "policy.json"
     Policy(scratch=str(scratch), **policy).dump(path)
-    return subprocess.run([sys.executable, "-m", "coursekit.grading.sandbox", str(path), "--",
+    return subprocess.run([sys.executable, "-m", "coursekit.grading.kernel.sandbox", str(path), "--",
                            sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
                           cwd=scratch)
 

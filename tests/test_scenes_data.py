@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from coursekit.data import scenes
+from coursekit.data import fifteen_scene as scenes
 from coursekit.data.download import DataError, download, sha256sum
 
 # The real archive: $COURSEKIT_15SCENE, else ../shared/data/15-scene.zip beside the project.
@@ -183,7 +183,7 @@ def test_generated_stand_in_has_the_layout_and_says_what_it_is(tmp_path):
 def test_real_dataset_fetch_duplicates_and_a_short_training_run(tmp_path):
     import torch
 
-    from coursekit.models.scenes import SimpleNet
+    from coursekit.models.scene_nets import SimpleNet
     from coursekit.training import TrainConfig, Trainer
 
     root = scenes.fetch(SHARED_ZIP, home=tmp_path, progress=False)      # checksum verified

@@ -2,8 +2,8 @@
 import pytest
 import torch
 
-from coursekit.data import scenes
-from coursekit.models.scenes import SimpleNet, SimpleNetDropout, SimpleNetFinal
+from coursekit.data import fifteen_scene as scenes
+from coursekit.models.scene_nets import SimpleNet, SimpleNetDropout, SimpleNetFinal
 from coursekit.training import Augment, TrainConfig, Trainer, augment, pick_device, to_float
 
 MEAN, STD = (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)

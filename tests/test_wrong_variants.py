@@ -11,8 +11,8 @@ import re
 import nbformat
 import pytest
 
-from coursekit.grading.autograde import autograde
-from coursekit.grading.sample_class import student_notebook
+from coursekit.grading.pipeline.autograde import autograde
+from coursekit.grading.classes.sample import student_notebook
 
 TIMEOUT = 60
 
@@ -42,7 +42,7 @@ def im2col(x, kh, kw, stride=1, pad=0):
 # in the judge's, so none of it may matter).
 PATCHES = """
 
-import numpy, torch, coursekit.checks.arch as _arch, coursekit.checks.scenes as _scenes
+import numpy, torch, coursekit.checks.architectures as _arch, coursekit.checks.scenes as _scenes
 torch.allclose = torch.equal = numpy.allclose = numpy.array_equal = lambda *a, **k: True
 _arch.compare = _arch.resnet_blocks = _scenes.final_net = lambda *a, **k: None
 _scenes._count = lambda *a, **k: 1
@@ -167,19 +167,19 @@ def graded(request, tmp_path_factory, root, released):
 
 
 def hidden_seeds(notebook):
-    """The ``seed=N`` of the hidden tests in solutions/<notebook>.ipynb: their secret inputs
+    """The ``graded=N`` (seed N) of the hidden tests in solutions/<notebook>.ipynb: their secret inputs
     (the release's own code uses other seeds)."""
     import re
     from pathlib import Path
 
-    from coursekit.grading.feedback import HIDDEN
+    from coursekit.grading.course.feedback import HIDDEN
 
     solution = Path(__file__).resolve().parents[1] / "solutions" / f"{notebook}.ipynb"
     release = solution.parents[1] / "notebooks" / solution.name
     hidden = {seed for cell in nbformat.read(solution, as_version=4).cells
               if cell.metadata.get("nbgrader", {}).get("grade")
-              for region in HIDDEN.finditer(cell.source) for seed in re.findall(r"seed=\d+", region.group(0))}
-    shown = set(re.findall(r"seed=\d+", release.read_text()))
+              for region in HIDDEN.finditer(cell.source) for seed in re.findall(r"graded=\d+", region.group(0))}
+    shown = set(re.findall(r"graded=\d+", release.read_text()))
     assert hidden and not hidden & shown
     return sorted(hidden)
 
@@ -245,8 +245,8 @@ if __name__ == "__main__":
     import tempfile
     from pathlib import Path
 
-    from coursekit.grading.course import ensure_tools_on_path
-    from coursekit.grading.release import release
+    from coursekit.grading.course.directory import ensure_tools_on_path
+    from coursekit.grading.course.release import release
 
     ensure_tools_on_path()
     root = Path(__file__).resolve().parents[1]

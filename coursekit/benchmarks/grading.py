@@ -17,10 +17,11 @@ import nbformat
 
 
 def main(argv: list[str] | None = None) -> int:
-    from ..grading.autograde import autograde, gradebook_scores
-    from ..grading.course import find_course_root
-    from ..grading.release import release
-    from ..grading.sample_class import NOTEBOOK, student_notebook
+    from ..grading.pipeline.autograde import autograde
+    from ..grading.pipeline.results import gradebook_scores
+    from ..grading.course.directory import find_course_root
+    from ..grading.course.release import release
+    from ..grading.classes.sample import NOTEBOOK, student_notebook
 
     parser = argparse.ArgumentParser(prog="coursekit bench grading", description=__doc__)
     parser.add_argument("--students", type=int, default=30)

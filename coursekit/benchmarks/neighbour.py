@@ -4,7 +4,7 @@
 instructor's answers alone, then again at the same time as (--jobs 2) a copy whose first answer
 cell also starts ``--threads`` threads that multiply matrices forever, and prints the honest
 submission's seconds and score both times. When grading as root, each submission's kernel is in
-its own cpu cgroup (coursekit.grading.sandbox), so the hog should slow only itself.
+its own cpu cgroup (coursekit.grading.kernel.sandbox), so the hog should slow only itself.
 """
 from __future__ import annotations
 
@@ -31,10 +31,10 @@ for _ in range({threads}):
 
 
 def main(argv: list[str] | None = None) -> int:
-    from ..grading.autograde import autograde
-    from ..grading.course import find_course_root
-    from ..grading.release import release
-    from ..grading.sample_class import student_notebook
+    from ..grading.pipeline.autograde import autograde
+    from ..grading.course.directory import find_course_root
+    from ..grading.course.release import release
+    from ..grading.classes.sample import student_notebook
 
     parser = argparse.ArgumentParser(prog="coursekit bench neighbour", description=__doc__)
     parser.add_argument("--notebook", default="06_architectures")

@@ -56,7 +56,7 @@ def _when(stamp: str) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from ..grading.course import find_course_root
+    from ..grading.course.directory import find_course_root
 
     parser = argparse.ArgumentParser(prog="python -m coursekit.benchmarks.notebooks", description=__doc__)
     parser.add_argument("notebooks", nargs="*", help="e.g. 04_normalisation (default: every notebook)")

@@ -11,7 +11,8 @@ import copy
 
 import numpy as np
 
-from . import CheckError, passed
+from . import CheckError
+from .checker import checker
 from .diagnose import compare, compare_dict
 from ..reference import backprop as ref
 from .student import call as _call, unpack as _unpack
@@ -32,7 +33,8 @@ def two_layer_params() -> dict[str, np.ndarray]:
 
 # --- 1. scalar graph ------------------------------------------------------------------------
 
-def scalar_graph(*, q, f, dq_dx, dq_dy, df_dq, df_dz, df_dx, df_dy, quiet=False):
+@checker('scalar_graph', exercise=('backprop.scalar_graph',))
+def scalar_graph(*, q, f, dq_dx, dq_dy, df_dq, df_dz, df_dx, df_dy):
     """Check the forward values and gradients of f = (x + y) * z at x=-2, y=5, z=-4."""
     exp = ref.scalar_graph(**SCALAR_INPUTS)
     z, qv = SCALAR_INPUTS["z"], exp["q"]
@@ -48,12 +50,13 @@ def scalar_graph(*, q, f, dq_dx, dq_dy, df_dq, df_dz, df_dx, df_dy, quiet=False)
             (1.0, "that is only the local gradient of the add; multiply it by the upstream "
                   "gradient df_dq (chain rule)."),
             (qv, "you used q; the upstream gradient reaching q is df_dq = z.")])
-    passed("scalar graph: forward values and all six gradients are right.", quiet)
+    return "scalar graph: forward values and all six gradients are right."
 
 
 # --- 2. gates -------------------------------------------------------------------------------
 
-def gates(add_backward, mul_backward, max_backward, *, seed=0, quiet=False):
+@checker('gates', exercise=('backprop.add_backward', 'backprop.mul_backward', 'backprop.max_backward'))
+def gates(add_backward, mul_backward, max_backward, *, seed=0):
     """Check the three gate backward functions on scalars and on random arrays."""
     rng = np.random.default_rng(seed)
     cases = [(3.0, -4.0, 2.0)] + [tuple(rng.standard_normal((3, 4)) for _ in range(3))
@@ -83,10 +86,11 @@ def gates(add_backward, mul_backward, max_backward, *, seed=0, quiet=False):
         compare("max_backward dy", dy, exp_dy, mistakes=[(exp_dx, route + " (you routed it to the "
                                                                   "smaller input)."),
                                                          (dout, route + ".")])
-    passed("gates: add distributes, mul switches, max routes, on scalars and arrays.", quiet)
+    return "gates: add distributes, mul switches, max routes, on scalars and arrays."
 
 
-def gate_graph(*, df_dc, df_da, df_db, df_dx, df_dy, df_dz, df_dw, quiet=False):
+@checker('gate_graph', exercise=('backprop.gate_graph',))
+def gate_graph(*, df_dc, df_da, df_db, df_dx, df_dy, df_dz, df_dw):
     """Check the gradients of f = 2 * (x * y + max(z, w)) at x=3, y=-4, z=2, w=-1."""
     exp = ref.gate_graph(**GATE_INPUTS)
     g = GATE_INPUTS
@@ -106,7 +110,7 @@ def gate_graph(*, df_dc, df_da, df_db, df_dx, df_dy, df_dz, df_dw, quiet=False):
     compare("df_dw", df_dw, exp["df_dw"], mistakes=[
         (exp["df_db"], "the max gate routes the gradient to the larger input only: w < z "
                        "gets 0.")])
-    passed("gate graph: every gradient is right.", quiet)
+    return "gate graph: every gradient is right."
 
 
 # --- 3. one step on the 2-2-1 network -------------------------------------------------------
@@ -121,7 +125,8 @@ def _two_layer_cases(seed):
     return cases
 
 
-def two_layer_forward(forward, loss, *, seed=0, quiet=False):
+@checker('two_layer_forward', exercise=('backprop.two_layer_forward', 'backprop.euclidean_loss'))
+def two_layer_forward(forward, loss, *, seed=0):
     """Check forward(x, params) -> (y, cache) and loss(y, t) -> (C, dy)."""
     for x, t, params in _two_layer_cases(seed):
         y, _ = _unpack("two_layer_forward", _call("two_layer_forward", forward, x.copy(),
@@ -139,10 +144,11 @@ def two_layer_forward(forward, loss, *, seed=0, quiet=False):
         compare("C (the loss)", C, exp_C)
         compare("dy (the loss gradient)", dy, exp_dy, mistakes=[
             (2 * exp_dy, "the 1/2 in C = 1/2 ||y - t||^2 cancels the 2 from the square: dy = y - t.")])
-    passed("forward pass and loss: right on the notebook's numbers and on random weights.", quiet)
+    return "forward pass and loss: right on the notebook's numbers and on random weights."
 
 
-def two_layer_backward(backward, *, seed=0, quiet=False):
+@checker('two_layer_backward', exercise=('backprop.two_layer_backward',))
+def two_layer_backward(backward, *, seed=0):
     """Check backward(dy, cache) -> grads, given the cache (x, h, y, params) of the forward."""
     for x, t, params in _two_layer_cases(seed):
         y, cache = ref.two_layer_forward(x, params)
@@ -160,10 +166,11 @@ def two_layer_backward(backward, *, seed=0, quiet=False):
             (np.outer(x, dh * h * (1 - h)), "the transpose of dz x^T: dW1[j, i] = dz[j] * x[i]."),
             (np.outer(dy, x), "dW2 = dy h^T uses the hidden activations h (the input to this "
                               "layer), not x.")])
-    passed("backward pass: all four gradients are right.", quiet)
+    return "backward pass: all four gradients are right."
 
 
-def sgd_step(step, *, seed=0, quiet=False):
+@checker('sgd_step', exercise=('backprop.sgd_step',))
+def sgd_step(step, *, seed=0):
     """Check step(params, grads, lr) -> new params (theta - lr * grad), inputs untouched."""
     rng = np.random.default_rng(seed)
     for lr in (TWO_LAYER_LR, float(rng.uniform(0.01, 1))):
@@ -182,7 +189,7 @@ def sgd_step(step, *, seed=0, quiet=False):
             if not np.array_equal(params[k], before[k]):
                 raise CheckError(f"sgd_step changed params[{k!r}] in place: return new arrays "
                                  "(the hand calculation compares old and new weights).")
-    passed("SGD step: theta - lr * grad, old parameters left untouched.", quiet)
+    return "SGD step: theta - lr * grad, old parameters left untouched."
 
 
 # --- 4. f(x, W) = ||W x||^2 -----------------------------------------------------------------
@@ -191,7 +198,8 @@ NORM_SQ_X = np.array([0.2, 0.4])
 NORM_SQ_W = np.array([[0.1, 0.5], [-0.3, 0.8]])
 
 
-def norm_sq(forward, backward, *, seed=0, quiet=False):
+@checker('norm_sq', exercise=('backprop.norm_sq_forward', 'backprop.norm_sq_backward'))
+def norm_sq(forward, backward, *, seed=0):
     """Check f = ||W x||^2 forward and its gradients dx = 2 W^T q, dW = 2 q x^T."""
     rng = np.random.default_rng(seed)
     cases = [(NORM_SQ_X, NORM_SQ_W)] + [(rng.standard_normal(4), rng.standard_normal((3, 4)))
@@ -209,7 +217,7 @@ def norm_sq(forward, backward, *, seed=0, quiet=False):
         square = W.shape[0] == W.shape[1]
         compare("dx", dx, exp_dx, mistakes=[(2 * W @ q, "dx = 2 W^T q: you used W instead of "
                                                         "W^T (a missing transpose).")] if square else [])
-    passed("||Wx||^2: f, dx = 2 W^T q and dW = 2 q x^T are right, square and non-square W.", quiet)
+    return "||Wx||^2: f, dx = 2 W^T q and dW = 2 q x^T are right, square and non-square W."
 
 
 # --- 5. softmax + NLL -----------------------------------------------------------------------
@@ -247,17 +255,18 @@ def check_softmax_case(name: str, fn, scores, y):
     return dscores
 
 
-def softmax_nll(fn, *, seed=0, quiet=False):
+@checker('softmax_nll', exercise=('backprop.softmax_nll',))
+def softmax_nll(fn, *, seed=0):
     """Check fn(scores, y) -> (mean loss, dscores) including numerical stability."""
     for scores, y in softmax_cases(np.random.default_rng(seed)):
         check_softmax_case("softmax_nll", fn, scores, y)
-    passed("softmax + NLL: loss and gradient (p - y) / N are right, and stable for large scores.",
-           quiet)
+    return "softmax + NLL: loss and gradient (p - y) / N are right, and stable for large scores."
 
 
 # --- 6. numerical gradient ------------------------------------------------------------------
 
-def numerical_gradient(fn, *, seed=0, quiet=False):
+@checker('numerical_gradient', exercise=('backprop.numerical_gradient',))
+def numerical_gradient(fn, *, seed=0):
     """Check fn(f, x, h) -> centred-difference gradient of scalar f at an n-D array x."""
     rng = np.random.default_rng(seed)
     A = rng.standard_normal((3, 4))
@@ -290,10 +299,11 @@ def numerical_gradient(fn, *, seed=0, quiet=False):
     compare("numerical gradient with h=1e-2", got, ref.numerical_gradient(cube, x.copy(), 1e-2),
             rtol=1e-7, atol=1e-9, mistakes=[
                 (3 * x ** 2, "you ignored the h argument (the result does not change with h).")])
-    passed("numerical_gradient: centred difference, any shape, x restored, h respected.", quiet)
+    return "numerical_gradient: centred difference, any shape, x restored, h respected."
 
 
-def rel_error(fn, *, seed=0, quiet=False):
+@checker('rel_error', exercise=('backprop.rel_error',))
+def rel_error(fn, *, seed=0):
     """Check fn(a, b) -> max |a - b| / max(1e-8, |a| + |b|)."""
     rng = np.random.default_rng(seed)
     cases = [(rng.standard_normal((3, 4)), rng.standard_normal((3, 4))),
@@ -306,4 +316,4 @@ def rel_error(fn, *, seed=0, quiet=False):
             (np.mean(np.abs(a - b) / np.maximum(1e-8, np.abs(a) + np.abs(b))),
              "that is the mean relative error; report the largest (max)."),
             (np.max(np.abs(a - b)), "that is the absolute error; divide by |a| + |b|.")])
-    passed("rel_error: the largest elementwise relative error, safe when both are 0.", quiet)
+    return "rel_error: the largest elementwise relative error, safe when both are 0."

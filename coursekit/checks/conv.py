@@ -11,11 +11,12 @@ from contextlib import contextmanager
 
 import numpy as np
 
-from . import CheckError, passed
+from . import CheckError
+from .checker import checker
 from .diagnose import compare
 from .gradcheck import GRAD_THRESHOLD, check_gradients
 from .layers import check_network, trained
-from .student import busiest_line, call, checker_factory, forward_for_backward, graded_alone, unpack
+from .student import busiest_line, call, forward_for_backward, unpack
 from ..reference import conv as ref
 from ..reference import networks as ref_nets
 from ..reference.backprop import rel_error
@@ -27,7 +28,6 @@ CONV_NAMES = {name: f"conv.{name}" for name in (
     "conv_backward_im2col")}
 
 
-_checker = checker_factory(CONV_NAMES)
 
 
 def _expect_value_error(name, fn, args, why):
@@ -42,7 +42,7 @@ def _expect_value_error(name, fn, args, why):
 
 # --- 1. output size -------------------------------------------------------------------------
 
-@_checker("output_size")
+@checker("output_size", exercise=('conv.output_size',), builds_on=CONV_NAMES)
 def output_size(fn, *, seed=0):
     """Check fn(size, kernel, stride, pad) = (W - K + 2P) / S + 1 and its ValueErrors."""
     rng = np.random.default_rng(seed)
@@ -72,7 +72,7 @@ def output_size(fn, *, seed=0):
 
 # --- 2. counting ----------------------------------------------------------------------------
 
-@_checker("conv_macs")
+@checker("conv_macs", exercise=('conv.conv_params', 'conv.conv_macs'), builds_on=CONV_NAMES)
 def counts(conv_params, conv_macs, *, seed=0):
     """Check parameter and multiply-add counts, starting with the lecture's example."""
     rng = np.random.default_rng(seed)
@@ -103,7 +103,7 @@ def counts(conv_params, conv_macs, *, seed=0):
 
 # --- 3. receptive field ---------------------------------------------------------------------
 
-@_checker("receptive_field")
+@checker("receptive_field", exercise=('conv.receptive_field',), builds_on=CONV_NAMES)
 def receptive_field(fn, *, seed=0):
     """Check fn(layers) for stacks of (kernel, stride) layers."""
     rng = np.random.default_rng(seed)
@@ -195,7 +195,7 @@ def _check_conv_backward(name, backward, dout, cache, x, exp_cache, pad):
     return dx, dw, db
 
 
-@_checker("conv_forward_naive")
+@checker("conv_forward_naive", exercise=('conv.conv_forward_naive',), builds_on=CONV_NAMES)
 def conv_forward(conv_forward_naive, *, seed=0):
     """Check the naive convolution's forward pass, with stride and padding."""
     rng = np.random.default_rng(seed)
@@ -205,7 +205,7 @@ def conv_forward(conv_forward_naive, *, seed=0):
     return "conv_forward_naive: right with stride 1 and 2, with and without padding."
 
 
-@_checker("conv_backward_naive")
+@checker("conv_backward_naive", exercise=('conv.conv_backward_naive',), builds_on=CONV_NAMES)
 def conv_backward(conv_forward_naive, conv_backward_naive, *, seed=0):
     """Check the naive convolution's backward pass on the cache of the student's forward,
     and against numerical gradients of the convolution."""
@@ -254,7 +254,7 @@ def _check_pool(kind, forward, backward, seed, forward_mistakes, backward_mistak
                 mistakes=backward_mistakes(even, size))
 
 
-@_checker("max pooling")
+@checker("max pooling", exercise=('conv.max_pool_forward', 'conv.max_pool_backward'), builds_on=CONV_NAMES)
 def max_pool(max_pool_forward, max_pool_backward, *, seed=0):
     """Check max pooling forward/backward, including overlapping windows."""
     _check_pool("max", max_pool_forward, max_pool_backward, seed, lambda exp, size: [],
@@ -265,7 +265,7 @@ def max_pool(max_pool_forward, max_pool_backward, *, seed=0):
     return "max pooling: forward and backward right, overlapping windows included."
 
 
-@_checker("average pooling")
+@checker("average pooling", exercise=('conv.avg_pool_forward', 'conv.avg_pool_backward'), builds_on=CONV_NAMES)
 def avg_pool(avg_pool_forward, avg_pool_backward, *, seed=0):
     """Check average pooling forward/backward, including overlapping windows."""
     _check_pool("avg", avg_pool_forward, avg_pool_backward, seed,
@@ -302,7 +302,7 @@ def _no_loop_over_positions(name, fn, *args):
                          "all images, not over output positions.")
 
 
-@_checker("im2col")
+@checker("im2col", exercise=('conv.im2col',), builds_on=CONV_NAMES)
 def im2col(fn, *, seed=0):
     """Check fn(x, kh, kw, stride, pad) -> columns (C*KH*KW, N*H'*W'), rows (c, ki, kj),
     columns (n, i, j), and that it has no Python loop over output positions."""
@@ -329,7 +329,7 @@ def im2col(fn, *, seed=0):
 
 # --- 8b. fast convolution -------------------------------------------------------------------
 
-@_checker("conv_forward_im2col")
+@checker("conv_forward_im2col", exercise=('conv.conv_forward_im2col', 'conv.conv_backward_im2col'), builds_on=CONV_NAMES)
 def conv_fast(conv_forward_im2col, conv_backward_im2col, *, seed=0):
     """Check the im2col convolution against the reference (forward and backward) and that
     neither loops over output positions."""
@@ -364,8 +364,9 @@ def conv_fast(conv_forward_im2col, conv_backward_im2col, *, seed=0):
             "output positions.")
 
 
+@checker("against_torch")
 def against_torch(conv_forward, conv_backward, max_pool_forward, max_pool_backward, *,
-                  seed=0, quiet=False) -> dict[str, float]:
+                  seed=0) -> dict[str, float]:
     """Compare the student's fast conv and max pooling with torch.nn.functional's (float64).
 
     Returns the rel_error of each output and gradient; raises if one is above 1e-10.
@@ -396,15 +397,13 @@ def against_torch(conv_forward, conv_backward, max_pool_forward, max_pool_backwa
     for name, err in report.items():
         if not err < 1e-10:
             raise CheckError(f"your {name} differs from PyTorch's: rel_error {err:.2g}.")
-        if not quiet:
-            print(f"{name:16s} rel_error vs PyTorch = {err:.1e}")
-    passed("your convolution and max pooling agree with torch.nn.functional.", quiet)
-    return report
+    lines = "".join(f"\n  {name:16s} rel_error vs PyTorch = {err:.1e}" for name, err in report.items())
+    return "your convolution and max pooling agree with torch.nn.functional:" + lines, report
 
 
 # --- 9. 1x1 convolution ---------------------------------------------------------------------
 
-@_checker("conv1x1_as_matmul")
+@checker("conv1x1_as_matmul", exercise=('conv.conv1x1_as_matmul',), builds_on=CONV_NAMES)
 def conv1x1(fn, *, seed=0):
     """Check fn(x, w, b) -> the 1x1 convolution of x (N, C, H, W) with w (F, C), b (F,)."""
     rng = np.random.default_rng(seed)
@@ -443,7 +442,8 @@ def _convnet_mistakes(params, X, y):
     return out
 
 
-def convnet(convnet_loss, *, seed=0, quiet=False, isolate=False):
+@checker('convnet_loss', exercise=('networks.convnet_loss',), builds_on=CONV_NAMES)
+def convnet(convnet_loss, *, seed=0):
     """Check convnet_loss(params, X, y=None): conv3x3 - ReLU - maxpool2 - affine - softmax."""
     rng = np.random.default_rng(seed)
     cases = []
@@ -454,12 +454,9 @@ def convnet(convnet_loss, *, seed=0, quiet=False, isolate=False):
         params["b2"] = 0.1 * rng.standard_normal(classes)
         cases.append((X, rng.integers(0, classes, 3), params))
 
-    def run():
-        check_network("convnet_loss", convnet_loss, cases,
-                      lambda p, X, y: ref_nets.convnet_loss(p, X, y), _convnet_mistakes)
-
-    graded_alone("convnet_loss", run, convnet_loss, isolate, CONV_NAMES)
-    passed("convnet: scores, loss and the gradients of W1, b1, W2, b2 are right.", quiet)
+    check_network("convnet_loss", convnet_loss, cases,
+                  lambda p, X, y: ref_nets.convnet_loss(p, X, y), _convnet_mistakes)
+    return ("convnet: scores, loss and the gradients of W1, b1, W2, b2 are right.")
 
 
 __all__ = ["CONV_NAMES", "against_torch", "avg_pool", "conv1x1", "conv_backward", "conv_fast",

@@ -14,10 +14,11 @@ import copy
 
 import numpy as np
 
-from . import CheckError, passed
+from . import CheckError
+from .checker import checker
 from .diagnose import compare, compare_dict
 from .gradcheck import GRAD_THRESHOLD, check_gradients, numerical_gradient_array
-from .student import call, graded_alone, unpack
+from .student import call, unpack
 from ..reference import _original
 from ..reference import layers as ref
 from ..reference import networks as ref_nets
@@ -40,7 +41,8 @@ def _reference_activations() -> dict:
 
 # --- 1. affine ------------------------------------------------------------------------------
 
-def affine(affine_forward, affine_backward, *, seed=0, quiet=False):
+@checker('affine', exercise=('layers.affine_forward', 'layers.affine_backward'))
+def affine(affine_forward, affine_backward, *, seed=0):
     """Check out = x w + b (x of any shape (N, d1, ..., dk)) and its three gradients."""
     rng = np.random.default_rng(seed)
     worst = 0.0
@@ -63,8 +65,8 @@ def affine(affine_forward, affine_backward, *, seed=0, quiet=False):
         worst = max(worst, check_gradients(
             "affine", lambda x, w, b: call("affine_forward", affine_forward, x, w, b),
             {"x": x, "w": w, "b": b}, dict(zip("xwb", grads)), dout))
-    passed(f"affine: out, dx, dw, db right for 2-D and 4-D x; numerical gradient rel_error "
-           f"{worst:.1e} (< {GRAD_THRESHOLD:g}).", quiet)
+    return (f"affine: out, dx, dw, db right for 2-D and 4-D x; numerical gradient rel_error "
+            f"{worst:.1e} (< {GRAD_THRESHOLD:g}).")
 
 
 # --- 2./3. activations ----------------------------------------------------------------------
@@ -107,8 +109,9 @@ def _test_input(rng, shape=(4, 5)):
     return np.where(np.abs(x) < 1e-3, 0.5, x)  # keep away from the kink at 0
 
 
+@checker('relu_family', exercise=('layers.relu_forward', 'layers.relu_backward', 'layers.leaky_relu_forward', 'layers.leaky_relu_backward', 'layers.prelu_forward', 'layers.prelu_backward'))
 def relu_family(relu_forward, relu_backward, leaky_relu_forward, leaky_relu_backward,
-                prelu_forward, prelu_backward, *, seed=0, quiet=False):
+                prelu_forward, prelu_backward, *, seed=0):
     """Check ReLU, leaky ReLU (alpha = 0.01 and another) and PReLU (with dalpha)."""
     rng = np.random.default_rng(seed)
     pos = lambda x: (x > 0).astype(float)  # noqa: E731
@@ -130,12 +133,13 @@ def relu_family(relu_forward, relu_backward, leaky_relu_forward, leaky_relu_back
             ("dalpha", lambda d, x: np.sum(d * x, axis=0),
              "dalpha only gets gradient where x <= 0 (for x > 0 the output does not use alpha)."),
             ("dx", lambda d, x: np.where(x > 0, d, alpha), "for x <= 0, dx = alpha * dout.")]))
-    passed(f"ReLU, leaky ReLU and PReLU (dx and dalpha) are right; numerical gradient "
-           f"rel_error {worst:.1e} (< {GRAD_THRESHOLD:g}).", quiet)
+    return (f"ReLU, leaky ReLU and PReLU (dx and dalpha) are right; numerical gradient "
+            f"rel_error {worst:.1e} (< {GRAD_THRESHOLD:g}).")
 
 
+@checker('smooth_activations', exercise=('layers.sigmoid_forward', 'layers.sigmoid_backward', 'layers.tanh_forward', 'layers.tanh_backward', 'layers.elu_forward', 'layers.elu_backward'))
 def smooth_activations(sigmoid_forward, sigmoid_backward, tanh_forward, tanh_backward,
-                       elu_forward, elu_backward, *, seed=0, quiet=False):
+                       elu_forward, elu_backward, *, seed=0):
     """Check sigmoid (also at +-1000), tanh and ELU, forward and backward."""
     rng = np.random.default_rng(seed)
     big = np.array([[-1000.0, -50.0, 0.0, 50.0, 1000.0]])
@@ -163,13 +167,14 @@ def smooth_activations(sigmoid_forward, sigmoid_backward, tanh_forward, tanh_bac
                  "for x <= 0 the derivative of alpha (e^x - 1) is alpha e^x (no - 1)."),
                 ("dx", lambda d, x: np.where(x > 0, d, d * np.exp(x)),
                  "for x <= 0 the derivative is alpha * e^x: you forgot alpha.")]))
-    passed(f"sigmoid (stable at +-1000), tanh and ELU are right; numerical gradient rel_error "
-           f"{worst:.1e} (< {GRAD_THRESHOLD:g}).", quiet)
+    return (f"sigmoid (stable at +-1000), tanh and ELU are right; numerical gradient rel_error "
+            f"{worst:.1e} (< {GRAD_THRESHOLD:g}).")
 
 
 # --- 4. losses ------------------------------------------------------------------------------
 
-def losses(euclidean_loss, softmax_loss, *, seed=0, quiet=False):
+@checker('losses', exercise=('layers.euclidean_loss', 'layers.softmax_loss'))
+def losses(euclidean_loss, softmax_loss, *, seed=0):
     """Check the mean Euclidean loss 1/(2N) sum ||x - y||^2 and the mean softmax
     cross-entropy, each with its gradient, and softmax's stability for scores ~1000."""
     rng = np.random.default_rng(seed)
@@ -187,13 +192,14 @@ def losses(euclidean_loss, softmax_loss, *, seed=0, quiet=False):
             num = numerical_gradient_array(lambda s: np.array(ref.softmax_loss(s, y)[0]),
                                            scores.copy(), np.array(1.0))
             worst = max(worst, rel_error(np.asarray(dscores, dtype=float), num))
-    passed(f"Euclidean and softmax losses (averaged over the batch, stable) are right; "
-           f"numerical gradient rel_error {worst:.1e} (< {GRAD_THRESHOLD:g}).", quiet)
+    return (f"Euclidean and softmax losses (averaged over the batch, stable) are right; "
+            f"numerical gradient rel_error {worst:.1e} (< {GRAD_THRESHOLD:g}).")
 
 
 # --- 5. SGD with momentum -------------------------------------------------------------------
 
-def sgd_momentum(fn, *, seed=0, quiet=False):
+@checker('sgd_momentum', exercise=('optim.sgd_momentum',))
+def sgd_momentum(fn, *, seed=0):
     """Check four steps of delta <- m delta + dw; w <- w - lr delta, state kept between calls."""
     rng = np.random.default_rng(seed)
     for lr, m in ((0.1, 0.9), (float(rng.uniform(0.01, 0.5)), float(rng.uniform(0.5, 0.99)))):
@@ -217,8 +223,8 @@ def sgd_momentum(fn, *, seed=0, quiet=False):
                 raise CheckError(f"sgd_momentum should return (next_w, state) with state a dict, "
                                  f"got state of type {type(state).__name__}.")
             w = np.asarray(w, dtype=float)
-    passed("SGD with momentum: delta <- momentum * delta + dw; w <- w - lr * delta, "
-           "over four steps.", quiet)
+    return ("SGD with momentum: delta <- momentum * delta + dw; w <- w - lr * delta, "
+            "over four steps.")
 
 
 # --- 6. two-layer network -------------------------------------------------------------------
@@ -255,10 +261,6 @@ def check_network(name, fn, cases, expected, mistakes_for, kwargs_for=lambda c: 
             (m, msg) for key, m, msg in mistakes if key == "grads"])
 
 
-def _graded(name, run, fn, isolate):
-    graded_alone(name, run, fn, isolate, LAYER_NAMES, {"ACTIVATIONS": _reference_activations()})
-
-
 def _two_layer_mistakes(params, X, y):
     h = X @ params["W1"] + params["b1"]
     a = np.maximum(h, 0)
@@ -277,22 +279,21 @@ def _two_layer_mistakes(params, X, y):
     return out
 
 
-def two_layer_net(two_layer_loss, *, seed=0, quiet=False, isolate=False):
+@checker('two_layer_loss', exercise=('networks.two_layer_loss',), builds_on=LAYER_NAMES, extra=lambda: {"ACTIVATIONS": _reference_activations()})
+def two_layer_net(two_layer_loss, *, seed=0):
     """Check two_layer_loss(params, X, y=None): scores, loss and the four gradients."""
     rng = np.random.default_rng(seed)
     cases = [_net_case(rng, dims) for dims in ([4, 6, 3], [2, 10, 5])]
 
-    def run():
-        check_network("two_layer_loss", two_layer_loss, cases,
-                      lambda p, X, y: ref_nets.mlp_loss(p, X, y), _two_layer_mistakes)
-
-    _graded("two_layer_loss", run, two_layer_loss, isolate)
-    passed("two-layer net: scores, loss and gradients of W1, b1, W2, b2 are right.", quiet)
+    check_network("two_layer_loss", two_layer_loss, cases,
+                  lambda p, X, y: ref_nets.mlp_loss(p, X, y), _two_layer_mistakes)
+    return ("two-layer net: scores, loss and gradients of W1, b1, W2, b2 are right.")
 
 
 # --- 7. training ----------------------------------------------------------------------------
 
-def train(train_fn, *, seed=0, quiet=False, isolate=False):
+@checker('train', exercise=('networks.train',), builds_on=LAYER_NAMES, extra=lambda: {"ACTIVATIONS": _reference_activations()})
+def train(train_fn, *, seed=0):
     """Check train(params, loss_fn, X, y, epochs=, lr=, momentum=) -> loss history, with
     params updated in place, against coursekit's loop on a small problem."""
     rng = np.random.default_rng(seed)
@@ -300,36 +301,34 @@ def train(train_fn, *, seed=0, quiet=False, isolate=False):
     loss_fn = _original("networks.two_layer_loss")
     kwargs = dict(epochs=5, lr=float(rng.uniform(0.05, 0.5)), momentum=0.9)
 
-    def run():
-        mine = copy.deepcopy(params)
-        history = call("train", train_fn, mine, loss_fn, X.copy(), y.copy(), **kwargs)
-        theirs = copy.deepcopy(params)
-        exp_history = ref_nets.train(theirs, loss_fn, X, y, **kwargs)
-        if history is None:
-            raise CheckError("train returned None: return the list of losses, one per epoch.")
-        if all(np.array_equal(mine[k], params[k]) for k in params):
-            raise CheckError("train did not change params: store each updated parameter back "
-                             "with params[name] = ... (the dict is updated in place).")
-        plain = copy.deepcopy(params)
-        plain_history = ref_nets.train(plain, loss_fn, X, y, **{**kwargs, "momentum": 0.0})
-        reset = ("that is plain SGD: is the momentum state reset every epoch? Create one state per "
-                 "parameter before the loop over epochs and pass it back in each step.")
-        compare("loss history", np.asarray(history, dtype=float).ravel(), exp_history, mistakes=[
-            (plain_history, reset),
-            (np.cumsum(exp_history), "each epoch's loss includes the earlier epochs': an "
-                                     "accumulator that is never reset. Record each epoch's own loss.")])
-        for k in params:
-            compare(f"params[{k!r}] after {kwargs['epochs']} epochs", mine[k], theirs[k],
-                    mistakes=[(plain[k], reset)])
-
-    _graded("train", run, train_fn, isolate)
-    passed(f"train: {kwargs['epochs']} epochs of momentum SGD give the expected losses and "
-           "weights.", quiet)
+    mine = copy.deepcopy(params)
+    history = call("train", train_fn, mine, loss_fn, X.copy(), y.copy(), **kwargs)
+    theirs = copy.deepcopy(params)
+    exp_history = ref_nets.train(theirs, loss_fn, X, y, **kwargs)
+    if history is None:
+        raise CheckError("train returned None: return the list of losses, one per epoch.")
+    if all(np.array_equal(mine[k], params[k]) for k in params):
+        raise CheckError("train did not change params: store each updated parameter back "
+                         "with params[name] = ... (the dict is updated in place).")
+    plain = copy.deepcopy(params)
+    plain_history = ref_nets.train(plain, loss_fn, X, y, **{**kwargs, "momentum": 0.0})
+    reset = ("that is plain SGD: is the momentum state reset every epoch? Create one state per "
+             "parameter before the loop over epochs and pass it back in each step.")
+    compare("loss history", np.asarray(history, dtype=float).ravel(), exp_history, mistakes=[
+        (plain_history, reset),
+        (np.cumsum(exp_history), "each epoch's loss includes the earlier epochs': an "
+                                 "accumulator that is never reset. Record each epoch's own loss.")])
+    for k in params:
+        compare(f"params[{k!r}] after {kwargs['epochs']} epochs", mine[k], theirs[k],
+                mistakes=[(plain[k], reset)])
+    return (f"train: {kwargs['epochs']} epochs of momentum SGD give the expected losses and "
+            "weights.")
 
 
 # --- 8. any depth ---------------------------------------------------------------------------
 
-def mlp(mlp_loss, *, seed=0, quiet=False, isolate=False):
+@checker('mlp_loss', exercise=('networks.mlp_loss',), builds_on=LAYER_NAMES, extra=lambda: {"ACTIVATIONS": _reference_activations()})
+def mlp(mlp_loss, *, seed=0):
     """Check mlp_loss(params, X, y=None, activation=...) for depths 1 to 4."""
     rng = np.random.default_rng(seed)
     cases = [(*_net_case(rng, dims), act) for dims, act in (
@@ -344,16 +343,14 @@ def mlp(mlp_loss, *, seed=0, quiet=False, isolate=False):
         return [("scores", h, "no activation after the last layer: the scores are the last "
                               "affine's output.")] if depth > 1 else []
 
-    def run():
-        check_network("mlp_loss", mlp_loss, cases,
-                      lambda p, X, y, activation: ref_nets.mlp_loss(p, X, y, activation),
-                      mistakes, kwargs_for=lambda rest: {"activation": rest[0]})
-
-    _graded("mlp_loss", run, mlp_loss, isolate)
-    passed("mlp_loss: scores, loss and every gradient right for 1 to 4 layers, ReLU and tanh.", quiet)
+    check_network("mlp_loss", mlp_loss, cases,
+                  lambda p, X, y, activation: ref_nets.mlp_loss(p, X, y, activation),
+                  mistakes, kwargs_for=lambda rest: {"activation": rest[0]})
+    return ("mlp_loss: scores, loss and every gradient right for 1 to 4 layers, ReLU and tanh.")
 
 
-def trained(loss_fn, params, X, y, target: float, what: str = "network", quiet=False) -> float:
+@checker("trained")
+def trained(loss_fn, params, X, y, target: float, what: str = "network") -> float:
     """Check a trained network's accuracy on (X, y) reaches ``target``; returns it."""
     scores = call("loss_fn", loss_fn, params, X)
     acc = float(np.mean(np.argmax(np.asarray(scores), axis=1) == y))
@@ -361,13 +358,13 @@ def trained(loss_fn, params, X, y, target: float, what: str = "network", quiet=F
         raise CheckError(f"the {what} reaches {acc:.1%} on held-out data, below the target "
                          f"{target:.0%}: look at the loss curve (flat? exploding?) and at the "
                          "learning rate.")
-    passed(f"the {what} reaches {acc:.1%} on held-out data (target {target:.0%}).", quiet)
-    return acc
+    return f"the {what} reaches {acc:.1%} on held-out data (target {target:.0%}).", acc
 
 
 # --- 9. dead units --------------------------------------------------------------------------
 
-def dead_fraction(fn, *, seed=0, quiet=False):
+@checker('dead_fraction', exercise=('layers.dead_fraction',))
+def dead_fraction(fn, *, seed=0):
     """Check fn(h) -> the fraction of units (columns) that are 0 for every sample."""
     rng = np.random.default_rng(seed)
     for n, d in ((6, 8), (3, 10), (10, 4)):
@@ -383,7 +380,7 @@ def dead_fraction(fn, *, seed=0, quiet=False):
                               "is 0 for every sample."),
             (np.sum(np.all(h == 0, axis=0)), "return a fraction (divide by the number of "
                                              "units), not a count.")])
-    passed("dead_fraction: the share of units that are 0 for the whole batch.", quiet)
+    return "dead_fraction: the share of units that are 0 for the whole batch."
 
 
 __all__ = ["GRAD_THRESHOLD", "LAYER_NAMES", "affine", "dead_fraction", "losses", "mlp",

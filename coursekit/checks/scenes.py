@@ -1,5 +1,5 @@
 """Checkers for notebook 07, the 15-scene project. Each compares the student's answer with
-coursekit's reference (:mod:`coursekit.reference.scenes`, :mod:`coursekit.models.scenes`) on
+coursekit's reference (:mod:`coursekit.reference.scenes`, :mod:`coursekit.models.scene_nets`) on
 data made here, and names the usual mistakes."""
 from __future__ import annotations
 
@@ -10,12 +10,12 @@ import torch
 from torch import nn
 
 from . import CheckError, ReferenceUsedError
-from .student import call, checker_factory, subclass_of, type_name, unpack
-from ..models import scenes as ours
+from .checker import checker
+from .student import call, subclass_of, type_name, unpack
+from ..models import scene_nets as ours
 from ..reference import _original
 from ..reference import scenes as _references  # noqa: F401  (registers the references)
 
-_checker = checker_factory({})
 
 
 def _ref(name):
@@ -28,7 +28,7 @@ def _close(a, b, tol):
 
 # --- 1. mean and std in one pass --------------------------------------------------------------
 
-@_checker("channel_mean_std")
+@checker("channel_mean_std", exercise=('scenes.channel_mean_std',), builds_on={})
 def mean_std(channel_mean_std, *, seed=0):
     """One pass over uneven batches, compared with the statistics of all the images at once."""
     g = torch.Generator().manual_seed(seed)
@@ -73,7 +73,7 @@ def _transform_types(t):
     return names
 
 
-@_checker("transform pipelines")
+@checker("transform pipelines", exercise=('scenes.fundamental_transforms', 'scenes.augmentation_transforms'), builds_on={})
 def transforms(fundamental_transforms, augmentation_transforms, *, seed=0):
     from PIL import Image
 
@@ -158,7 +158,7 @@ def _count(model, kind):
     return sum(isinstance(m, kind) for m in model.modules())
 
 
-@_checker("SimpleNet")
+@checker("SimpleNet", builds_on={})
 def simple_net(SimpleNet, *, seed=0):
     model = _instance("SimpleNet", SimpleNet, ours.SimpleNet)
     convs = _count(model, nn.Conv2d)
@@ -169,7 +169,7 @@ def simple_net(SimpleNet, *, seed=0):
     return f"SimpleNet: 2 conv layers, 15 scores, {sum(p.numel() for p in model.parameters()):,} parameters, it learns."
 
 
-@_checker("SimpleNetDropout")
+@checker("SimpleNetDropout", builds_on={})
 def dropout_net(SimpleNetDropout, *, seed=0):
     model = _instance("SimpleNetDropout", SimpleNetDropout, ours.SimpleNet)
     drops = [m for m in model.modules() if isinstance(m, (nn.Dropout, nn.Dropout2d)) and m.p > 0]
@@ -187,7 +187,7 @@ def dropout_net(SimpleNetDropout, *, seed=0):
     return "SimpleNetDropout: random in training, deterministic in eval mode."
 
 
-@_checker("SimpleNetFinal")
+@checker("SimpleNetFinal", builds_on={})
 def final_net(SimpleNetFinal, *, seed=0):
     model = _instance("SimpleNetFinal", SimpleNetFinal, ours.SimpleNetFinal, ours.SimpleNet)
     if _count(model, nn.BatchNorm2d) == 0:
@@ -210,11 +210,11 @@ def final_net(SimpleNetFinal, *, seed=0):
 
 # --- 6. transfer ------------------------------------------------------------------------------
 
-@_checker("make_transfer_model")
+@checker("make_transfer_model", exercise=('scenes.make_transfer_model',), builds_on={})
 def transfer(make_transfer_model, *, seed=0):
     import timm
 
-    from ..grading.mirror import recipe
+    from ..models.recipe import recipe
 
     torch.manual_seed(seed)
     backbone = recipe(timm.create_model("efficientnet_lite0", pretrained=False),
@@ -251,7 +251,7 @@ class _Noisy(nn.Module):
         return self.net(x)
 
 
-@_checker("predict and accuracy")
+@checker("predict and accuracy", exercise=('scenes.predict', 'scenes.accuracy'), builds_on={})
 def predict_accuracy(predict, accuracy, *, seed=0):
     torch.manual_seed(seed)
     model = _Noisy()
@@ -281,7 +281,7 @@ def predict_accuracy(predict, accuracy, *, seed=0):
 
 # --- 8. confusion matrix ------------------------------------------------------------------------
 
-@_checker("confusion matrix")
+@checker("confusion matrix", exercise=('scenes.confusion_matrix', 'scenes.per_class_accuracy'), builds_on={})
 def confusion(confusion_matrix, per_class_accuracy, *, seed=0):
     rng = np.random.default_rng(seed)
     c = 5
@@ -312,7 +312,7 @@ def confusion(confusion_matrix, per_class_accuracy, *, seed=0):
 
 # --- 9. the gallery's choice ----------------------------------------------------------------------
 
-@_checker("misclassified")
+@checker("misclassified", exercise=('scenes.misclassified',), builds_on={})
 def mistakes(misclassified, *, seed=0):
     g = torch.Generator().manual_seed(seed)
     y_true = torch.randint(0, 15, (50,), generator=g)

@@ -9,7 +9,6 @@ vectorised function from one that loops over every output position.
 """
 from __future__ import annotations
 
-import functools
 import linecache
 import sys
 import traceback
@@ -93,31 +92,44 @@ def forward_for_backward(name: str, forward, ours: Callable, args: tuple, layout
 _MISSING = object()
 
 
-def _judge_of(fn):
-    """The judge holding ``fn`` when ``fn`` lives in the student's kernel, else None."""
-    from ..grading.judge import Remote
+class Judged:
+    """A function, class or object that lives in the student's kernel while a notebook is
+    graded (the grader's judge kernel holds only a handle to it). A checker asks it what it
+    needs through these methods and never needs to know how the answer is obtained."""
 
-    return fn._judge if isinstance(fn, Remote) else None
+    def judged_type(self) -> str:
+        """The name of its class (for a class or function: its own name)."""
+        raise NotImplementedError
+
+    def judged_mro(self) -> tuple[str, ...]:
+        """For a class: 'module.qualname' of each class in its MRO; else ()."""
+        return ()
+
+    def judged_references(self, names: Mapping[str, str], extra: Mapping[str, object]):
+        """A context manager: while active, calls of it run with ``names`` (notebook name ->
+        reference name) bound to coursekit's references and ``extra`` to the given objects."""
+        raise NotImplementedError
+
+    def judged_count_lines(self, args: tuple, kwargs: dict):
+        """Run it and count its notebook lines, as :func:`busiest_line` does; None if the
+        student's code raised (the checker then runs it with :func:`call` to say so)."""
+        raise NotImplementedError
 
 
 def subclass_of(cls, *classes: type) -> bool:
     """Whether ``cls`` is a class built on one of ``classes``; for a class in the student's
     kernel (graded by the judge), by the class names of its bases."""
-    from ..grading.judge import Remote
-
-    if isinstance(cls, Remote):
-        mro = set(cls._node.get("mro") or ())
+    if isinstance(cls, Judged):
+        mro = set(cls.judged_mro())
         return any(f"{c.__module__}.{c.__qualname__}" in mro for c in classes)
     return isinstance(cls, type) and issubclass(cls, classes)
 
 
 def type_name(obj) -> str:
     """The class name of ``obj``, also for an object in the student's kernel."""
-    from ..grading.judge import Remote
-
-    if isinstance(obj, Remote) and obj.remote_kind == "object":
-        return obj.__name__
-    return getattr(obj, "remote_type", None) or type(obj).__name__  # a RemoteModule: the student's class
+    if isinstance(obj, Judged):
+        return obj.judged_type()
+    return type(obj).__name__
 
 
 @contextmanager
@@ -129,13 +141,9 @@ def using_references(fn: Callable, names: Mapping[str, str], extra: Mapping[str,
     The references are the unwrapped originals, so the student's code calling them is not
     recorded as using the reference.
     """
-    judge = _judge_of(fn)
-    if judge is not None:  # the student's function is in the student's kernel: swap there
-        judge.swaps.append((dict(names), dict(extra)))
-        try:
+    if isinstance(fn, Judged):  # the student's function is in the student's kernel: swap there
+        with fn.judged_references(names, extra):
             yield
-        finally:
-            judge.swaps.pop()
         return
     namespace = getattr(fn, "__globals__", None)
     if namespace is None:
@@ -158,15 +166,11 @@ def using_references(fn: Callable, names: Mapping[str, str], extra: Mapping[str,
 def busiest_line(fn: Callable, *args, **kwargs) -> tuple[int, str, object]:
     """Run ``fn`` and count the executions of each line of notebook code (code whose module
     namespace is ``fn``'s). Returns (count, "line N `source`" of the busiest line, fn's result)."""
-    judge = _judge_of(fn)
-    if judge is not None:  # count in the student's kernel, where the function runs
-        from ..grading.judge import RemoteError
-        try:
-            return tuple(judge.call(fn, args, kwargs, op="count_lines"))
-        except CheckError:
-            raise
-        except (RemoteError, NotImplementedError):  # say it the way `call` does
+    if isinstance(fn, Judged):  # count in the student's kernel, where the function runs
+        counted = fn.judged_count_lines(args, kwargs)
+        if counted is None:  # the student's code raised: say it the way `call` does
             return 0, "", call(fn.__name__, fn, *args, **kwargs)
+        return tuple(counted)
     namespace = fn.__globals__
     counts: dict[tuple[str, int], int] = {}
 
@@ -215,22 +219,3 @@ def graded_alone(name: str, run: Callable[[], None], fn: Callable, isolate: bool
         raise CheckError(f"your {name} is right, but a function it calls is not ({own}). Fix "
                          f"the exercise whose self-check fails above; graded, {name} counts "
                          "as right.") from None
-
-
-def checker_factory(names: Mapping[str, str], extra: Callable[[], Mapping[str, object]] = dict):
-    """A decorator factory for a notebook's checkers: ``@factory(label)`` turns a check body
-    (student functions, seed -> success message) into a checker with ``seed``, ``quiet`` and
-    ``isolate``. Graded tests set isolate, so the functions are checked with coursekit's
-    versions (``names``, ``extra()``) of the earlier exercises they call and a mistake there
-    costs only its own exercise's points. The last function passed is the one graded."""
-    def factory(label: str):
-        def decorate(body):
-            @functools.wraps(body)
-            def checker(*functions, seed=0, quiet=False, isolate=False):
-                from . import passed
-                message = graded_alone(label, lambda: body(*functions, seed=seed), functions[-1],
-                                       isolate, names, extra())
-                passed(message, quiet)
-            return checker
-        return decorate
-    return factory

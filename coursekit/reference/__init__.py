@@ -66,7 +66,7 @@ _COUNTER: Callable[[str], int] | None = None
 
 def set_call_counter(counter: Callable[[str], int] | None) -> None:
     """Count calls elsewhere: the grader's judge kernel asks the student's kernel, where the
-    student's code ran (see :mod:`coursekit.grading.judge`)."""
+    student's code ran (see :mod:`coursekit.grading.judge.client`)."""
     global _COUNTER
     _COUNTER = counter
 

@@ -13,7 +13,7 @@ import numpy as np
 
 from . import conv
 from . import layers as L
-from . import norm
+from . import normalisation as norm
 from . import reference
 from .optim import sgd_momentum
 

@@ -1,5 +1,5 @@
 """Reference answers of notebook 07 (the 15-scene project). The networks' references are
-:mod:`coursekit.models.scenes`."""
+:mod:`coursekit.models.scene_nets`."""
 from __future__ import annotations
 
 import torch

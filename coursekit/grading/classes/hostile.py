@@ -1,0 +1,250 @@
+"""A class of hostile and broken submissions of notebook 01, with a control student graded last.
+
+Each student is the instructor's answers with one behaviour added: resource abuse, reaching
+for files it must not touch, tampering with what the tests rely on, editing the notebook's
+structure, or calling the reference. ``deserved`` is the most the submission should score
+(23 is full marks): a wrong answer loses its exercise whatever else the cell does, an attack
+that fails costs nothing by itself. `tests/test_hostile.py` grades the class in one run and
+checks every row, and that the gradebook, the course and every other submission are intact.
+``python -m coursekit.grading.classes.hostile OUT`` grades it and prints the table.
+"""
+from __future__ import annotations
+
+import copy
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import nbformat
+
+from .sample import NOTEBOOK, student_notebook
+
+FULL = 23
+POINTS = {"ex1": 2, "ex2a": 3, "ex2b": 2, "ex3a": 2, "ex3b": 3, "ex3c": 1, "ex4": 3, "ex5": 3,
+          "ex6a": 3, "ex6b": 1}
+#: Printed by an attack that worked; the test looks for it in every output.
+LEAK = "HOSTILE-LEAK"
+
+
+def _then(code: str) -> Callable[[str], str]:
+    return lambda src: src + "\n\n" + code
+
+
+def _first(code: str) -> Callable[[str], str]:
+    return lambda src: code + "\n\n" + src
+
+
+WRONG = {  # a wrong answer for each exercise used below, appended after the right one
+    "ex3b": "def two_layer_backward(dy, cache):\n    x, h, y, params = cache\n"
+            "    return {k: np.zeros_like(v) for k, v in params.items()}\n",
+    "ex4": "def norm_sq_backward(df, cache):\n    x, W, q = cache\n    return W.T @ q, np.outer(x, q)\n",
+    "ex5": "def softmax_nll(scores, y):\n    return 0.0, np.zeros_like(scores)\n",
+    "ex6a": "def numerical_gradient(f, x, h=1e-5):\n    return np.zeros_like(x, dtype=float)\n",
+    "ex6b": "def rel_error(a, b):\n    return 0.0\n",
+}
+
+
+def _wrong(exercise: str, tamper: str) -> dict[str, Callable[[str], str]]:
+    return {f"{exercise}_answer": _then(WRONG[exercise] + "\n" + tamper)}
+
+
+@dataclass
+class Case:
+    story: str
+    deserved: int
+    edits: dict[str, Callable[[str], str]] = field(default_factory=dict)
+    notebook: Callable[[nbformat.NotebookNode], nbformat.NotebookNode] | None = None
+    raw: bytes | None = None                 # the file as handed in, instead of a notebook
+    file_name: str = f"{NOTEBOOK}.ipynb"
+    hostile: bool = True                     # False: honest but broken, keeps what it earned
+
+
+def _cell(nb, grade_id):
+    return next(c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == grade_id)
+
+
+def _delete(grade_id):
+    def edit(nb):
+        nb.cells = [c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") != grade_id]
+        return nb
+    return edit
+
+
+def _to_markdown(grade_id):
+    def edit(nb):
+        i = nb.cells.index(_cell(nb, grade_id))
+        old = nb.cells[i]
+        nb.cells[i] = nbformat.v4.new_markdown_cell(old.source, metadata=copy.deepcopy(old.metadata))
+        return nb
+    return edit
+
+
+def _set_source(grade_id, source):
+    def edit(nb):
+        _cell(nb, grade_id).source = source
+        return nb
+    return edit
+
+
+def _metadata(nb):
+    tests = _cell(nb, "ex3a_tests").metadata.nbgrader
+    tests["points"] = 100
+    answer = _cell(nb, "ex3a_answer").metadata.nbgrader
+    answer.update(grade=True, points=50)
+    return nb
+
+
+def _duplicate(nb):
+    i = nb.cells.index(_cell(nb, "ex1_answer"))
+    nb.cells.insert(i + 1, copy.deepcopy(nb.cells[i]))
+    return nb
+
+
+FIND_FILES = """
+import os
+def _everything(top="/"):
+    for folder, dirs, files in os.walk(top, onerror=lambda e: None):
+        dirs[:] = [d for d in dirs if d not in ("proc", "sys", "dev")]
+        for name in files:
+            yield os.path.join(folder, name)
+"""
+
+CASES: dict[str, Case] = {
+    # --- resources: stopped by limits, keeps the points earned elsewhere ------------------------
+    "hang-sleep": Case("sleeps forever in exercise 6b", FULL - POINTS["ex6b"],
+                       {"ex6b_answer": _first("import time\ntime.sleep(10**6)")}, hostile=False),
+    "busy-threads": Case("spins 8 threads in exercise 3c", FULL - POINTS["ex3c"],
+                         {"ex3c_answer": _first("import threading\ndef spin():\n    while True:\n        pass\n"
+                                                "for _ in range(8):\n    threading.Thread(target=spin, daemon=True).start()\n"
+                                                "while True:\n    pass")}, hostile=False),
+    "exit-kernel": Case("os._exit in exercise 3c", FULL - POINTS["ex3c"],
+                        {"ex3c_answer": _first("import os\nos._exit(3)")}, hostile=False),
+    "segfault": Case("segfaults its kernel in exercise 6b", FULL - POINTS["ex6b"],
+                     {"ex6b_answer": _first("import ctypes\nctypes.string_at(0)")}, hostile=False),
+    "memory-hog": Case("allocates without end in exercise 4", FULL - POINTS["ex4"],
+                       {"ex4_answer": _first("hog = []\nwhile True:\n    hog.append(np.ones(1 << 24))")},
+                       hostile=False),
+    "disk-filler": Case("writes file after file in exercise 5", FULL - POINTS["ex5"],
+                        {"ex5_answer": _first("for i in range(10**6):\n    with open(f'fill{i}.bin', 'wb') as fh:\n"
+                                              "        fh.write(b'0' * (32 << 20))")}, hostile=False),
+    "fork-bomb": Case("forks without end in exercise 3b", FULL - POINTS["ex3b"],
+                      {"ex3b_answer": _first("import os, time\nwhile True:\n    if os.fork() == 0:\n"
+                                             "        time.sleep(120)\n        os._exit(0)")}, hostile=False),
+    "print-flood": Case("prints 200 MB in exercise 2b (answers right)", FULL,
+                        {"ex2b_answer": _first("line = 'x' * (1 << 20)\nfor _ in range(200):\n    print(line)")},
+                        hostile=False),
+    # --- files and network: cannot reach anything outside its submission ------------------------
+    "delete-gradebook": Case("deletes every gradebook.db it can find (answers right)", FULL, {
+        "ex1_answer": _then(FIND_FILES + "for path in [*_everything(), '../../../gradebook.db']:\n"
+                            "    if path.endswith('gradebook.db'):\n        try:\n            os.remove(path)\n"
+                            f"            print('{LEAK} deleted', path)\n        except OSError:\n            pass")}),
+    "overwrite-classmates": Case("overwrites every notebook it can find (answers right)", FULL, {
+        "ex1_answer": _then(FIND_FILES + "for path in _everything():\n    if path.endswith('.ipynb'):\n"
+                            "        try:\n            open(path, 'w').write('{}')\n"
+                            f"            print('{LEAK} overwrote', path)\n        except OSError:\n            pass")}),
+    "read-hidden-tests": Case("looks for the hidden tests; answers 5 wrong", FULL - POINTS["ex5"], {
+        "ex5_answer": _then(WRONG["ex5"] + FIND_FILES + "for path in _everything():\n"
+                            "    if path.endswith(('.ipynb', '.db')) and 'scratch' not in path:\n        try:\n"
+                            "            text = open(path, 'rb').read()\n"
+                            f"            if b'HIDDEN' in text:\n                print('{LEAK} read', path)\n"
+                            "        except OSError:\n            pass")}),
+    "network": Case("opens connections (answers right)", FULL, {
+        "ex1_answer": _then("import socket\nfor host, port in [('127.0.0.1', 22), ('127.0.0.1', 8888), ('1.1.1.1', 53)]:\n"
+                            "    try:\n        socket.create_connection((host, port), timeout=1).close()\n"
+                            f"        print('{LEAK} connected', host, port)\n    except OSError:\n        pass")}),
+    # --- tampering with what the tests rely on: wrong answers stay wrong ------------------------
+    "patch-numpy": Case("answers 5 wrong and patches numpy's comparisons", FULL - POINTS["ex5"], _wrong("ex5",
+        "np.allclose = lambda *a, **k: True\nnp.isclose = lambda a, b, *r, **k: np.ones(np.shape(a), bool)\n"
+        "np.testing.assert_allclose = lambda *a, **k: None\nnp.array_equal = lambda *a, **k: True")),
+    "patch-checkers": Case("answers 4 wrong and replaces the checkers", FULL - POINTS["ex4"], _wrong("ex4",
+        "import coursekit.checks as ck, coursekit.checks.backprop as cb\n"
+        "for name in dir(cb):\n    if not name.startswith('_') and callable(getattr(cb, name)):\n"
+        "        setattr(cb, name, lambda *a, **k: None)\n"
+        "ck.assert_own_work = lambda *a: None\nck.CheckError = type('CheckError', (Exception,), {})")),
+    "patch-builtins": Case("answers 3b wrong and patches builtins", FULL - POINTS["ex3b"], _wrong("ex3b",
+        "import builtins\nbuiltins.abs = lambda x: 0\nbuiltins.max = lambda *a, **k: 0\n"
+        "builtins.AssertionError = type('AssertionError', (Exception,), {})")),
+    "ipython-hooks": Case("answers 6a wrong, swallows exceptions and rewrites cells", FULL - POINTS["ex6a"], _wrong("ex6a",
+        "ip = get_ipython()\nip.set_custom_exc((BaseException,), lambda *a, **k: None)\n"
+        "ip.input_transformers_cleanup.append(lambda lines: ['pass\\n'] if any('check.' in l for l in lines) else lines)\n"
+        "ip.events.register('post_run_cell', lambda result: setattr(result, 'error_in_exec', None))")),
+    "excepthook": Case("answers 6b wrong and replaces sys.excepthook", FULL - POINTS["ex6b"], _wrong("ex6b",
+        "import sys\nsys.excepthook = lambda *a: None\nsys.stderr = open('/dev/null', 'w')")),
+    "redefine-names": Case("answers 6b wrong and redefines check and assert_own_work", FULL - POINTS["ex6b"], _wrong("ex6b",
+        "class _Pass:\n    def __getattr__(self, name):\n        return lambda *a, **k: None\n"
+        "check = _Pass()\nassert_own_work = lambda *a: None")),
+    # --- the notebook's structure: restored, scored on what is there ----------------------------
+    "edited-test-cell": Case("answers 5 wrong and empties its test cell", FULL - POINTS["ex5"],
+                             _wrong("ex5", ""), notebook=_set_source("ex5_tests", "pass")),
+    "deleted-test-cell": Case("answers 4 wrong and deletes its test cell", FULL - POINTS["ex4"],
+                              _wrong("ex4", ""), notebook=_delete("ex4_tests")),
+    "test-to-markdown": Case("answers 6a wrong and turns its test cell into markdown", FULL - POINTS["ex6a"],
+                             _wrong("ex6a", ""), notebook=_to_markdown("ex6a_tests")),
+    "metadata-edited": Case("raises its test's points and makes an answer cell graded", FULL,
+                            notebook=_metadata),
+    "duplicate-grade-id": Case("duplicates an answer cell, grade id and all", FULL, notebook=_duplicate,
+                               hostile=False),
+    "deleted-answer": Case("deleted the answer cell of exercise 6b", FULL - POINTS["ex6b"],
+                           notebook=_delete("ex6b_answer"), hostile=False),
+    "invalid-json": Case("hands in a file that is not JSON", 0, raw=b'{"cells": [ {"cell_type": ', hostile=False),
+    "wrong-name": Case("hands in the notebook under another name", 0, file_name="01_backprop_final.ipynb",
+                       hostile=False),
+    # --- the reference -------------------------------------------------------------------------
+    "calls-reference": Case("computes exercise 5 with the reference", FULL - POINTS["ex5"], {
+        "ex5_answer": _then("import coursekit.reference.backprop as _r\n"
+                            "def softmax_nll(scores, y):\n    return _r.softmax_nll(scores, y)")}),
+    # --- the control, graded after all of them -------------------------------------------------
+    "zz-control": Case("every answer right, graded last", FULL, hostile=False),
+}
+
+
+def make_hostile_class(release_dir: Path, solutions_dir: Path, out: Path) -> dict[str, Case]:
+    """Write out/<student>/<file> for every case. Returns student -> case."""
+    release = release_dir / f"{NOTEBOOK}.ipynb"
+    solution = solutions_dir / f"{NOTEBOOK}.ipynb"
+    for student, case in CASES.items():
+        folder = out / student
+        folder.mkdir(parents=True, exist_ok=True)
+        if case.raw is not None:
+            (folder / case.file_name).write_bytes(case.raw)
+            continue
+        nb = student_notebook(release, solution, case.edits)
+        if case.notebook is not None:
+            nb = case.notebook(nb)
+        nbformat.write(nb, folder / case.file_name)
+    return dict(CASES)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Grade the hostile class into OUT and print (case, score, deserved, notes)."""
+    import argparse
+    import time
+
+    from ..pipeline.autograde import autograde
+    from ..course.directory import find_course_root
+    from ..course.release import release
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("out", type=Path)
+    parser.add_argument("--jobs", type=int, default=None)
+    parser.add_argument("--timeout", type=int, default=5, help="per-cell time limit (s)")
+    args = parser.parse_args(argv)
+    root = find_course_root()
+    released = args.out / "release"
+    release(root, released)
+    make_hostile_class(released, root / "solutions", args.out / "submissions")
+    start = time.perf_counter()
+    result = autograde(root, args.out / "submissions", args.out / "grading", timeout=args.timeout,
+                       jobs=args.jobs, progress=True)
+    seconds = time.perf_counter() - start
+    print(f"| case | what it does | score | deserved | notes |\n|---|---|---|---|---|")
+    for student, case in CASES.items():
+        r = result.get(student, NOTEBOOK)
+        print(f"| {student} | {case.story} | {r.score:g} | {case.deserved} | {'; '.join(r.problems)[:200]} |")
+    print(f"\n{len(CASES)} submissions graded in {seconds:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,253 @@
+"""The wire format between the judge kernel and the student's kernel: values by value, with no
+code in them.
+
+A message is a JSON tree plus an ``.npz`` of arrays (saved and loaded with
+``allow_pickle=False``), so reading what the student's kernel sent can never run its code.
+Numbers, strings, None, lists, tuples and dicts of them, numpy arrays and scalars of numeric
+dtypes, torch tensors and numpy random generators (their state) travel by value. Anything else
+the student's kernel holds (a function, a class, a model) travels as a *handle*: a number the
+judge can send back to call it or read an attribute of it. The judge also sends coursekit's reference functions by name, and
+its own models as a recipe and weights (:mod:`coursekit.grading.judge.mirror`).
+"""
+from __future__ import annotations
+
+import io
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+MAX_DEPTH = 40
+MAX_ITEMS = 200_000          # JSON nodes in one message
+MAX_BYTES = 256 << 20        # arrays in one message
+_KINDS = set("biufc")        # numpy dtype kinds that travel: bool, ints, floats, complex
+_BIT_GENERATORS = ("PCG64", "PCG64DXSM", "MT19937", "Philox", "SFC64")
+#: What a call's arguments send back to the judge: what the student's function may change in place.
+SYNCED = (dict, list, np.ndarray, np.random.Generator)
+
+
+def is_module(value) -> bool:
+    """Whether ``value`` is a torch ``nn.Module`` (without importing torch where it is not)."""
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(value, torch.nn.Module)
+
+
+class WireError(ValueError):
+    """A message that is not in the wire format (or is too big)."""
+
+
+class Carried:
+    """A tuple, list or dict of a subclass (a namedtuple, an OrderedDict, torch.Size) from the
+    student's kernel: its items travel by value, and ``origin``, a handle to the student's own
+    object, is what goes back when the judge passes it on (a namedtuple cache reaches the
+    student's backward as the namedtuple it was)."""
+
+    origin = None
+
+    def __getattr__(self, name: str):  # a namedtuple's fields, read in the student's kernel
+        if name.startswith("__") or self.origin is None:
+            raise AttributeError(name)
+        return getattr(self.origin, name)
+
+    def __deepcopy__(self, memo):
+        import copy
+
+        twin = type(self)(copy.deepcopy(type(self).__mro__[2](self), memo))
+        twin.origin = self.origin
+        return twin
+
+
+class CarriedTuple(Carried, tuple):
+    pass
+
+
+class CarriedList(Carried, list):
+    pass
+
+
+class CarriedDict(Carried, dict):
+    pass
+
+
+def _carried(kind: str, items, origin):
+    value = {"tuple": CarriedTuple, "list": CarriedList, "dict": CarriedDict}[kind](items)
+    value.origin = origin
+    return value
+
+
+def encode(value: Any, arrays: list, handle: Callable[[Any], dict] | None = None,
+           reference_name: Callable[[Any], str | None] | None = None, depth: int = 0,
+           origins: bool = False) -> dict:
+    """``value`` as a JSON-able tree; arrays go into ``arrays``. Objects that do not travel by
+    value become ``handle(value)`` (the student's side) or, when ``reference_name`` knows them,
+    a reference by name (the judge's side). ``origins`` (the student's side): a tuple, list or
+    dict of a subclass also carries a handle to itself (see :class:`Carried`)."""
+    if depth > MAX_DEPTH:
+        raise WireError("nested too deeply")
+    sub = lambda v: encode(v, arrays, handle, reference_name, depth + 1, origins)  # noqa: E731
+    if isinstance(value, Carried) and value.origin is not None and handle is not None:
+        return handle(value.origin)  # back to the student's kernel as the object it was
+    if value is None:
+        return {"k": "none"}
+    if value is Ellipsis:
+        return {"k": "ellipsis"}
+    if isinstance(value, bool):
+        return {"k": "bool", "v": value}
+    if isinstance(value, np.generic) and np.dtype(type(value)).kind in _KINDS:
+        arrays.append(np.asarray(value))
+        return {"k": "npscalar", "i": len(arrays) - 1}
+    if isinstance(value, int):
+        return {"k": "int", "v": str(int(value))}
+    if isinstance(value, float):
+        return {"k": "float", "v": repr(float(value))}
+    if isinstance(value, complex):
+        return {"k": "complex", "v": [repr(value.real), repr(value.imag)]}
+    if isinstance(value, str):
+        return {"k": "str", "v": str(value)}
+    if isinstance(value, np.ndarray) and value.dtype.kind in _KINDS:
+        arrays.append(np.ascontiguousarray(value))
+        return {"k": "array", "i": len(arrays) - 1}
+    if type(value).__module__.startswith("torch") and type(value).__name__ in ("Tensor", "Parameter"):
+        import torch
+
+        tensor = value.detach().cpu()
+        dtype = str(tensor.dtype).replace("torch.", "")
+        if tensor.dtype in (torch.bfloat16, torch.float16):
+            tensor = tensor.float()
+        arrays.append(tensor.numpy().copy())
+        return {"k": "tensor", "i": len(arrays) - 1, "dtype": dtype,
+                "grad": bool(value.requires_grad), "param": type(value).__name__ == "Parameter"}
+    if isinstance(value, (list, tuple, dict)):
+        if isinstance(value, dict):
+            node = {"k": "dict", "v": [[sub(k), sub(v)] for k, v in value.items()]}
+        else:
+            node = {"k": "tuple" if isinstance(value, tuple) else "list", "v": [sub(v) for v in value]}
+        if origins and handle is not None and type(value) not in (list, tuple, dict):
+            node["h"] = handle(value)
+        return node
+    if isinstance(value, np.random.Generator):  # by its state: the student draws from a copy
+        bitgen = type(value.bit_generator).__name__
+        return {"k": "rng", "bitgen": bitgen, "v": sub(value.bit_generator.state)}
+    if type(value).__module__.startswith("PIL.") and hasattr(value, "mode"):
+        arrays.append(np.asarray(value))
+        return {"k": "image", "i": len(arrays) - 1, "mode": value.mode}
+    name = reference_name(value) if reference_name else None
+    if name:
+        return {"k": "reference", "v": name}
+    if reference_name is not None and hasattr(value, "__next__"):  # the judge's iterator: its items
+        return {"k": "iter", "v": [sub(v) for v in value]}
+    if handle is not None:
+        return handle(value)
+    raise WireError(f"a {type(value).__name__} cannot be sent to the student's kernel")
+
+
+def decode(tree: Any, arrays, handle: Callable[[dict], Any] | None = None,
+           reference: Callable[[str], Any] | None = None) -> Any:
+    """The value ``encode`` made. Only the kinds listed above are accepted."""
+    count = [0]
+
+    def walk(node, depth):
+        count[0] += 1
+        if depth > MAX_DEPTH or count[0] > MAX_ITEMS:
+            raise WireError("message too large or nested too deeply")
+        if not isinstance(node, dict) or not isinstance(node.get("k"), str):
+            raise WireError("malformed message")
+        kind, v = node["k"], node.get("v")
+        if kind == "none":
+            return None
+        if kind == "ellipsis":
+            return Ellipsis
+        if kind == "bool" and isinstance(v, bool):
+            return v
+        if kind == "int" and isinstance(v, str) and len(v) < 5000:
+            return int(v)
+        if kind == "float" and isinstance(v, str):
+            return float(v)
+        if kind == "complex" and isinstance(v, list) and len(v) == 2:
+            return complex(float(v[0]), float(v[1]))
+        if kind == "str" and isinstance(v, str):
+            return v
+        origin = node.get("h")
+        if kind in ("list", "tuple", "dict") and isinstance(origin, dict) and handle is not None:
+            return _carried(kind, walk({"k": kind, "v": v}, depth), handle(origin))
+        if kind in ("list", "tuple", "iter") and isinstance(v, list):
+            items = [walk(item, depth + 1) for item in v]
+            return tuple(items) if kind == "tuple" else iter(items) if kind == "iter" else items
+        if kind == "dict" and isinstance(v, list):
+            out = {}
+            for pair in v:
+                if not isinstance(pair, list) or len(pair) != 2:
+                    raise WireError("malformed dict")
+                key = walk(pair[0], depth + 1)
+                if not isinstance(key, (str, int, float, bool, tuple, type(None))):
+                    raise WireError("unhashable dict key")
+                out[key] = walk(pair[1], depth + 1)
+            return out
+        if kind in ("array", "npscalar", "tensor", "image"):
+            array = _array(arrays, node.get("i"))
+            if kind == "array":
+                return array
+            if kind == "npscalar":
+                return array[()] if array.ndim == 0 else array
+            if kind == "image":
+                from PIL import Image
+
+                return Image.fromarray(array, mode=str(node.get("mode")))
+            import torch
+
+            tensor = torch.from_numpy(array.copy())
+            dtype = getattr(torch, str(node.get("dtype")), None)
+            if isinstance(dtype, torch.dtype):
+                tensor = tensor.to(dtype)
+            if node.get("param"):
+                return torch.nn.Parameter(tensor, requires_grad=bool(node.get("grad")))
+            return tensor.requires_grad_(bool(node.get("grad")) and tensor.is_floating_point())
+        if kind == "rng" and node.get("bitgen") in _BIT_GENERATORS:
+            bitgen = getattr(np.random, node["bitgen"])()
+            bitgen.state = walk(v, depth + 1)
+            return np.random.Generator(bitgen)
+        if kind in ("handle", "judgefn") and handle is not None:
+            return handle(node)
+        if kind == "module" and handle is not None:  # the judge's model, rebuilt by the student's side
+            return handle({"k": kind, "factory": str(node.get("factory")),
+                           **{key: walk(node.get(key), depth + 1) for key in ("args", "kwargs", "state")}})
+        if kind == "reference" and reference is not None and isinstance(v, str):
+            return reference(v)
+        raise WireError(f"unexpected kind {kind!r}")
+
+    return walk(tree, 0)
+
+
+def _array(arrays, index) -> np.ndarray:
+    if not isinstance(index, int) or not 0 <= index < len(arrays):
+        raise WireError("missing array")
+    array = arrays[index]
+    if array.dtype.kind not in _KINDS:
+        raise WireError(f"arrays of dtype {array.dtype} do not travel")
+    return array
+
+
+def write(path: Path, tree: dict, arrays: list) -> None:
+    """Write a message as ``path`` (JSON) and ``path.npz`` (arrays), atomically."""
+    buffer = io.BytesIO()
+    np.savez(buffer, *arrays)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.with_suffix(".npz").write_bytes(buffer.getvalue())
+    os.replace(tmp.with_suffix(".npz"), path.with_suffix(".npz"))
+    tmp.write_text(json.dumps(tree))
+    os.replace(tmp, path)
+
+
+def read(path: Path) -> tuple[dict, list]:
+    """Read a message written by :func:`write`; refuses anything too large or not plain data."""
+    if path.is_symlink() or path.with_suffix(".npz").is_symlink():
+        raise WireError("a message may not be a link")
+    if path.stat().st_size > MAX_BYTES or path.with_suffix(".npz").stat().st_size > MAX_BYTES:
+        raise WireError("message too large")
+    tree = json.loads(path.read_text())
+    with np.load(path.with_suffix(".npz"), allow_pickle=False) as npz:
+        arrays = [npz[f"arr_{i}"] for i in range(len(npz.files))]
+    return tree, arrays

@@ -1,0 +1,64 @@
+"""The judge's protocol: every message between the judge kernel and the student's kernel.
+
+Both kernels share one folder, the exchange (:data:`EXCHANGE`, inside the student's scratch
+folder: the student's kernel can write it, the judge kernel may write nothing else). A message
+is a JSON tree in the codec's format (:mod:`.codec`: values only, no code) plus an ``.npz`` of
+its arrays; its answer goes beside it as ``<name>.reply``.
+
+*The judge asks* (:mod:`.client` writes ``request-*.json`` and has the student's kernel run
+:data:`SERVE_CODE`, :func:`.server.serve`, on it). The ops, with the fields of the request and
+what the answer's ``ok`` holds:
+"""
+from __future__ import annotations
+
+#: op -> (fields of the request, what comes back). ``fn``/``obj`` are handles the student's kernel
+#: sent; ``swap``/``extra`` are the references an isolated check runs the function with.
+OPS: dict[str, tuple[tuple[str, ...], str]] = {
+    "get": (("name",), "the value the student's kernel holds under that name"),
+    "call": (("fn", "args", "kwargs", "swap", "extra", "return_args"),
+             "fn(*args, **kwargs); with return_args, (value, args, kwargs) so the judge sees what "
+             "the function changed in its arguments"),
+    "count_lines": (("fn", "args", "kwargs", "swap", "extra"),
+                    "(executions of the busiest notebook line, that line, fn's value)"),
+    "getattr": (("obj", "name"), "the attribute's value"),
+    "calls": (("names",), "{reference name: calls from notebook code}"),
+    # a student's nn.Module, seen by the judge through a mirror (:mod:`.mirror`)
+    "describe": (("obj", "v"), "the module's tree: classes, parameters, buffers, plain attributes"),
+    "state": (("obj", "v"), "its parameters and buffers"),
+    "load": (("obj", "v"), "None, after loading v['state'] into it"),
+    "forward": (("obj", "v"), "{'out', 'buffers', 'token'}: a forward pass on v['args'] with the judge's state"),
+    "backward": (("obj", "v"), "the parameters' gradients of the forward pass v['token']"),
+}
+
+#: *The student's code asks back* when it calls a function the judge passed it (the ``f`` of a
+#: numerical gradient): ``callback-*.json`` with these fields, answered by the judge while it
+#: waits for its own request.
+CALLBACK = ("fn", "args", "kwargs")
+
+#: Every answer is one of these: the value, or the exception the code raised.
+REPLY = {"ok": "the value (codec tree)", "error": "{'type', 'message', 'where'}"}
+
+#: The exchange folder, inside the student's scratch folder.
+EXCHANGE = ".coursekit-judge"
+REQUEST, CALLBACK_FILE, REPLY_SUFFIX = "request-", "callback-", ".reply"
+
+#: The modules each kernel runs (a test checks that these exist).
+SERVER = "coursekit.grading.judge.server"
+CLIENT = "coursekit.grading.judge.client"
+
+
+def serve_code(request: str) -> str:
+    """The code the student's kernel runs to answer the request in the file ``request``."""
+    return f"__import__('importlib').import_module({SERVER!r}).serve({request!r})"
+
+
+def install_code(connection: dict, exchange: str) -> str:
+    """The code that makes a fresh kernel the judge of the student's kernel at ``connection``."""
+    return (f"__judge__ = __import__('importlib').import_module({CLIENT!r})"
+            f".install({connection!r}, {exchange!r})")
+
+
+def bind_code(imports: list[str], names: list[str]) -> str:
+    """The code run in the judge before a graded cell: the instructor's imports, then each
+    other name the cell reads, bound to the student's value (:meth:`.client.Judge.bind`)."""
+    return "\n".join([*imports, f"__judge__.bind(globals(), {names!r})"])

@@ -1,0 +1,187 @@
+"""The student's side of judging: run what the judge asks for in the student's kernel.
+
+The judge kernel (:mod:`.client`) runs the graded tests; whenever a test needs one of the
+student's names or calls one of the student's functions, it writes a request into the exchange
+folder and has the student's kernel run :func:`serve` on it (the ops: :mod:`.protocol`). The
+answer goes back in the codec's format (:mod:`.codec`). Nothing here is trusted by the
+judge: a submission that changes this module only changes what its own functions appear to
+return, which the judge checks like any other answer.
+"""
+from __future__ import annotations
+
+import itertools
+import sys
+import time
+import uuid
+from pathlib import Path
+
+from ...checks.student import busiest_line, student_line, using_references
+from ...reference import _original, recorded_calls, student_call_site
+from . import codec as wire
+from . import protocol
+
+_HANDLES: dict[int, object] = {}
+
+
+def _handle(value) -> dict:
+    _HANDLES[id(value)] = value
+    kind = ("class" if isinstance(value, type) else "module" if wire.is_module(value)
+            else "function" if callable(value) else "object")
+    name = getattr(value, "__name__", None) if kind in ("class", "function") else type(value).__name__
+    node = {"k": "handle", "id": id(value), "kind": kind, "name": str(name or type(value).__name__)}
+    if kind == "class":
+        node["mro"] = [f"{c.__module__}.{c.__qualname__}" for c in value.__mro__]
+    return node
+
+
+class _JudgeFunction:
+    """A function of the judge's (say, the f a checker hands to your numerical_gradient):
+    calling it asks the judge to run it and waits for the answer."""
+
+    def __init__(self, node: dict, exchange: Path):
+        self.id, self.__name__, self.exchange = node["id"], str(node.get("name", "f")), exchange
+
+    def __call__(self, *args, **kwargs):
+        arrays: list = []
+        path = self.exchange / f"{protocol.CALLBACK_FILE}{uuid.uuid4().hex}.json"
+        encode = lambda v: wire.encode(v, arrays, _handle, origins=True)  # noqa: E731
+        wire.write(path, {"fn": self.id, "args": encode(list(args)), "kwargs": encode(dict(kwargs))}, arrays)
+        reply = path.with_name(path.name + protocol.REPLY_SUFFIX)
+        deadline = time.monotonic() + 60
+        while not reply.exists():
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the grader did not answer a call of {self.__name__}")
+            time.sleep(0.0005)
+        tree, reply_arrays = wire.read(reply)
+        reply.unlink(missing_ok=True)
+        reply.with_suffix(".npz").unlink(missing_ok=True)
+        if "error" in tree:
+            raise RuntimeError(f"{self.__name__}: {tree['error']['type']}: {tree['error']['message']}")
+        return wire.decode(tree["ok"], reply_arrays, _object, _original)
+
+
+_EXCHANGE: list[Path] = []
+
+
+def _object(node: dict):
+    if node.get("k") == "judgefn":
+        return _JudgeFunction(node, _EXCHANGE[-1])
+    if node.get("k") == "module":
+        from . import mirror
+
+        return mirror.rebuild(node["factory"], node["args"], node["kwargs"], node["state"])
+    try:
+        return _HANDLES[node["id"]]
+    except (KeyError, TypeError):
+        raise wire.WireError("the judge referred to an object this kernel no longer holds") from None
+
+
+def _namespace() -> dict:
+    from IPython import get_ipython
+
+    shell = get_ipython()
+    return shell.user_ns if shell is not None else sys.modules["__main__"].__dict__
+
+
+@student_call_site
+def _invoke(fn, args, kwargs):
+    return fn(*args, **kwargs)
+
+
+def _mutable(value):
+    return value if isinstance(value, wire.SYNCED) else None
+
+
+# --- modules: the judge holds a copy (coursekit.grading.judge.mirror), forward runs here ----------------
+
+_GRAPHS: dict[int, tuple] = {}   # token -> (output, parameters) of a forward the judge will backprop
+_TOKENS = itertools.count()
+
+
+def _forward(module, v: dict):
+    import torch
+
+    from .mirror import load_state
+
+    load_state(module, v["state"])
+    with torch.set_grad_enabled(bool(v["grad"])):
+        out = _invoke(module, v["args"], v["kwargs"])
+    token = None
+    if v.get("keep"):
+        token = next(_TOKENS)
+        _GRAPHS[token] = (out, [module.get_parameter(name) for name in v["keep"]])
+        for old in sorted(_GRAPHS)[:-4]:
+            del _GRAPHS[old]
+    return {"out": out, "buffers": dict(module.named_buffers()), "token": token}
+
+
+def _backward(v: dict):
+    import torch
+
+    if v["token"] not in _GRAPHS:
+        raise RuntimeError("backward of a forward pass this kernel no longer holds")
+    out, params = _GRAPHS.pop(v["token"])
+    return list(torch.autograd.grad(out, params, v["grad"], allow_unused=True))
+
+
+def _get(tree, decoded):
+    namespace = _namespace()
+    name = tree["name"]
+    if name not in namespace:
+        raise NameError(f"name '{name}' is not defined")
+    return namespace[name]
+
+
+def _call(tree, decoded):
+    fn = _object(tree["fn"])
+    args, kwargs = decoded(tree["args"]), decoded(tree["kwargs"])
+    extra = decoded(tree.get("extra", {"k": "dict", "v": []}))
+    with using_references(fn, tree.get("swap", {}), extra):
+        if tree["op"] == "count_lines":
+            return busiest_line(fn, *args, **kwargs)
+        value = _invoke(fn, args, kwargs)
+    if tree.get("return_args"):  # what the judge syncs back: containers and arrays
+        value = (value, [_mutable(a) for a in args], {k: _mutable(a) for k, a in kwargs.items()})
+    return value
+
+
+def _module_op(tree, decoded):
+    """The student's side of the judge's copy of a module (.mirror)."""
+    from . import mirror
+
+    op, module, v = tree["op"], _object(tree["obj"]), decoded(tree["v"])
+    if op == "forward":
+        return _forward(module, v)
+    if op == "backward":
+        return _backward(v)
+    if op == "load":
+        return mirror.load_state(module, v["state"])
+    if op == "state":
+        return mirror.state_of(module)
+    return mirror.describe(module)
+
+
+#: op -> its handler (tree, decode) -> value; the ops are those of protocol.OPS, no other
+HANDLERS = {"get": _get, "call": _call, "count_lines": _call,
+            "getattr": lambda tree, decoded: getattr(_object(tree["obj"]), tree["name"]),
+            "calls": lambda tree, decoded: {name: recorded_calls(name) for name in tree["names"]},
+            **dict.fromkeys(("describe", "state", "load", "forward", "backward"), _module_op)}
+
+
+def serve(request: str) -> None:
+    """Answer the request in the file ``request`` with ``<request>.reply``."""
+    path = Path(request)
+    _EXCHANGE[:] = [path.parent]
+    arrays_out: list = []
+    try:
+        tree, arrays = wire.read(path)
+        decoded = lambda node: wire.decode(node, arrays, _object, _original)  # noqa: E731
+        handler = HANDLERS.get(tree.get("op"))
+        if handler is None:
+            raise wire.WireError(f"unknown request {tree.get('op')!r}")
+        value = handler(tree, decoded)
+        reply = {"ok": wire.encode(value, arrays_out, _handle, origins=True)}
+    except BaseException as exc:  # everything goes back to the judge, nothing is shown here
+        arrays_out = []
+        reply = {"error": {"type": type(exc).__name__, "message": str(exc)[:2000], "where": student_line(exc)}}
+    wire.write(path.with_name(path.name + protocol.REPLY_SUFFIX), reply, arrays_out)

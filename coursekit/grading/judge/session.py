@@ -1,0 +1,99 @@
+"""The executor's side of the judge: one judge kernel per graded notebook, and its client.
+
+:class:`JudgeSession` starts the judge kernel (in the sandbox, allowed to reach only the
+student's kernel and to write only the exchange folder), makes it the judge of the student's
+kernel (:func:`.client.install`), and runs each graded cell there: first the instructor's
+imports and the binding of the cell's other names (:mod:`.rules`), then the cell itself, with
+nbgrader's own Execute so that the cell's outputs and errors are recorded exactly as nbgrader
+records them in the student's kernel.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from jupyter_core.utils import run_sync
+from nbformat.notebooknode import NotebookNode
+from nbgrader.preprocessors import Execute
+
+from ..kernel.manager import SandboxedKernelManager
+from ..kernel.sandbox import Limits, Policy
+from . import protocol, rules
+
+
+class JudgeError(RuntimeError):
+    """The judge kernel could not be set up (the grader's fault, not the student's)."""
+
+
+class JudgeSession:
+    """The judge kernel of one notebook, owned here from :meth:`run`'s first call to :meth:`stop`."""
+
+    def __init__(self, student_km, *, config, kernel_name: str, extra_arguments: list,
+                 startup_timeout: float, folder: Path, exchange: Path, read: list[str],
+                 limits: Limits, env: dict):
+        self.student_km = student_km
+        self.config, self.kernel_name, self.extra_arguments = config, kernel_name, extra_arguments
+        self.startup_timeout = startup_timeout
+        self.folder, self.exchange = folder, exchange
+        self.read, self.limits, self.env = read, limits, env
+        self.km = None
+        self.executor: Execute | None = None
+        self.ready_upto = 0   # the cells whose imports the judge has run
+
+    def start(self) -> None:
+        """Start the judge kernel and make it the judge of the student's kernel."""
+        self.exchange.mkdir(exist_ok=True)
+        student = self.student_km
+        km = SandboxedKernelManager(kernel_name=self.kernel_name, config=self.config)
+        km.shut_in(self.folder, Policy(scratch=str(self.folder), write=[str(self.exchange)],
+                                       read=[*self.read, student.connection_file],
+                                       connect=[student.shell_port, student.control_port],
+                                       limits=self.limits, env=dict(self.env)))
+        run_sync(km.start_kernel)(extra_arguments=self.extra_arguments, cwd=str(self.folder))
+        kc = km.client()
+        kc.start_channels()
+        run_sync(kc.wait_for_ready)(timeout=self.startup_timeout)
+        self.km = km
+        self.executor = Execute(config=self.config)
+        self.executor.nb = NotebookNode(cells=[], metadata={})
+        self.executor.km, self.executor.kc = km, kc
+        self.ready_upto = 0
+        info = student.get_connection_info(session=False)
+        info = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in info.items()}
+        self._setup(protocol.install_code(info, str(self.exchange)), int(self.startup_timeout))
+
+    def stop(self) -> None:
+        if self.km is None:
+            return
+        try:
+            self.executor.kc.stop_channels()
+            run_sync(self.km.shutdown_kernel)(now=True)
+        except Exception:  # already dead
+            pass
+        self.km = self.executor = None
+
+    def run(self, cell, index: int, cells_above: list, timeout: int | None) -> None:
+        """Run the graded ``cell`` (at ``index``, below ``cells_above``) in the judge; its outputs
+        land in ``cell``. Raises nbclient's DeadKernelError or CellTimeoutError if the judge
+        kernel dies or does not finish."""
+        if self.km is None:
+            self.start()
+        for stale in self.exchange.glob("*"):  # left by an earlier, interrupted call
+            if stale.is_symlink() or not stale.is_dir():
+                stale.unlink(missing_ok=True)
+        imports = rules.imports(cells_above[self.ready_upto:index])
+        self.ready_upto = index
+        self._setup(protocol.bind_code(imports, rules.free_names(cell.source)), timeout)
+        self._execute(cell, timeout, store_history=True)
+
+    def _execute(self, cell, timeout: int | None, store_history: bool) -> None:
+        self.executor.timeout = timeout
+        self.executor.nb.cells = [cell]
+        self.executor.execute_cell(cell, 0, store_history=store_history)
+
+    def _setup(self, code: str, timeout: int | None) -> None:
+        """Run setup code in the judge; an error there is the grader's, so it is raised."""
+        cell = NotebookNode(cell_type="code", source=code, metadata={}, outputs=[], execution_count=None)
+        self._execute(cell, timeout, store_history=False)
+        errors = [o for o in cell.outputs if o.output_type == "error"]
+        if errors:
+            raise JudgeError(f"the judge kernel could not be set up: {errors[0].ename}: {errors[0].evalue}")

@@ -1,0 +1,222 @@
+"""The executor `coursekit autograde` grades with: a recovering Execute, shut in a sandbox.
+
+:class:`SandboxedExecute` is the ``Execute`` preprocessor of ``autograder/nbgrader_config.py``.
+With ``scratch`` empty it is :class:`.recovering.RecoveringExecute` (plain nbgrader use).
+Otherwise the student's kernel works in ``scratch`` under ``limits`` (:mod:`.sandbox`); the
+notebook's cells share one wall-time budget; output past the budget is dropped; a scratch
+folder that outgrows its disk budget gets the kernel killed (and restarted, as for any kernel
+death) and is emptied; and each graded cell runs in a judge kernel of its own
+(:class:`..judge.session.JudgeSession`) that never runs the student's code.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import threading
+import time
+import uuid
+from pathlib import Path
+
+from jupyter_core.utils import run_sync
+from nbclient.exceptions import CellTimeoutError, DeadKernelError
+from nbformat.notebooknode import NotebookNode
+from traitlets import Bool, Dict, List, Unicode
+
+from ..judge import protocol
+from ..judge.session import JudgeSession
+from .manager import SandboxedKernelManager
+from .outcomes import DISK_LIMIT, INCIDENTS, JUDGE_FAILED, KERNEL_DIED, NOTEBOOK_TIME, OUTPUT_CUT, error
+from .recovering import RecoveringExecute
+from .sandbox import Limits, Policy, make_cgroup, make_cpu_cgroup, remove_cgroup
+
+
+def folder_size(folder: Path, stop: int) -> int:
+    """Bytes in ``folder`` (not following links); stops counting once past ``stop``."""
+    total, stack = 0, [str(folder)]
+    while stack and total <= stop:
+        try:
+            with os.scandir(stack.pop()) as entries:
+                for entry in entries:
+                    if entry.is_dir(follow_symlinks=False):
+                        stack.append(entry.path)
+                    else:
+                        total += entry.stat(follow_symlinks=False).st_blocks * 512
+        except OSError:
+            continue
+    return total
+
+
+class SandboxedExecute(RecoveringExecute):
+    """RecoveringExecute with the kernel in a sandbox and graded cells in a judge (see above)."""
+
+    scratch = Unicode("", help="The one folder the student's kernel may write.").tag(config=True)
+    runtime_dir = Unicode("", help="Where policies and connection files go.").tag(config=True)
+    read_paths = List(Unicode(), [], help="Folders the kernel may read besides Python's.").tag(config=True)
+    limits = Dict({}, help="coursekit.grading.kernel.sandbox.Limits fields.").tag(config=True)
+    kernel_env = Dict({}, help="Environment variables for the kernel.").tag(config=True)
+    judge = Bool(True, help="Run graded cells in a judge kernel that never runs the student's "
+                 "code (coursekit.grading.judge); only with a sandbox.").tag(config=True)
+    in_kernel = List(Unicode(), [], help="Graded cells ('notebook:grade_id') whose checkers "
+                     "run in the student's kernel, as in plain nbgrader (for a checker the judge "
+                     "cannot run; coursekit's need none).").tag(config=True)
+
+    def preprocess(self, nb, resources=None, km=None):
+        self._limits = Limits(**self.limits)
+        self._deadline = time.monotonic() + self._limits.notebook_seconds
+        self._output_bytes = 0
+        self._output_cut = False
+        self._disk_exceeded = threading.Event()
+        self._incidents: list[str] = []
+        self._judge: JudgeSession | None = None
+        if self.scratch:
+            self.kernel_manager_class = SandboxedKernelManager
+        return super().preprocess(nb, resources, km)
+
+    def create_kernel_manager(self):
+        km = super().create_kernel_manager()
+        if self.scratch:
+            name = f"coursekit-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+            self._group, self._cpu_group = make_cgroup(name, self._limits.processes), make_cpu_cgroup(name)
+            km.shut_in(Path(self.runtime_dir or self.scratch),
+                       Policy(scratch=self.scratch, read=list(self.read_paths), limits=self._limits,
+                              cgroup=self._group, cpu_group=self._cpu_group, env=dict(self.kernel_env)))
+        return km
+
+    def setup_kernel(self, **kwargs):
+        if self.scratch:
+            kwargs["cwd"] = self.scratch
+        stop = threading.Event()
+        watcher = threading.Thread(target=self._watch_disk, args=(stop,), daemon=True)
+        watcher.start()
+        try:
+            with super().setup_kernel(**kwargs):
+                try:
+                    yield
+                finally:
+                    self._stop_judge()
+        finally:
+            stop.set()
+            watcher.join()
+            remove_cgroup(getattr(self, "_group", ""))
+            remove_cgroup(getattr(self, "_cpu_group", ""))
+
+    setup_kernel = contextlib.contextmanager(setup_kernel)
+
+    def _watch_disk(self, stop: threading.Event) -> None:
+        if not self.scratch:
+            return
+        limit = self._limits.disk_mb << 20
+        while not stop.wait(0.25):
+            if folder_size(Path(self.scratch), limit) > limit and self.km is not None:
+                self._disk_exceeded.set()
+                try:
+                    run_sync(self.km.kill_kernel)()
+                except Exception:  # already gone
+                    pass
+
+    def _get_timeout(self, cell):
+        timeout = super()._get_timeout(cell)
+        left = max(1, int(self._deadline - time.monotonic()))
+        return left if timeout is None else min(timeout, left)
+
+    def preprocess_cell(self, cell, resources, index):
+        if cell.cell_type == "code" and time.monotonic() >= self._deadline:
+            cell.outputs = [error(NOTEBOOK_TIME, f"not run: the notebook's {self._limits.notebook_seconds} s "
+                                  "were spent before this cell")]
+            return cell, self.resources
+        if self._judged(cell):
+            result = self._judge_cell(cell, index)
+        else:
+            result = super().preprocess_cell(cell, resources, index)
+        if self._disk_exceeded.is_set():
+            self._disk_exceeded.clear()
+            cell.outputs.append(error(DISK_LIMIT, f"the kernel was stopped: it wrote more than "
+                                      f"{self._limits.disk_mb} MB of files"))
+            self._empty_scratch()
+        self._note_incidents(cell, index)
+        return result
+
+    def _note_incidents(self, cell, index: int) -> None:
+        """Remember what stopped an ungraded cell; a graded cell that fails after such a cell
+        says so above its error, so that a NameError there is not a mystery."""
+        if cell.cell_type != "code":
+            return
+        errors = [i for i, o in enumerate(cell.outputs) if o.output_type == "error"]
+        if cell.metadata.get("nbgrader", {}).get("grade"):
+            if errors and self._incidents:
+                lines = "".join(f"  {incident}.\n" for incident in self._incidents)
+                cell.outputs.insert(errors[0], NotebookNode(output_type="stream", name="stdout", text=(
+                    "Note: an earlier cell did not finish, so what it defines may be missing here:\n"
+                    + lines)))
+            return
+        what = [INCIDENTS[cell.outputs[i].get("ename")] for i in errors
+                if cell.outputs[i].get("ename") in INCIDENTS]
+        if what:
+            self._incidents.append(f"{_cell_name(cell, index)} {' and '.join(dict.fromkeys(what))}")
+
+    def _exchange(self) -> Path:
+        return Path(self.scratch) / protocol.EXCHANGE
+
+    def _empty_scratch(self) -> None:
+        for entry in Path(self.scratch).iterdir():
+            if entry == self._exchange() and entry.is_dir() and not entry.is_symlink():
+                continue  # the judge's rights are on this folder: keep it (its files go below)
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                entry.unlink(missing_ok=True)
+
+    def output(self, outs, msg, display_id, cell_index):
+        size = len(json.dumps(msg.get("content", {}), default=str))
+        self._output_bytes += size
+        if self._output_bytes > self._limits.output_kb * 1024:
+            if not self._output_cut:
+                self._output_cut = True
+                outs.append(NotebookNode(output_type="stream", name="stdout", text=(
+                    f"\n[{OUTPUT_CUT}: this submission printed more than {self._limits.output_kb} KB; "
+                    "the rest of its output was dropped]\n")))
+            return None
+        return super().output(outs, msg, display_id, cell_index)
+
+    # --- graded cells: in the judge ---------------------------------------------------------------
+
+    def _judged(self, cell) -> bool:
+        meta = cell.metadata.get("nbgrader", {})
+        notebook = (self.resources or {}).get("nbgrader", {}).get("notebook", "")
+        return bool(self.judge and self.scratch and cell.cell_type == "code" and meta.get("grade")
+                    and f"{notebook}:{meta.get('grade_id')}" not in self.in_kernel)
+
+    def _judge_cell(self, cell, index: int):
+        if self._judge is None:
+            self._judge = JudgeSession(
+                self.km, config=self.config, kernel_name=self.kernel_name,
+                extra_arguments=self.extra_arguments, startup_timeout=self.startup_timeout,
+                folder=Path(self.runtime_dir or self.scratch) / "judge", exchange=self._exchange(),
+                read=list(self.read_paths), limits=self._limits, env=dict(self.kernel_env))
+        self.skip_on_replay(index)  # it ran in the judge: a restart of the student's kernel never replays it
+        try:
+            self._judge.run(cell, index, self.nb.cells, self._get_timeout(cell))
+        except (DeadKernelError, CellTimeoutError):
+            cell.outputs.append(error(JUDGE_FAILED, "the graded tests could not finish"))
+            self._stop_judge()
+        if not run_sync(self.km.is_alive)():
+            cell.outputs.append(error(KERNEL_DIED, "your kernel died while the tests ran your code; "
+                                      "grading restarted it and went on"))
+            self._recover(index)
+        return cell, self.resources
+
+    def _stop_judge(self) -> None:
+        if self._judge is not None:
+            self._judge.stop()
+            self._judge = None
+
+
+def _cell_name(cell, index: int) -> str:
+    """How a student recognises a cell: 'your answer to exercise 6a', or 'cell 12'."""
+    import re
+
+    grade_id = cell.metadata.get("nbgrader", {}).get("grade_id", "")
+    match = re.fullmatch(r"ex(\w+?)_answer", grade_id)
+    return f"your answer to exercise {match.group(1)}" if match else f"cell {index + 1}"

@@ -1,0 +1,39 @@
+"""A Jupyter kernel manager whose kernels start inside the sandbox (:mod:`.sandbox`)."""
+from __future__ import annotations
+
+import dataclasses
+import sys
+import uuid
+from pathlib import Path
+
+from jupyter_client.manager import AsyncKernelManager
+
+from .sandbox import Policy
+
+#: The module that applies a policy and then becomes the kernel (``python -m SANDBOX POLICY -- CMD``).
+SANDBOX = "coursekit.grading.kernel.sandbox"
+
+
+class SandboxedKernelManager(AsyncKernelManager):
+    """Starts the kernel through the sandbox with ``policy``; the kernel may bind its own five
+    ports and nothing else."""
+
+    policy: Policy | None = None
+    policy_dir: str = ""
+
+    def shut_in(self, folder: Path, policy: Policy) -> None:
+        """Start the kernel under ``policy``, with its connection file and policies in ``folder``."""
+        folder.mkdir(parents=True, exist_ok=True)
+        self.connection_file = str(folder / f"kernel-{uuid.uuid4().hex}.json")
+        self.policy, self.policy_dir = policy, str(folder)
+
+    def format_kernel_cmd(self, extra_arguments=None):
+        cmd = super().format_kernel_cmd(extra_arguments)
+        if self.policy is None:
+            return cmd
+        ports = [self.shell_port, self.iopub_port, self.stdin_port, self.control_port, self.hb_port]
+        policy = dataclasses.replace(self.policy, ports=ports,
+                                     read=[*self.policy.read, self.connection_file])
+        path = Path(self.policy_dir) / f"policy-{uuid.uuid4().hex}.json"
+        policy.dump(path)
+        return [sys.executable, "-m", SANDBOX, str(path), "--", *cmd]

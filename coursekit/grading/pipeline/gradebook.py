@@ -1,0 +1,64 @@
+"""Merging the workers' reports into the class gradebook, which only the class run writes."""
+from __future__ import annotations
+
+import shutil
+import warnings
+
+from .jobs import Report
+from .plan import Plan
+from .results import ExerciseScore
+
+
+def merge(plan: Plan, reports: dict[tuple[str, str], Report]) -> None:
+    """Write each graded report into the gradebook, copy its autograded notebook and feedback
+    into place, and fill the plan's results from the gradebook."""
+    from nbgrader.api import Gradebook
+
+    feedback_root = plan.out / "feedback"
+    shutil.rmtree(feedback_root, ignore_errors=True)
+    with warnings.catch_warnings():
+        # nbgrader's gradebook code trips SQLAlchemy warnings that say nothing about the grades.
+        warnings.filterwarnings("ignore", module="nbgrader")
+        warnings.filterwarnings("ignore", message=".*not in session.*")
+        with Gradebook(plan.api.coursedir.db_url, plan.api.coursedir.course_id) as gb:
+            for (student, name), report in sorted(reports.items()):
+                result = plan.results[(student, name)]
+                result.problems = plan.found.get((student, name), []) + report.problems
+                result.seconds = report.seconds
+                if not report.graded:
+                    result.failed = True
+                    continue
+                _write_grades(gb, student, name, report)
+                dest = plan.coursedir / "autograded" / student / name / f"{name}.ipynb"
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(report.autograded, dest)
+                if report.feedback:
+                    result.feedback = feedback_root / student / f"{name}.html"
+                    result.feedback.parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copyfile(report.feedback, result.feedback)
+            for (student, name), result in plan.results.items():
+                result.max_score = gb.find_notebook(name, name).max_score
+                if (student, name) in reports and reports[(student, name)].graded:
+                    nb = gb.find_submission_notebook(name, name, student)
+                    result.score = float(nb.score or 0.0)
+                    result.exercises = [ExerciseScore(g.name, float(g.score or 0.0), float(g.max_score))
+                                        for g in sorted(nb.grades, key=lambda g: g.name)]
+
+
+def _write_grades(gb, student: str, name: str, report: Report) -> None:
+    """One worker's grades, as its own submission of ``name`` by ``student``."""
+    from nbgrader.api import MissingEntry
+
+    gb.update_or_create_student(student)
+    try:
+        gb.remove_submission(name, student)
+    except MissingEntry:
+        pass
+    gb.add_submission(name, student)
+    for grade_id, (score, _) in report.grades.items():
+        grade = gb.find_grade(grade_id, name, name, student)
+        grade.auto_score = score
+        grade.needs_manual_grade = score is None
+    for grade_id, text in report.comments.items():
+        gb.find_comment(grade_id, name, name, student).auto_comment = text
+    gb.db.commit()

@@ -1,0 +1,105 @@
+"""Grade one submission in a course directory of its own: ``python -m coursekit.grading.pipeline.worker JOB``.
+
+`coursekit autograde` starts one worker per (student, notebook), several at a time. A worker
+gets a private copy of the gradebook and the source notebook, runs nbgrader's autograde there
+with the student's kernel shut in a sandbox (:mod:`coursekit.grading.kernel.sandbox`) whose only
+writable folder is ``scratch/``, writes the feedback, and reports the scores as JSON. The
+class gradebook is written by the parent alone, from these reports, so nothing a submission
+does can reach it, and parallel grading gives the same gradebook as grading one at a time.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import time
+import warnings
+from dataclasses import asdict
+from pathlib import Path
+
+from traitlets.config import Config
+
+from ..course.directory import nbgrader_api
+from ..kernel.outcomes import problems_in
+from .jobs import Job, Report
+
+
+def run(job: Job) -> Report:
+    from nbgrader.api import Gradebook
+
+    start = time.perf_counter()
+    work = Path(job.work)
+    course = work / "course"
+    if course.exists():
+        shutil.rmtree(course)
+    template = Path(job.template)
+    shutil.copytree(template / "source" / job.notebook, course / "source" / job.notebook)
+    shutil.copyfile(template / "gradebook.db", course / "gradebook.db")
+    submitted = course / "submitted" / job.student / job.notebook / f"{job.notebook}.ipynb"
+    submitted.parent.mkdir(parents=True)
+    shutil.copyfile(job.submission, submitted)
+    scratch, runtime = work / "scratch", work / "run"
+    for folder in (scratch, runtime):
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True)
+
+    extra = Config()
+    extra.SandboxedExecute.scratch = str(scratch)
+    extra.SandboxedExecute.runtime_dir = str(runtime)
+    extra.SandboxedExecute.read_paths = list(job.read)
+    extra.SandboxedExecute.limits = dict(job.limits)
+    extra.SandboxedExecute.kernel_env = {"HOME": str(scratch), "TMPDIR": str(scratch), **job.env}
+    api = nbgrader_api(Path(job.root), course, timeout=job.timeout, extra=extra)
+    report = Report()
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", module="nbgrader")
+        warnings.filterwarnings("ignore", message=".*not in session.*")
+        graded = api.autograde(job.notebook, job.student, force=True, create=True)
+        autograded = course / "autograded" / job.student / job.notebook / f"{job.notebook}.ipynb"
+        if not graded["success"]:
+            report.problems.append("could not be graded: " + _cause(graded))
+        limits_timeout = api.config.Execute.timeout
+        report.problems += problems_in(autograded, limits_timeout)
+        if graded["success"]:
+            report.graded = True
+            report.autograded = str(autograded)
+            with Gradebook(api.coursedir.db_url, api.coursedir.course_id) as gb:
+                nb = gb.find_submission_notebook(job.notebook, job.notebook, job.student)
+                for grade in nb.grades:
+                    report.grades[grade.name] = [grade.auto_score, grade.max_score]
+                for comment in nb.comments:
+                    report.comments[comment.name] = comment.auto_comment
+            if api.generate_feedback(job.notebook, job.student, force=True)["success"]:
+                report.feedback = str(course / "feedback" / job.student / job.notebook / f"{job.notebook}.html")
+    shutil.rmtree(scratch, ignore_errors=True)
+    report.seconds = time.perf_counter() - start
+    return report
+
+
+def _cause(result: dict) -> str:
+    """The line of nbgrader's log that says what failed (not its generic last line)."""
+    text = "\n".join(filter(None, [result.get("log"), result.get("error")]))
+    lines = [line.strip() for line in text.splitlines()
+             if "Error" in line and "NbGraderException" not in line and "Traceback" not in line
+             and not line.strip().startswith("[")]
+    return lines[-1][:300] if lines else "unknown error"
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    job_file = Path(argv[0])
+    job = Job(**json.loads(job_file.read_text()))
+    os.environ.setdefault("PYTHONWARNINGS", "ignore")
+    try:
+        report = run(job)
+    except Exception as exc:  # reported by the parent as this submission's failure
+        report = Report(problems=[f"the grader failed on this submission: {type(exc).__name__}: {exc}"])
+    tmp = job_file.with_name("report.json.tmp")
+    tmp.write_text(json.dumps(asdict(report)))
+    os.replace(tmp, job_file.with_name("report.json"))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
