@@ -3,7 +3,7 @@
 reference/  reference implementations of the exercises (calls from notebooks are recorded)
 checks/     the checkers behind every self-check and graded cell, with diagnostic messages
 plotting/   figures the notebooks draw
-grading/    the instructor pipeline: release, autograde, sample class
+grading/    the instructor's side: release, autograde (pipeline/, kernel/, judge/, course/, classes/)
 cli.py      the `coursekit` command
 """
 import os as _os

@@ -1,1 +1,26 @@
-"""The instructor pipeline on nbgrader: release, autograde, the sample class."""
+"""The instructor's side: release the notebooks, grade a class with nbgrader, safely.
+
+How one submission travels (each box a process; ``python -m`` names the module it runs)::
+
+    coursekit autograde SUBS                       pipeline/   plan -> run -> merge -> write
+      | plan_class: course dir, intake, job.json   (collect, intake, prepare, plan, jobs)
+      | run_workers, N at a time ----------------> pipeline.worker JOB        (pool, worker)
+      |                                              | nbgrader autograde + feedback, in a
+      |                                              | private copy of the course   (course/)
+      |                                              | kernel.execute.SandboxedExecute  (kernel/)
+      |                                              |   |-- student's kernel: kernel.sandbox -> ipykernel
+      |                                              |   |     answer cells; judge.server answers
+      |                                              |   '-- judge kernel:   kernel.sandbox -> ipykernel
+      |                                              |         graded cells; judge.client asks  (judge/)
+      | merge: report.json -> class gradebook <------' report.json
+      '-> grades.csv, feedback/<student>/<notebook>.html
+
+pipeline/  the class run: plan, collect, intake, prepare, the worker pool, a worker, merge, results
+kernel/    one notebook's execution: sandbox (Landlock, rlimits, cgroups), recovering from a dead or
+           hung kernel, time/disk/output budgets, what can happen to a cell (outcomes)
+judge/     graded cells in a kernel that never runs student code: protocol (every message),
+           codec (values only), client (judge side), server (student side), mirror (nn.Module),
+           rules (which names a graded cell gets: checked at release), session (the executor's side)
+course/    nbgrader plumbing: the course directory, release, feedback pages (+ templates/)
+classes/   the bundled sample and hostile classes (the demo and the tests)
+"""

@@ -37,7 +37,10 @@ def find_course_root(course: Path | None = None) -> Path:
                               "autograder/nbgrader_config.py in it")
         return Path(course).resolve()
     here = Path.cwd().resolve()
-    for folder in [here, *here.parents, Path(__file__).resolve().parents[2]]:
+    import coursekit
+
+    checkout = Path(coursekit.__file__).resolve().parents[1]  # where the package is installed from
+    for folder in [here, *here.parents, checkout]:
         if _is_course(folder):
             return folder
     raise CourseError("could not find the course: no folder with solutions/ and "

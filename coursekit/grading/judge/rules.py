@@ -158,21 +158,40 @@ def _check_graded(source: str, cell: str, imported: set, assigned: set, answers:
     return broken
 
 
+def _made_by_class(node, classes: set) -> bool:
+    """Whether ``node`` is a call of one of the student's classes, ``SimpleNet(...)``."""
+    return isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in classes
+
+
+def _part_called(func, objects: set, classes: set) -> bool:
+    """Whether calling ``func`` calls a part of a student's object: ``net.features`` or
+    ``net.features[0]`` for ``net`` one of ``objects``, or ``SimpleNet().features``."""
+    attrs, indexed, node = [], False, func
+    while isinstance(node, (ast.Attribute, ast.Subscript)):
+        if isinstance(node, ast.Attribute):
+            attrs.append(node.attr)
+        else:
+            indexed = True
+        node = node.value
+    ours = (isinstance(node, ast.Name) and node.id in objects) or _made_by_class(node, classes)
+    return ours and (indexed or len(attrs) > 1 or (len(attrs) == 1 and attrs[0] not in _MODULE_API))
+
+
 def _submodule_calls(source: str, cell: str, student_names: set) -> list[Broken]:
-    """Calls of a part of a student's object, ``net.features(x)``: a mirrored module's parts
-    cannot run in the judge."""
+    """Calls of a part of a student's model, ``net.features(x)`` (``net`` an answer's name, or
+    made in the cell by ``net = SimpleNet()``), or ``SimpleNet().features(x)``: a mirrored
+    module's parts cannot run in the judge. (What a student's *function* returns is a value:
+    its methods are the judge's own.)"""
+    tree = _parse(source) or ast.Module(body=[], type_ignores=[])
+    classes = {name for name in student_names if name[:1].isupper()}
+    objects = set(student_names)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Assign) and _made_by_class(node.value, classes):
+            objects.update(t.id for t in node.targets if isinstance(t, ast.Name))
     broken = []
-    for node in ast.walk(_parse(source) or ast.Module(body=[], type_ignores=[])):
-        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
-            continue
-        root, chain = node.func, []
-        while isinstance(root, ast.Attribute):
-            chain.append(root.attr)
-            root = root.value
-        if isinstance(root, ast.Name) and root.id in student_names and (
-                len(chain) > 1 or chain[0] not in _MODULE_API):
-            dotted = ".".join([root.id, *reversed(chain)])
-            broken.append(Broken(cell, dotted, "calls a part of the student's object: a student's "
-                                 "nn.Module is judged through a mirror whose submodules cannot run. "
-                                 "Call the whole model, or pass it to a checker."))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and _part_called(node.func, objects, classes):
+            broken.append(Broken(cell, ast.unparse(node.func), "calls a part of the student's model: "
+                                 "a student's nn.Module is judged through a mirror whose submodules "
+                                 "cannot run. Call the whole model, or pass it to a checker."))
     return broken
