@@ -165,6 +165,16 @@ def test_every_dotted_coursekit_name_exists():
     assert not stale, "names of modules that do not exist:\n" + "\n".join(stale)
 
 
+def test_every_module_function_target_exists():
+    """Course configuration names functions as 'module:function' (GradingPreparation.prepare)."""
+    found = 0
+    for path, text in _texts():
+        for module, function in re.findall(r"[\"'](coursekit(?:\.\w+)+):(\w+)[\"']", text):
+            found += 1
+            assert hasattr(importlib.import_module(module), function), f"{path}: {module}:{function}"
+    assert found, "the course configuration names no preparation function"
+
+
 def test_the_module_name_check_finds_a_stale_name():
     assert _names_something("coursekit.grading.pipeline.worker")
     assert _names_something("coursekit.reference.backprop.softmax_nll")

@@ -43,7 +43,9 @@ def _tuple(name, value):
 
 # --- 1. one layer by formula ----------------------------------------------------------------
 
-@checker("layer formulas", exercise=('architectures.conv_stats', 'architectures.pool_shape', 'architectures.fc_stats'), builds_on=ARCH_NAMES)
+@checker("layer formulas",
+         exercise=("architectures.conv_stats", "architectures.pool_shape", "architectures.fc_stats"),
+         builds_on=ARCH_NAMES)
 def layer_formulas(conv_stats, pool_shape, fc_stats, *, seed=0):
     """conv_stats / pool_shape / fc_stats against the summary of one PyTorch layer."""
     rng = np.random.default_rng(seed)
@@ -85,7 +87,7 @@ def layer_formulas(conv_stats, pool_shape, fc_stats, *, seed=0):
 
 # --- 2. a whole network ---------------------------------------------------------------------
 
-@checker("network_table", exercise=('architectures.network_table',), builds_on=ARCH_NAMES)
+@checker("network_table", exercise=("architectures.network_table",), builds_on=ARCH_NAMES)
 def network_table(fn, *, seed=0):
     """The student's table for AlexNet, VGG16 and a random small net against the summary
     tool's measurement of the PyTorch models built from the same layer lists."""
@@ -119,7 +121,7 @@ def network_table(fn, *, seed=0):
 
 # --- 3. inception ---------------------------------------------------------------------------
 
-@checker("inception_stats", exercise=('architectures.inception_stats',), builds_on=ARCH_NAMES)
+@checker("inception_stats", exercise=("architectures.inception_stats",), builds_on=ARCH_NAMES)
 def inception_stats(fn, *, seed=0):
     """Output shape and multiply-adds of naive and bottleneck inception modules."""
     rng = np.random.default_rng(seed)
@@ -234,7 +236,7 @@ def resnet_blocks(BasicBlock, Bottleneck, *, seed=0):
 
 # --- 5. stacked small convs -----------------------------------------------------------------
 
-@checker("stack_stats", exercise=('architectures.stack_stats',), builds_on=ARCH_NAMES)
+@checker("stack_stats", exercise=("architectures.stack_stats",), builds_on=ARCH_NAMES)
 def stack_stats(fn, *, seed=0):
     """(receptive field, weights) of n stacked k x k convs against the summary tool and the
     receptive-field formula of notebook 03."""

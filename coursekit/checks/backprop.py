@@ -33,7 +33,7 @@ def two_layer_params() -> dict[str, np.ndarray]:
 
 # --- 1. scalar graph ------------------------------------------------------------------------
 
-@checker('scalar_graph', exercise=('backprop.scalar_graph',))
+@checker("scalar_graph", exercise=("backprop.scalar_graph",))
 def scalar_graph(*, q, f, dq_dx, dq_dy, df_dq, df_dz, df_dx, df_dy):
     """Check the forward values and gradients of f = (x + y) * z at x=-2, y=5, z=-4."""
     exp = ref.scalar_graph(**SCALAR_INPUTS)
@@ -55,7 +55,8 @@ def scalar_graph(*, q, f, dq_dx, dq_dy, df_dq, df_dz, df_dx, df_dy):
 
 # --- 2. gates -------------------------------------------------------------------------------
 
-@checker('gates', exercise=('backprop.add_backward', 'backprop.mul_backward', 'backprop.max_backward'))
+@checker("gates",
+         exercise=("backprop.add_backward", "backprop.mul_backward", "backprop.max_backward"))
 def gates(add_backward, mul_backward, max_backward, *, seed=0):
     """Check the three gate backward functions on scalars and on random arrays."""
     rng = np.random.default_rng(seed)
@@ -89,7 +90,7 @@ def gates(add_backward, mul_backward, max_backward, *, seed=0):
     return "gates: add distributes, mul switches, max routes, on scalars and arrays."
 
 
-@checker('gate_graph', exercise=('backprop.gate_graph',))
+@checker("gate_graph", exercise=("backprop.gate_graph",))
 def gate_graph(*, df_dc, df_da, df_db, df_dx, df_dy, df_dz, df_dw):
     """Check the gradients of f = 2 * (x * y + max(z, w)) at x=3, y=-4, z=2, w=-1."""
     exp = ref.gate_graph(**GATE_INPUTS)
@@ -125,7 +126,7 @@ def _two_layer_cases(seed):
     return cases
 
 
-@checker('two_layer_forward', exercise=('backprop.two_layer_forward', 'backprop.euclidean_loss'))
+@checker("two_layer_forward", exercise=("backprop.two_layer_forward", "backprop.euclidean_loss"))
 def two_layer_forward(forward, loss, *, seed=0):
     """Check forward(x, params) -> (y, cache) and loss(y, t) -> (C, dy)."""
     for x, t, params in _two_layer_cases(seed):
@@ -147,7 +148,7 @@ def two_layer_forward(forward, loss, *, seed=0):
     return "forward pass and loss: right on the notebook's numbers and on random weights."
 
 
-@checker('two_layer_backward', exercise=('backprop.two_layer_backward',))
+@checker("two_layer_backward", exercise=("backprop.two_layer_backward",))
 def two_layer_backward(backward, *, seed=0):
     """Check backward(dy, cache) -> grads, given the cache (x, h, y, params) of the forward."""
     for x, t, params in _two_layer_cases(seed):
@@ -169,7 +170,7 @@ def two_layer_backward(backward, *, seed=0):
     return "backward pass: all four gradients are right."
 
 
-@checker('sgd_step', exercise=('backprop.sgd_step',))
+@checker("sgd_step", exercise=("backprop.sgd_step",))
 def sgd_step(step, *, seed=0):
     """Check step(params, grads, lr) -> new params (theta - lr * grad), inputs untouched."""
     rng = np.random.default_rng(seed)
@@ -198,7 +199,7 @@ NORM_SQ_X = np.array([0.2, 0.4])
 NORM_SQ_W = np.array([[0.1, 0.5], [-0.3, 0.8]])
 
 
-@checker('norm_sq', exercise=('backprop.norm_sq_forward', 'backprop.norm_sq_backward'))
+@checker("norm_sq", exercise=("backprop.norm_sq_forward", "backprop.norm_sq_backward"))
 def norm_sq(forward, backward, *, seed=0):
     """Check f = ||W x||^2 forward and its gradients dx = 2 W^T q, dW = 2 q x^T."""
     rng = np.random.default_rng(seed)
@@ -255,7 +256,7 @@ def check_softmax_case(name: str, fn, scores, y):
     return dscores
 
 
-@checker('softmax_nll', exercise=('backprop.softmax_nll',))
+@checker("softmax_nll", exercise=("backprop.softmax_nll",))
 def softmax_nll(fn, *, seed=0):
     """Check fn(scores, y) -> (mean loss, dscores) including numerical stability."""
     for scores, y in softmax_cases(np.random.default_rng(seed)):
@@ -265,7 +266,7 @@ def softmax_nll(fn, *, seed=0):
 
 # --- 6. numerical gradient ------------------------------------------------------------------
 
-@checker('numerical_gradient', exercise=('backprop.numerical_gradient',))
+@checker("numerical_gradient", exercise=("backprop.numerical_gradient",))
 def numerical_gradient(fn, *, seed=0):
     """Check fn(f, x, h) -> centred-difference gradient of scalar f at an n-D array x."""
     rng = np.random.default_rng(seed)
@@ -302,7 +303,7 @@ def numerical_gradient(fn, *, seed=0):
     return "numerical_gradient: centred difference, any shape, x restored, h respected."
 
 
-@checker('rel_error', exercise=('backprop.rel_error',))
+@checker("rel_error", exercise=("backprop.rel_error",))
 def rel_error(fn, *, seed=0):
     """Check fn(a, b) -> max |a - b| / max(1e-8, |a| + |b|)."""
     rng = np.random.default_rng(seed)

@@ -42,7 +42,7 @@ def _expect_value_error(name, fn, args, why):
 
 # --- 1. output size -------------------------------------------------------------------------
 
-@checker("output_size", exercise=('conv.output_size',), builds_on=CONV_NAMES)
+@checker("output_size", exercise=("conv.output_size",), builds_on=CONV_NAMES)
 def output_size(fn, *, seed=0):
     """Check fn(size, kernel, stride, pad) = (W - K + 2P) / S + 1 and its ValueErrors."""
     rng = np.random.default_rng(seed)
@@ -72,7 +72,7 @@ def output_size(fn, *, seed=0):
 
 # --- 2. counting ----------------------------------------------------------------------------
 
-@checker("conv_macs", exercise=('conv.conv_params', 'conv.conv_macs'), builds_on=CONV_NAMES)
+@checker("conv_macs", exercise=("conv.conv_params", "conv.conv_macs"), builds_on=CONV_NAMES)
 def counts(conv_params, conv_macs, *, seed=0):
     """Check parameter and multiply-add counts, starting with the lecture's example."""
     rng = np.random.default_rng(seed)
@@ -103,7 +103,7 @@ def counts(conv_params, conv_macs, *, seed=0):
 
 # --- 3. receptive field ---------------------------------------------------------------------
 
-@checker("receptive_field", exercise=('conv.receptive_field',), builds_on=CONV_NAMES)
+@checker("receptive_field", exercise=("conv.receptive_field",), builds_on=CONV_NAMES)
 def receptive_field(fn, *, seed=0):
     """Check fn(layers) for stacks of (kernel, stride) layers."""
     rng = np.random.default_rng(seed)
@@ -195,7 +195,7 @@ def _check_conv_backward(name, backward, dout, cache, x, exp_cache, pad):
     return dx, dw, db
 
 
-@checker("conv_forward_naive", exercise=('conv.conv_forward_naive',), builds_on=CONV_NAMES)
+@checker("conv_forward_naive", exercise=("conv.conv_forward_naive",), builds_on=CONV_NAMES)
 def conv_forward(conv_forward_naive, *, seed=0):
     """Check the naive convolution's forward pass, with stride and padding."""
     rng = np.random.default_rng(seed)
@@ -205,7 +205,7 @@ def conv_forward(conv_forward_naive, *, seed=0):
     return "conv_forward_naive: right with stride 1 and 2, with and without padding."
 
 
-@checker("conv_backward_naive", exercise=('conv.conv_backward_naive',), builds_on=CONV_NAMES)
+@checker("conv_backward_naive", exercise=("conv.conv_backward_naive",), builds_on=CONV_NAMES)
 def conv_backward(conv_forward_naive, conv_backward_naive, *, seed=0):
     """Check the naive convolution's backward pass on the cache of the student's forward,
     and against numerical gradients of the convolution."""
@@ -254,7 +254,9 @@ def _check_pool(kind, forward, backward, seed, forward_mistakes, backward_mistak
                 mistakes=backward_mistakes(even, size))
 
 
-@checker("max pooling", exercise=('conv.max_pool_forward', 'conv.max_pool_backward'), builds_on=CONV_NAMES)
+@checker("max pooling",
+         exercise=("conv.max_pool_forward", "conv.max_pool_backward"),
+         builds_on=CONV_NAMES)
 def max_pool(max_pool_forward, max_pool_backward, *, seed=0):
     """Check max pooling forward/backward, including overlapping windows."""
     _check_pool("max", max_pool_forward, max_pool_backward, seed, lambda exp, size: [],
@@ -265,7 +267,9 @@ def max_pool(max_pool_forward, max_pool_backward, *, seed=0):
     return "max pooling: forward and backward right, overlapping windows included."
 
 
-@checker("average pooling", exercise=('conv.avg_pool_forward', 'conv.avg_pool_backward'), builds_on=CONV_NAMES)
+@checker("average pooling",
+         exercise=("conv.avg_pool_forward", "conv.avg_pool_backward"),
+         builds_on=CONV_NAMES)
 def avg_pool(avg_pool_forward, avg_pool_backward, *, seed=0):
     """Check average pooling forward/backward, including overlapping windows."""
     _check_pool("avg", avg_pool_forward, avg_pool_backward, seed,
@@ -302,7 +306,7 @@ def _no_loop_over_positions(name, fn, *args):
                          "all images, not over output positions.")
 
 
-@checker("im2col", exercise=('conv.im2col',), builds_on=CONV_NAMES)
+@checker("im2col", exercise=("conv.im2col",), builds_on=CONV_NAMES)
 def im2col(fn, *, seed=0):
     """Check fn(x, kh, kw, stride, pad) -> columns (C*KH*KW, N*H'*W'), rows (c, ki, kj),
     columns (n, i, j), and that it has no Python loop over output positions."""
@@ -329,7 +333,9 @@ def im2col(fn, *, seed=0):
 
 # --- 8b. fast convolution -------------------------------------------------------------------
 
-@checker("conv_forward_im2col", exercise=('conv.conv_forward_im2col', 'conv.conv_backward_im2col'), builds_on=CONV_NAMES)
+@checker("conv_forward_im2col",
+         exercise=("conv.conv_forward_im2col", "conv.conv_backward_im2col"),
+         builds_on=CONV_NAMES)
 def conv_fast(conv_forward_im2col, conv_backward_im2col, *, seed=0):
     """Check the im2col convolution against the reference (forward and backward) and that
     neither loops over output positions."""
@@ -403,7 +409,7 @@ def against_torch(conv_forward, conv_backward, max_pool_forward, max_pool_backwa
 
 # --- 9. 1x1 convolution ---------------------------------------------------------------------
 
-@checker("conv1x1_as_matmul", exercise=('conv.conv1x1_as_matmul',), builds_on=CONV_NAMES)
+@checker("conv1x1_as_matmul", exercise=("conv.conv1x1_as_matmul",), builds_on=CONV_NAMES)
 def conv1x1(fn, *, seed=0):
     """Check fn(x, w, b) -> the 1x1 convolution of x (N, C, H, W) with w (F, C), b (F,)."""
     rng = np.random.default_rng(seed)
@@ -442,7 +448,7 @@ def _convnet_mistakes(params, X, y):
     return out
 
 
-@checker('convnet_loss', exercise=('networks.convnet_loss',), builds_on=CONV_NAMES)
+@checker("convnet_loss", exercise=("networks.convnet_loss",), builds_on=CONV_NAMES)
 def convnet(convnet_loss, *, seed=0):
     """Check convnet_loss(params, X, y=None): conv3x3 - ReLU - maxpool2 - affine - softmax."""
     rng = np.random.default_rng(seed)

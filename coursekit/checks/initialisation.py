@@ -42,7 +42,7 @@ def _std_mistakes(scheme, fan_in, fan_out):
     }[scheme]
 
 
-@checker("init_weights", exercise=('initialisation.init_weights',), builds_on=INIT_NAMES)
+@checker("init_weights", exercise=("initialisation.init_weights",), builds_on=INIT_NAMES)
 def init_weights(fn, *, seed=0):
     """Check each scheme's shape, mean and standard deviation on (fan_in, fan_out) = (400, 100)
     and (100, 400), and a ValueError for an unknown scheme."""
@@ -81,7 +81,9 @@ def init_weights(fn, *, seed=0):
 
 # --- 2. activation statistics ---------------------------------------------------------------
 
-@checker("forward_activations", exercise=('initialisation.forward_activations',), builds_on=INIT_NAMES)
+@checker("forward_activations",
+         exercise=("initialisation.forward_activations",),
+         builds_on=INIT_NAMES)
 def forward_activations(fn, *, seed=0):
     """Check the list of layer outputs f(h W) for tanh and ReLU."""
     rng = np.random.default_rng(seed)
@@ -142,7 +144,9 @@ def lecture_numbers(stats: dict):
 
 # --- 3. gradient statistics -----------------------------------------------------------------
 
-@checker("backward_grad_norms", exercise=('initialisation.backward_grad_norms',), builds_on=INIT_NAMES)
+@checker("backward_grad_norms",
+         exercise=("initialisation.backward_grad_norms",),
+         builds_on=INIT_NAMES)
 def backward_grad_norms(fn, *, seed=0):
     """Check the per-layer weight-gradient norms for tanh and ReLU."""
     rng = np.random.default_rng(seed)
@@ -168,7 +172,9 @@ def backward_grad_norms(fn, *, seed=0):
 
 # --- 4. dropout -----------------------------------------------------------------------------
 
-@checker("dropout", exercise=('initialisation.dropout_forward', 'initialisation.dropout_backward'), builds_on=INIT_NAMES)
+@checker("dropout",
+         exercise=("initialisation.dropout_forward", "initialisation.dropout_backward"),
+         builds_on=INIT_NAMES)
 def dropout(forward, backward, *, seed=0):
     """Check inverted dropout on a large array: values 0 or x / keep, the kept fraction,
     the expected value, test mode, fresh masks, and dx = dout * mask."""
@@ -213,7 +219,7 @@ def dropout(forward, backward, *, seed=0):
 
 # --- 5. weight penalties --------------------------------------------------------------------
 
-@checker("regularization", exercise=('initialisation.regularization',), builds_on=INIT_NAMES)
+@checker("regularization", exercise=("initialisation.regularization",), builds_on=INIT_NAMES)
 def regularization(fn, *, seed=0):
     """Check the L2 and L1 penalties and their gradients."""
     rng = np.random.default_rng(seed)
@@ -234,7 +240,9 @@ def regularization(fn, *, seed=0):
 
 # --- 6. preprocessing -----------------------------------------------------------------------
 
-@checker("channel_mean_subtract", exercise=('initialisation.channel_mean_subtract',), builds_on=INIT_NAMES)
+@checker("channel_mean_subtract",
+         exercise=("initialisation.channel_mean_subtract",),
+         builds_on=INIT_NAMES)
 def channel_mean_subtract(fn, *, seed=0):
     """Check per-channel mean subtraction with the training set's means."""
     rng = np.random.default_rng(seed)

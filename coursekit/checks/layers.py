@@ -3,9 +3,9 @@
 Layer checkers run the student's ``forward`` and ``backward`` on random inputs drawn from
 ``seed``, compare with :mod:`coursekit.reference.layers`, and check every backward against a
 numerical gradient of the student's own forward (float64, rel_error below
-:data:`GRAD_THRESHOLD`). Network checkers take ``isolate``: the graded tests set it, so the
-network is graded with coursekit's layers in place of the student's and a mistake in a
-layer costs that layer's points only; the self-check runs the student's own layers and says
+:data:`GRAD_THRESHOLD`). Graded (``graded=``), a network checker runs the network with
+coursekit's layers in place of the student's, so a mistake in a layer costs that layer's
+points only; the self-check runs the student's own layers and says
 when the network code is right but a layer it calls is not.
 """
 from __future__ import annotations
@@ -41,7 +41,7 @@ def _reference_activations() -> dict:
 
 # --- 1. affine ------------------------------------------------------------------------------
 
-@checker('affine', exercise=('layers.affine_forward', 'layers.affine_backward'))
+@checker("affine", exercise=("layers.affine_forward", "layers.affine_backward"))
 def affine(affine_forward, affine_backward, *, seed=0):
     """Check out = x w + b (x of any shape (N, d1, ..., dk)) and its three gradients."""
     rng = np.random.default_rng(seed)
@@ -109,7 +109,9 @@ def _test_input(rng, shape=(4, 5)):
     return np.where(np.abs(x) < 1e-3, 0.5, x)  # keep away from the kink at 0
 
 
-@checker('relu_family', exercise=('layers.relu_forward', 'layers.relu_backward', 'layers.leaky_relu_forward', 'layers.leaky_relu_backward', 'layers.prelu_forward', 'layers.prelu_backward'))
+@checker("relu_family",
+         exercise=("layers.relu_forward", "layers.relu_backward", "layers.leaky_relu_forward",
+                   "layers.leaky_relu_backward", "layers.prelu_forward", "layers.prelu_backward"))
 def relu_family(relu_forward, relu_backward, leaky_relu_forward, leaky_relu_backward,
                 prelu_forward, prelu_backward, *, seed=0):
     """Check ReLU, leaky ReLU (alpha = 0.01 and another) and PReLU (with dalpha)."""
@@ -137,7 +139,9 @@ def relu_family(relu_forward, relu_backward, leaky_relu_forward, leaky_relu_back
             f"rel_error {worst:.1e} (< {GRAD_THRESHOLD:g}).")
 
 
-@checker('smooth_activations', exercise=('layers.sigmoid_forward', 'layers.sigmoid_backward', 'layers.tanh_forward', 'layers.tanh_backward', 'layers.elu_forward', 'layers.elu_backward'))
+@checker("smooth_activations",
+         exercise=("layers.sigmoid_forward", "layers.sigmoid_backward", "layers.tanh_forward",
+                   "layers.tanh_backward", "layers.elu_forward", "layers.elu_backward"))
 def smooth_activations(sigmoid_forward, sigmoid_backward, tanh_forward, tanh_backward,
                        elu_forward, elu_backward, *, seed=0):
     """Check sigmoid (also at +-1000), tanh and ELU, forward and backward."""
@@ -173,7 +177,7 @@ def smooth_activations(sigmoid_forward, sigmoid_backward, tanh_forward, tanh_bac
 
 # --- 4. losses ------------------------------------------------------------------------------
 
-@checker('losses', exercise=('layers.euclidean_loss', 'layers.softmax_loss'))
+@checker("losses", exercise=("layers.euclidean_loss", "layers.softmax_loss"))
 def losses(euclidean_loss, softmax_loss, *, seed=0):
     """Check the mean Euclidean loss 1/(2N) sum ||x - y||^2 and the mean softmax
     cross-entropy, each with its gradient, and softmax's stability for scores ~1000."""
@@ -198,7 +202,7 @@ def losses(euclidean_loss, softmax_loss, *, seed=0):
 
 # --- 5. SGD with momentum -------------------------------------------------------------------
 
-@checker('sgd_momentum', exercise=('optim.sgd_momentum',))
+@checker("sgd_momentum", exercise=("optim.sgd_momentum",))
 def sgd_momentum(fn, *, seed=0):
     """Check four steps of delta <- m delta + dw; w <- w - lr delta, state kept between calls."""
     rng = np.random.default_rng(seed)
@@ -279,7 +283,10 @@ def _two_layer_mistakes(params, X, y):
     return out
 
 
-@checker('two_layer_loss', exercise=('networks.two_layer_loss',), builds_on=LAYER_NAMES, extra=lambda: {"ACTIVATIONS": _reference_activations()})
+@checker("two_layer_loss",
+         exercise=("networks.two_layer_loss",),
+         builds_on=LAYER_NAMES,
+         extra=lambda: {"ACTIVATIONS": _reference_activations()})
 def two_layer_net(two_layer_loss, *, seed=0):
     """Check two_layer_loss(params, X, y=None): scores, loss and the four gradients."""
     rng = np.random.default_rng(seed)
@@ -292,7 +299,10 @@ def two_layer_net(two_layer_loss, *, seed=0):
 
 # --- 7. training ----------------------------------------------------------------------------
 
-@checker('train', exercise=('networks.train',), builds_on=LAYER_NAMES, extra=lambda: {"ACTIVATIONS": _reference_activations()})
+@checker("train",
+         exercise=("networks.train",),
+         builds_on=LAYER_NAMES,
+         extra=lambda: {"ACTIVATIONS": _reference_activations()})
 def train(train_fn, *, seed=0):
     """Check train(params, loss_fn, X, y, epochs=, lr=, momentum=) -> loss history, with
     params updated in place, against coursekit's loop on a small problem."""
@@ -327,7 +337,10 @@ def train(train_fn, *, seed=0):
 
 # --- 8. any depth ---------------------------------------------------------------------------
 
-@checker('mlp_loss', exercise=('networks.mlp_loss',), builds_on=LAYER_NAMES, extra=lambda: {"ACTIVATIONS": _reference_activations()})
+@checker("mlp_loss",
+         exercise=("networks.mlp_loss",),
+         builds_on=LAYER_NAMES,
+         extra=lambda: {"ACTIVATIONS": _reference_activations()})
 def mlp(mlp_loss, *, seed=0):
     """Check mlp_loss(params, X, y=None, activation=...) for depths 1 to 4."""
     rng = np.random.default_rng(seed)
@@ -363,7 +376,7 @@ def trained(loss_fn, params, X, y, target: float, what: str = "network") -> floa
 
 # --- 9. dead units --------------------------------------------------------------------------
 
-@checker('dead_fraction', exercise=('layers.dead_fraction',))
+@checker("dead_fraction", exercise=("layers.dead_fraction",))
 def dead_fraction(fn, *, seed=0):
     """Check fn(h) -> the fraction of units (columns) that are 0 for every sample."""
     rng = np.random.default_rng(seed)

@@ -44,7 +44,7 @@ def _forward(fn, x, gamma, beta, state, mode, momentum=0.99, eps=1e-5):
 
 # --- 1. batch norm forward ------------------------------------------------------------------
 
-@checker("batchnorm_forward", exercise=('normalisation.batchnorm_forward',), builds_on=NORM_NAMES)
+@checker("batchnorm_forward", exercise=("normalisation.batchnorm_forward",), builds_on=NORM_NAMES)
 def batchnorm_forward(fn, *, seed=0):
     """Check train mode (batch statistics, the running update with momentum m, eps, gamma,
     beta), a fresh state, and test mode (running statistics, state left alone)."""
@@ -143,7 +143,7 @@ def _check_bn_backward(name, forward, backward, rng):
     return worst
 
 
-@checker("batchnorm_backward", exercise=('normalisation.batchnorm_backward',), builds_on=NORM_NAMES)
+@checker("batchnorm_backward", exercise=("normalisation.batchnorm_backward",), builds_on=NORM_NAMES)
 def batchnorm_backward(forward, backward, *, seed=0):
     """Check the graph backward (train mode) against the reference and numerically."""
     worst = _check_bn_backward("batchnorm_backward", forward, backward, np.random.default_rng(seed))
@@ -151,7 +151,9 @@ def batchnorm_backward(forward, backward, *, seed=0):
             f"{worst:.1e} (< {GRAD_THRESHOLD:g}).")
 
 
-@checker("batchnorm_backward_alt", exercise=('normalisation.batchnorm_backward_alt',), builds_on=NORM_NAMES)
+@checker("batchnorm_backward_alt",
+         exercise=("normalisation.batchnorm_backward_alt",),
+         builds_on=NORM_NAMES)
 def batchnorm_backward_alt(forward, backward_alt, *, seed=0):
     """Check the closed-form backward like the graph one."""
     worst = _check_bn_backward("batchnorm_backward_alt", forward, backward_alt,
@@ -183,7 +185,10 @@ def speed_ratio(forward, backward, backward_alt, n=4096, d=512, repeats=20, seed
 
 # --- 4. spatial batch norm ------------------------------------------------------------------
 
-@checker("spatial_batchnorm", exercise=('normalisation.spatial_batchnorm_forward', 'normalisation.spatial_batchnorm_backward'), builds_on=NORM_NAMES)
+@checker("spatial_batchnorm",
+         exercise=("normalisation.spatial_batchnorm_forward",
+                   "normalisation.spatial_batchnorm_backward"),
+         builds_on=NORM_NAMES)
 def spatial_batchnorm(forward, backward, *, seed=0):
     """Check spatial batch norm (statistics per channel over N, H, W) forward and backward."""
     rng = np.random.default_rng(seed)
@@ -223,7 +228,10 @@ def spatial_batchnorm(forward, backward, *, seed=0):
 
 # --- 5. group norm (layer norm and instance norm as its two ends) ---------------------------
 
-@checker("groupnorm", exercise=('normalisation.groupnorm_forward', 'normalisation.groupnorm_backward', 'normalisation.layernorm_forward', 'normalisation.instancenorm_forward'), builds_on=NORM_NAMES)
+@checker("groupnorm",
+         exercise=("normalisation.groupnorm_forward", "normalisation.groupnorm_backward",
+                   "normalisation.layernorm_forward", "normalisation.instancenorm_forward"),
+         builds_on=NORM_NAMES)
 def groupnorm(forward, backward, *, seed=0):
     """Check group norm for G = 1 (layer norm), a middle G and G = C (instance norm)."""
     rng = np.random.default_rng(seed)
@@ -287,7 +295,7 @@ def against_torch(layernorm, instancenorm, groupnorm, *, seed=0):
 
 # --- 6. fusing batch norm into the layer before ---------------------------------------------
 
-@checker("fuse_batchnorm", exercise=('normalisation.fuse_batchnorm',), builds_on=NORM_NAMES)
+@checker("fuse_batchnorm", exercise=("normalisation.fuse_batchnorm",), builds_on=NORM_NAMES)
 def fuse_batchnorm(fn, *, seed=0):
     """Check that the fused conv/linear layer reproduces layer + test-mode BN to 1e-5."""
     rng = np.random.default_rng(seed)
@@ -345,7 +353,7 @@ def _bn_net_case(rng, dims, n):
     return params, state, rng.standard_normal((n, dims[0]))
 
 
-@checker("bn_mlp_forward", exercise=('networks.bn_mlp_loss',), builds_on=NORM_NAMES)
+@checker("bn_mlp_forward", exercise=("networks.bn_mlp_loss",), builds_on=NORM_NAMES)
 def bn_mlp_forward(fn, *, seed=0):
     """Check the scores of (affine - BN - ReLU) x (L-1) - affine in both modes, the running
     statistics, and that a test-mode prediction does not depend on the batch."""

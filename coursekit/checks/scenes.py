@@ -28,7 +28,7 @@ def _close(a, b, tol):
 
 # --- 1. mean and std in one pass --------------------------------------------------------------
 
-@checker("channel_mean_std", exercise=('scenes.channel_mean_std',), builds_on={})
+@checker("channel_mean_std", exercise=("scenes.channel_mean_std",), builds_on={})
 def mean_std(channel_mean_std, *, seed=0):
     """One pass over uneven batches, compared with the statistics of all the images at once."""
     g = torch.Generator().manual_seed(seed)
@@ -73,7 +73,9 @@ def _transform_types(t):
     return names
 
 
-@checker("transform pipelines", exercise=('scenes.fundamental_transforms', 'scenes.augmentation_transforms'), builds_on={})
+@checker("transform pipelines",
+         exercise=("scenes.fundamental_transforms", "scenes.augmentation_transforms"),
+         builds_on={})
 def transforms(fundamental_transforms, augmentation_transforms, *, seed=0):
     from PIL import Image
 
@@ -210,7 +212,7 @@ def final_net(SimpleNetFinal, *, seed=0):
 
 # --- 6. transfer ------------------------------------------------------------------------------
 
-@checker("make_transfer_model", exercise=('scenes.make_transfer_model',), builds_on={})
+@checker("make_transfer_model", exercise=("scenes.make_transfer_model",), builds_on={})
 def transfer(make_transfer_model, *, seed=0):
     import timm
 
@@ -251,7 +253,7 @@ class _Noisy(nn.Module):
         return self.net(x)
 
 
-@checker("predict and accuracy", exercise=('scenes.predict', 'scenes.accuracy'), builds_on={})
+@checker("predict and accuracy", exercise=("scenes.predict", "scenes.accuracy"), builds_on={})
 def predict_accuracy(predict, accuracy, *, seed=0):
     torch.manual_seed(seed)
     model = _Noisy()
@@ -281,7 +283,9 @@ def predict_accuracy(predict, accuracy, *, seed=0):
 
 # --- 8. confusion matrix ------------------------------------------------------------------------
 
-@checker("confusion matrix", exercise=('scenes.confusion_matrix', 'scenes.per_class_accuracy'), builds_on={})
+@checker("confusion matrix",
+         exercise=("scenes.confusion_matrix", "scenes.per_class_accuracy"),
+         builds_on={})
 def confusion(confusion_matrix, per_class_accuracy, *, seed=0):
     rng = np.random.default_rng(seed)
     c = 5
@@ -312,7 +316,7 @@ def confusion(confusion_matrix, per_class_accuracy, *, seed=0):
 
 # --- 9. the gallery's choice ----------------------------------------------------------------------
 
-@checker("misclassified", exercise=('scenes.misclassified',), builds_on={})
+@checker("misclassified", exercise=("scenes.misclassified",), builds_on={})
 def mistakes(misclassified, *, seed=0):
     g = torch.Generator().manual_seed(seed)
     y_true = torch.randint(0, 15, (50,), generator=g)

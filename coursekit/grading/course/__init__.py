@@ -1,1 +1,1 @@
-
+"""nbgrader plumbing: the working course directory, the release, the feedback pages."""

@@ -24,7 +24,7 @@ import numpy as np
 
 from ...checks.student import Judged
 from ...models.recipe import recipe_of
-from . import codec as wire
+from . import codec
 from . import protocol
 
 #: How long one call into the student's kernel may take (seconds) before it is interrupted.
@@ -116,13 +116,13 @@ def _sync(local, remote) -> None:
     including the draws it made from a random generator."""
     if isinstance(local, dict) and isinstance(remote, dict):
         for key, value in remote.items():
-            if key in local and isinstance(local[key], wire.SYNCED):
+            if key in local and isinstance(local[key], codec.SYNCED):
                 _sync(local[key], value)
             else:
                 local[key] = value
     elif isinstance(local, list) and isinstance(remote, list) and len(local) == len(remote):
         for i, (a, b) in enumerate(zip(local, remote)):
-            if isinstance(a, wire.SYNCED):
+            if isinstance(a, codec.SYNCED):
                 _sync(a, b)
             else:
                 local[i] = b
@@ -134,7 +134,7 @@ def _sync(local, remote) -> None:
 
 
 def _refuse(node):
-    raise wire.WireError("the student's kernel sent an object the judge does not hold")
+    raise codec.WireError("the student's kernel sent an object the judge does not hold")
 
 
 class Judge:
@@ -164,13 +164,13 @@ class Judge:
         if message.get("op") not in protocol.OPS:
             raise ValueError(f"not an op of the judge's protocol: {message.get('op')!r}")
         path = self.exchange / f"{protocol.REQUEST}{uuid.uuid4().hex}-{next(self.count)}.json"
-        wire.write(path, message, arrays)
+        codec.write(path, message, arrays)
         msg_id = self.kc.execute(protocol.serve_code(str(path)), silent=True, store_history=False,
                                  allow_stdin=False)
         self._wait(msg_id)
         reply_path = path.with_name(path.name + protocol.REPLY_SUFFIX)
         try:
-            tree, reply_arrays = wire.read(reply_path)
+            tree, reply_arrays = codec.read(reply_path)
         except (OSError, ValueError) as exc:
             raise StudentKernelError("the student's kernel sent no usable answer "
                                      f"({type(exc).__name__}: {exc})") from None
@@ -183,7 +183,7 @@ class Judge:
             err = tree["error"]
             raise _remote_error(str(err.get("type", "Error")), str(err.get("message", "")),
                                 str(err.get("where", "")))
-        return wire.decode(tree.get("ok"), reply_arrays, self._from_student)
+        return codec.decode(tree.get("ok"), reply_arrays, self._from_student)
 
     def request_values(self, op: str, obj: dict, values: dict):
         """A request about the object ``obj`` whose arguments are ``values`` (any values that
@@ -202,7 +202,7 @@ class Judge:
         return Remote(self, node)
 
     def _encode(self, value, arrays: list) -> dict:
-        return wire.encode(value, arrays, lambda v: self._handle_node(v, arrays), self._reference_name)
+        return codec.encode(value, arrays, lambda v: self._handle_node(v, arrays), self._reference_name)
 
     def _wait(self, msg_id: str) -> None:
         deadline = time.monotonic() + self.timeout
@@ -225,19 +225,19 @@ class Judge:
         it, e.g. the f of a numerical gradient) on the arguments it sent."""
         arrays: list = []
         try:
-            tree, args_arrays = wire.read(path)
+            tree, args_arrays = codec.read(path)
             path.unlink(missing_ok=True)
             path.with_suffix(".npz").unlink(missing_ok=True)
             fn = self.functions[int(tree["fn"])]
             resolve = lambda node: Remote(self, node) if node.get("k") == "handle" else _refuse(node)  # noqa: E731
-            args = wire.decode(tree["args"], args_arrays, resolve)
-            kwargs = wire.decode(tree["kwargs"], args_arrays, resolve)
+            args = codec.decode(tree["args"], args_arrays, resolve)
+            kwargs = codec.decode(tree["kwargs"], args_arrays, resolve)
             value = fn(*args, **kwargs)
             reply = {"ok": self._encode(value, arrays)}
         except Exception as exc:  # goes back to the student's code as its exception
             arrays = []
             reply = {"error": {"type": type(exc).__name__, "message": str(exc)[:2000]}}
-        wire.write(path.with_name(path.name + protocol.REPLY_SUFFIX), reply, arrays)
+        codec.write(path.with_name(path.name + protocol.REPLY_SUFFIX), reply, arrays)
 
     def _interrupt(self) -> None:
         msg = self.kc.session.msg("interrupt_request", {})
@@ -274,7 +274,7 @@ class Judge:
         for key in kwargs:
             _sync(kwargs[key], new_kwargs.get(key))
         for local in (*args, *kwargs.values()):  # the student's code may have changed a model
-            if wire.is_module(local) and hasattr(local, "pull"):  # a mirror.RemoteModule
+            if codec.is_module(local) and hasattr(local, "pull"):  # a mirror.RemoteModule
                 local.pull()
         return value
 
@@ -284,7 +284,7 @@ class Judge:
     def _handle_node(self, value, arrays: list):
         if isinstance(value, Remote):
             return dict(value._node)
-        if wire.is_module(value):
+        if codec.is_module(value):
             from . import mirror
 
             if isinstance(value, mirror.RemoteModule):  # the student's own module, made current
@@ -297,7 +297,7 @@ class Judge:
         if callable(value):  # one of the judge's functions: the student's code calls back
             self.functions[id(value)] = value
             return {"k": "judgefn", "id": id(value), "name": getattr(value, "__name__", "function")}
-        raise wire.WireError(f"a {type(value).__name__} cannot be sent to the student's kernel")
+        raise codec.WireError(f"a {type(value).__name__} cannot be sent to the student's kernel")
 
     @staticmethod
     def _reference_name(value) -> str | None:

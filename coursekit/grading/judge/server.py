@@ -17,7 +17,7 @@ from pathlib import Path
 
 from ...checks.student import busiest_line, student_line, using_references
 from ...reference import _original, recorded_calls, student_call_site
-from . import codec as wire
+from . import codec
 from . import protocol
 
 _HANDLES: dict[int, object] = {}
@@ -25,7 +25,7 @@ _HANDLES: dict[int, object] = {}
 
 def _handle(value) -> dict:
     _HANDLES[id(value)] = value
-    kind = ("class" if isinstance(value, type) else "module" if wire.is_module(value)
+    kind = ("class" if isinstance(value, type) else "module" if codec.is_module(value)
             else "function" if callable(value) else "object")
     name = getattr(value, "__name__", None) if kind in ("class", "function") else type(value).__name__
     node = {"k": "handle", "id": id(value), "kind": kind, "name": str(name or type(value).__name__)}
@@ -44,20 +44,20 @@ class _JudgeFunction:
     def __call__(self, *args, **kwargs):
         arrays: list = []
         path = self.exchange / f"{protocol.CALLBACK_FILE}{uuid.uuid4().hex}.json"
-        encode = lambda v: wire.encode(v, arrays, _handle, origins=True)  # noqa: E731
-        wire.write(path, {"fn": self.id, "args": encode(list(args)), "kwargs": encode(dict(kwargs))}, arrays)
+        encode = lambda v: codec.encode(v, arrays, _handle, origins=True)  # noqa: E731
+        codec.write(path, {"fn": self.id, "args": encode(list(args)), "kwargs": encode(dict(kwargs))}, arrays)
         reply = path.with_name(path.name + protocol.REPLY_SUFFIX)
         deadline = time.monotonic() + 60
         while not reply.exists():
             if time.monotonic() > deadline:
                 raise TimeoutError(f"the grader did not answer a call of {self.__name__}")
             time.sleep(0.0005)
-        tree, reply_arrays = wire.read(reply)
+        tree, reply_arrays = codec.read(reply)
         reply.unlink(missing_ok=True)
         reply.with_suffix(".npz").unlink(missing_ok=True)
         if "error" in tree:
             raise RuntimeError(f"{self.__name__}: {tree['error']['type']}: {tree['error']['message']}")
-        return wire.decode(tree["ok"], reply_arrays, _object, _original)
+        return codec.decode(tree["ok"], reply_arrays, _object, _original)
 
 
 _EXCHANGE: list[Path] = []
@@ -73,7 +73,7 @@ def _object(node: dict):
     try:
         return _HANDLES[node["id"]]
     except (KeyError, TypeError):
-        raise wire.WireError("the judge referred to an object this kernel no longer holds") from None
+        raise codec.WireError("the judge referred to an object this kernel no longer holds") from None
 
 
 def _namespace() -> dict:
@@ -89,7 +89,7 @@ def _invoke(fn, args, kwargs):
 
 
 def _mutable(value):
-    return value if isinstance(value, wire.SYNCED) else None
+    return value if isinstance(value, codec.SYNCED) else None
 
 
 # --- modules: the judge holds a copy (coursekit.grading.judge.mirror), forward runs here ----------------
@@ -174,14 +174,14 @@ def serve(request: str) -> None:
     _EXCHANGE[:] = [path.parent]
     arrays_out: list = []
     try:
-        tree, arrays = wire.read(path)
-        decoded = lambda node: wire.decode(node, arrays, _object, _original)  # noqa: E731
+        tree, arrays = codec.read(path)
+        decoded = lambda node: codec.decode(node, arrays, _object, _original)  # noqa: E731
         handler = HANDLERS.get(tree.get("op"))
         if handler is None:
-            raise wire.WireError(f"unknown request {tree.get('op')!r}")
+            raise codec.WireError(f"unknown request {tree.get('op')!r}")
         value = handler(tree, decoded)
-        reply = {"ok": wire.encode(value, arrays_out, _handle, origins=True)}
+        reply = {"ok": codec.encode(value, arrays_out, _handle, origins=True)}
     except BaseException as exc:  # everything goes back to the judge, nothing is shown here
         arrays_out = []
         reply = {"error": {"type": type(exc).__name__, "message": str(exc)[:2000], "where": student_line(exc)}}
-    wire.write(path.with_name(path.name + protocol.REPLY_SUFFIX), reply, arrays_out)
+    codec.write(path.with_name(path.name + protocol.REPLY_SUFFIX), reply, arrays_out)

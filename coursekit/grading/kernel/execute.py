@@ -126,7 +126,7 @@ class SandboxedExecute(RecoveringExecute):
             cell.outputs = [error(NOTEBOOK_TIME, f"not run: the notebook's {self._limits.notebook_seconds} s "
                                   "were spent before this cell")]
             return cell, self.resources
-        if self._judged(cell):
+        if self._in_judge(cell):
             result = self._judge_cell(cell, index)
         else:
             result = super().preprocess_cell(cell, resources, index)
@@ -182,7 +182,8 @@ class SandboxedExecute(RecoveringExecute):
 
     # --- graded cells: in the judge ---------------------------------------------------------------
 
-    def _judged(self, cell) -> bool:
+    def _in_judge(self, cell) -> bool:
+        """Whether the graded ``cell`` runs in the judge (with a sandbox, unless listed in in_kernel)."""
         meta = cell.metadata.get("nbgrader", {})
         notebook = (self.resources or {}).get("nbgrader", {}).get("notebook", "")
         return bool(self.judge and self.scratch and cell.cell_type == "code" and meta.get("grade")

@@ -1,0 +1,72 @@
+"""The judge's protocol is declared once (coursekit.grading.judge.protocol): the student's
+side answers exactly the ops the table lists, and anything else comes back as an error."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from coursekit.checks.checker import Checker
+from coursekit.grading.judge import codec, protocol, server
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_the_server_answers_exactly_the_ops_of_the_table():
+    assert set(server.HANDLERS) == set(protocol.OPS)
+
+
+def _ask(tmp_path, message):
+    path = tmp_path / f"{protocol.REQUEST}test.json"
+    codec.write(path, message, [])
+    server.serve(str(path))
+    tree, _ = codec.read(path.with_name(path.name + protocol.REPLY_SUFFIX))
+    return tree
+
+
+@pytest.mark.parametrize("op", ["release", "exec", None])
+def test_an_op_not_in_the_table_is_an_error(tmp_path, op):
+    tree = _ask(tmp_path, {"op": op})
+    assert tree["error"]["type"] == "WireError" and "unknown request" in tree["error"]["message"]
+
+
+def test_a_listed_op_is_answered(tmp_path):
+    import __main__
+
+    __main__.answer_for_the_protocol_test = 42
+    try:
+        tree = _ask(tmp_path, {"op": "get", "name": "answer_for_the_protocol_test"})
+    finally:
+        del __main__.answer_for_the_protocol_test
+    assert codec.decode(tree["ok"], [], lambda node: None) == 42
+
+
+def test_the_code_sent_to_kernels_runs_the_declared_modules():
+    assert protocol.SERVER in protocol.serve_code("/x") and protocol.CLIENT in protocol.install_code({}, "/x")
+    # what the student's kernel runs is a call of server.serve on the request file
+    assert protocol.serve_code("/r.json") == (
+        f"__import__('importlib').import_module('{server.__name__}').serve('/r.json')")
+
+
+def test_every_check_a_notebook_calls_is_a_checker():
+    """One way to write a checker: every `check.NAME(` of the course's notebooks is made by
+    coursekit.checks.checker.checker, and every graded cell calls its check with graded=."""
+    import importlib
+
+    for path in sorted((ROOT / "solutions").glob("*.ipynb")):
+        nb = nbformat.read(path, as_version=4)
+        setup = next(c.source for c in nb.cells if "as check" in c.source)
+        module = importlib.import_module(re.search(r"from (coursekit\.checks) import (\w+) as check", setup)
+                                         .expand(r"\1.\2"))
+        for cell in nb.cells:
+            for name in re.findall(r"\bcheck\.(\w+)\(", cell.source):
+                if name == "speed_ratio":  # a measurement (a number), not a check
+                    continue
+                assert isinstance(getattr(module, name), Checker), (path.name, name)
+            if cell.metadata.get("nbgrader", {}).get("grade"):
+                calls = re.findall(r"\bcheck\.\w+\((?:[^()]|\([^()]*\))*\)", cell.source)
+                assert calls and all(re.search(r"graded=(True|\d+)\)$", c) for c in calls), cell.source
+                assert "quiet=" not in cell.source and "isolate=" not in cell.source
+                assert "assert_own_work" not in cell.source
