@@ -70,3 +70,14 @@ def test_every_check_a_notebook_calls_is_a_checker():
                 assert calls and all(re.search(r"graded=(True|\d+)\)$", c) for c in calls), cell.source
                 assert "quiet=" not in cell.source and "isolate=" not in cell.source
                 assert "assert_own_work" not in cell.source
+
+
+def test_the_judge_kernel_starts_without_torch():
+    """What a judge kernel imports to start (protocol.install_code) loads no torch: a notebook
+    without a model pays nothing for it (importing it cost about 1 s per graded notebook)."""
+    import subprocess
+    import sys
+
+    code = f"import importlib, sys; importlib.import_module({protocol.CLIENT!r}); print('torch' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "False"

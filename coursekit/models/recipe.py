@@ -6,7 +6,10 @@ built in the student's kernel from that recipe and its weights, rather than sent
 """
 from __future__ import annotations
 
-from torch import nn
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # importing this module does not import torch
+    from torch import nn
 
 
 def recipe(module: nn.Module, factory: str, *args, **kwargs) -> nn.Module:

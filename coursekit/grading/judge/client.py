@@ -23,7 +23,6 @@ from pathlib import Path
 import numpy as np
 
 from ...checks.student import Judged
-from ...models.recipe import recipe_of
 from . import codec
 from . import protocol
 
@@ -290,6 +289,8 @@ class Judge:
             if isinstance(value, mirror.RemoteModule):  # the student's own module, made current
                 value.push()
                 return dict(value._node)
+            from ...models.recipe import recipe_of  # torch is loaded: value is a module
+
             factory, args, kwargs = recipe_of(value)  # one of the checker's: rebuilt there
             return {"k": "module", "factory": factory, "args": self._encode(list(args), arrays),
                     "kwargs": self._encode(dict(kwargs), arrays),
