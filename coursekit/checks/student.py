@@ -12,7 +12,7 @@ from __future__ import annotations
 import linecache
 import sys
 import traceback
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import Callable, Mapping
 
 import numpy as np
@@ -98,7 +98,8 @@ class Judged:
     needs through these methods and never needs to know how the answer is obtained."""
 
     def judged_type(self) -> str:
-        """The name of its class (for a class or function: its own name)."""
+        """What ``type(obj).__name__`` says in the student's kernel: its class's name (a
+        student's model: the student's class), 'type' for a class, 'function' for a function."""
         raise NotImplementedError
 
     def judged_mro(self) -> tuple[str, ...]:
@@ -107,13 +108,15 @@ class Judged:
 
     def judged_references(self, names: Mapping[str, str], extra: Mapping[str, object]):
         """A context manager: while active, calls of it run with ``names`` (notebook name ->
-        reference name) bound to coursekit's references and ``extra`` to the given objects."""
-        raise NotImplementedError
+        reference name) bound to coursekit's references and ``extra`` to the given objects.
+        (An object with no namespace of its own, a model, has nothing to swap.)"""
+        return nullcontext()
 
     def judged_count_lines(self, args: tuple, kwargs: dict):
         """Run it and count its notebook lines, as :func:`busiest_line` does; None if the
-        student's code raised (the checker then runs it with :func:`call` to say so)."""
-        raise NotImplementedError
+        student's code raised, or it cannot be counted (the checker then runs it with
+        :func:`call`)."""
+        return None
 
 
 def subclass_of(cls, *classes: type) -> bool:
