@@ -153,6 +153,16 @@ CASES: dict[str, Case] = {
         "ex1_answer": _then("import socket\nfor host, port in [('127.0.0.1', 22), ('127.0.0.1', 8888), ('1.1.1.1', 53)]:\n"
                             "    try:\n        socket.create_connection((host, port), timeout=1).close()\n"
                             f"        print('{LEAK} connected', host, port)\n    except OSError:\n        pass")}),
+    "link-to-template": Case("links the judge exchange's names to the run's template and course (answers right)", FULL, {
+        "ex1_answer": _then("import os\nfor name in ('.coursekit-judge', 'judge-exchange', 'exchange'):\n"
+                            "    for target in ('../../../../template/source/01_backprop', '../../../../template',\n"
+                            "                   '../../../../../course', '../run/judge-exchange'):\n"
+                            "        try:\n            os.symlink(target, f'{name}-{abs(hash(target)) % 97}' if os.path.lexists(name) else name)\n"
+                            "        except OSError:\n            pass")}),
+    "deep-folders": Case("leaves a 5,000-deep chain of folders, 20,000 files and a FIFO (answers right)", FULL, {
+        "ex2a_answer": _then("import os\nhome = os.getcwd()\nfor _ in range(5000):\n    os.mkdir('d')\n    os.chdir('d')\n"
+                             "os.chdir(home)\nos.mkdir('many')\nfor i in range(20000):\n    open(f'many/{i}', 'w').close()\n"
+                             "os.mkfifo('fifo')\nopen('odd \\n name \\x01', 'w').close()")}, hostile=False),
     # --- tampering with what the tests rely on: wrong answers stay wrong ------------------------
     "patch-numpy": Case("answers 5 wrong and patches numpy's comparisons", FULL - POINTS["ex5"], _wrong("ex5",
         "np.allclose = lambda *a, **k: True\nnp.isclose = lambda a, b, *r, **k: np.ones(np.shape(a), bool)\n"

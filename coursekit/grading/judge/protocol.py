@@ -1,7 +1,8 @@
 """The judge's protocol: every message between the judge kernel and the student's kernel.
 
-Both kernels share one folder, the exchange (:data:`EXCHANGE`, inside the student's scratch
-folder: the student's kernel can write it, the judge kernel may write nothing else). A message
+Both kernels share one folder, the exchange (:data:`EXCHANGE`, in the worker's runtime folder,
+not in the student's scratch: both kernels may write files in it, neither can replace or link
+the folder itself, and the judge kernel may write nothing else). A message
 is a JSON tree in the codec's format (:mod:`.codec`: values only, no code) plus an ``.npz`` of
 its arrays; its answer goes beside it as ``<name>.reply``.
 
@@ -38,8 +39,8 @@ CALLBACK = ("fn", "args", "kwargs")
 #: Every answer is one of these: the value, or the exception the code raised.
 REPLY = {"ok": "the value (codec tree)", "error": "{'type', 'message', 'where'}"}
 
-#: The exchange folder, inside the student's scratch folder.
-EXCHANGE = ".coursekit-judge"
+#: The exchange folder's name, in the worker's runtime folder.
+EXCHANGE = "judge-exchange"
 REQUEST, CALLBACK_FILE, REPLY_SUFFIX = "request-", "callback-", ".reply"
 
 #: The modules each kernel runs (a test checks that these exist).

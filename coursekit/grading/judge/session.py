@@ -17,6 +17,7 @@ from nbgrader.preprocessors import Execute
 
 from ..kernel.manager import SandboxedKernelManager
 from ..kernel.sandbox import Limits, Policy
+from ..kernel.scratch import remove_tree
 from . import protocol, rules
 
 
@@ -41,7 +42,7 @@ class JudgeSession:
 
     def start(self) -> None:
         """Start the judge kernel and make it the judge of the student's kernel."""
-        self.exchange.mkdir(exist_ok=True)
+        self.exchange.mkdir(parents=True, exist_ok=True)
         student = self.student_km
         km = SandboxedKernelManager(kernel_name=self.kernel_name, config=self.config)
         km.shut_in(self.folder, Policy(scratch=str(self.folder), write=[str(self.exchange)],
@@ -77,9 +78,7 @@ class JudgeSession:
         kernel dies or does not finish."""
         if self.km is None:
             self.start()
-        for stale in self.exchange.glob("*"):  # left by an earlier, interrupted call
-            if stale.is_symlink() or not stale.is_dir():
-                stale.unlink(missing_ok=True)
+        remove_tree(self.exchange, keep_root=True)  # left by an earlier, interrupted call
         imports = rules.imports(cells_above[self.ready_upto:index])
         self.ready_upto = index
         self._setup(protocol.bind_code(imports, rules.free_names(cell.source)), timeout)

@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
 import threading
 import time
 import uuid
@@ -30,22 +29,7 @@ from .manager import SandboxedKernelManager
 from .outcomes import DISK_LIMIT, INCIDENTS, JUDGE_FAILED, KERNEL_DIED, NOTEBOOK_TIME, OUTPUT_CUT, error
 from .recovering import RecoveringExecute
 from .sandbox import Limits, Policy, make_cgroup, make_cpu_cgroup, remove_cgroup
-
-
-def folder_size(folder: Path, stop: int) -> int:
-    """Bytes in ``folder`` (not following links); stops counting once past ``stop``."""
-    total, stack = 0, [str(folder)]
-    while stack and total <= stop:
-        try:
-            with os.scandir(stack.pop()) as entries:
-                for entry in entries:
-                    if entry.is_dir(follow_symlinks=False):
-                        stack.append(entry.path)
-                    else:
-                        total += entry.stat(follow_symlinks=False).st_blocks * 512
-        except OSError:
-            continue
-    return total
+from .scratch import folder_size, remove_tree
 
 
 class SandboxedExecute(RecoveringExecute):
@@ -79,9 +63,14 @@ class SandboxedExecute(RecoveringExecute):
         if self.scratch:
             name = f"coursekit-{os.getpid()}-{uuid.uuid4().hex[:8]}"
             self._group, self._cpu_group = make_cgroup(name, self._limits.processes), make_cpu_cgroup(name)
+            write = []
+            if self.judge:  # the student's kernel answers the judge's requests in the exchange
+                self._exchange().mkdir(parents=True, exist_ok=True)
+                write.append(str(self._exchange()))
             km.shut_in(Path(self.runtime_dir or self.scratch),
-                       Policy(scratch=self.scratch, read=list(self.read_paths), limits=self._limits,
-                              cgroup=self._group, cpu_group=self._cpu_group, env=dict(self.kernel_env)))
+                       Policy(scratch=self.scratch, write=write, read=list(self.read_paths),
+                              limits=self._limits, cgroup=self._group, cpu_group=self._cpu_group,
+                              env=dict(self.kernel_env)))
         return km
 
     def setup_kernel(self, **kwargs):
@@ -109,7 +98,8 @@ class SandboxedExecute(RecoveringExecute):
             return
         limit = self._limits.disk_mb << 20
         while not stop.wait(0.25):
-            if folder_size(Path(self.scratch), limit) > limit and self.km is not None:
+            used = folder_size(Path(self.scratch), limit) + folder_size(self._exchange(), limit)
+            if used > limit and self.km is not None:
                 self._disk_exceeded.set()
                 try:
                     run_sync(self.km.kill_kernel)()
@@ -157,16 +147,13 @@ class SandboxedExecute(RecoveringExecute):
             self._incidents.append(f"{_cell_name(cell, index)} {' and '.join(dict.fromkeys(what))}")
 
     def _exchange(self) -> Path:
-        return Path(self.scratch) / protocol.EXCHANGE
+        """The judge exchange: in the worker's runtime folder, where the student's kernel may
+        write files but cannot create, replace or link the folder itself."""
+        return Path(self.runtime_dir or self.scratch) / protocol.EXCHANGE
 
     def _empty_scratch(self) -> None:
-        for entry in Path(self.scratch).iterdir():
-            if entry == self._exchange() and entry.is_dir() and not entry.is_symlink():
-                continue  # the judge's rights are on this folder: keep it (its files go below)
-            if entry.is_dir() and not entry.is_symlink():
-                shutil.rmtree(entry, ignore_errors=True)
-            else:
-                entry.unlink(missing_ok=True)
+        remove_tree(Path(self.scratch), keep_root=True)
+        remove_tree(self._exchange(), keep_root=True)
 
     def output(self, outs, msg, display_id, cell_index):
         size = len(json.dumps(msg.get("content", {}), default=str))

@@ -13,8 +13,9 @@ or kills its kernel keeps the points it earned and never stops the run.
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
+
+from ..kernel.scratch import remove_tree
 
 from .gradebook import merge
 from .plan import plan_class
@@ -36,7 +37,7 @@ def autograde(root: Path, submissions: Path, out: Path, *, timeout: int | None =
     reports = run_workers(plan.jobs, plan.concurrency, plan.wall, progress)
     merge(plan, reports)
     if not os.environ.get("COURSEKIT_KEEP_WORK"):
-        shutil.rmtree(plan.work, ignore_errors=True)
+        remove_tree(plan.work)
     ordered = [plan.results[key] for key in sorted(plan.results)]
     write_csvs(plan.out, ordered)
     return ClassResult(ordered, plan.out, plan.notes)

@@ -12,6 +12,7 @@ import nbformat
 
 from ..course.directory import CourseError, assignments, generate_assignments, nbgrader_api
 from ..kernel.sandbox import Limits, capabilities
+from ..kernel.scratch import remove_tree
 from .collect import collect_folder, collect_zip
 from .intake import intake
 from .jobs import Job
@@ -54,9 +55,9 @@ def plan_class(root: Path, submissions: Path, out: Path, *, timeout: int | None,
         raise CourseError(f"no submissions at {submissions}")
     names = assignments(root)
     out.mkdir(parents=True, exist_ok=True)
-    for stale in (out / "course", out / "work"):
-        if stale.exists():
-            shutil.rmtree(stale)
+    for stale in (out / "course", out / "work"):  # work/ may hold what a submission wrote
+        if not remove_tree(stale):
+            raise CourseError(f"could not remove {stale} left by an earlier run: remove it and retry")
     (out / "course").mkdir()
     api = nbgrader_api(root, out / "course", timeout=timeout)
     students, notes = _collect(root, submissions, out / "course", names, api)

@@ -22,6 +22,7 @@ from traitlets.config import Config
 
 from ..course.directory import nbgrader_api
 from ..kernel.outcomes import problems_in
+from ..kernel.scratch import remove_tree
 from .jobs import Job, Report
 
 
@@ -31,8 +32,7 @@ def run(job: Job) -> Report:
     start = time.perf_counter()
     work = Path(job.work)
     course = work / "course"
-    if course.exists():
-        shutil.rmtree(course)
+    remove_tree(course)
     template = Path(job.template)
     shutil.copytree(template / "source" / job.notebook, course / "source" / job.notebook)
     shutil.copyfile(template / "gradebook.db", course / "gradebook.db")
@@ -41,7 +41,7 @@ def run(job: Job) -> Report:
     shutil.copyfile(job.submission, submitted)
     scratch, runtime = work / "scratch", work / "run"
     for folder in (scratch, runtime):
-        shutil.rmtree(folder, ignore_errors=True)
+        remove_tree(folder)
         folder.mkdir(parents=True)
 
     extra = Config()
@@ -72,7 +72,7 @@ def run(job: Job) -> Report:
                     report.comments[comment.name] = comment.auto_comment
             if api.generate_feedback(job.notebook, job.student, force=True)["success"]:
                 report.feedback = str(course / "feedback" / job.student / job.notebook / f"{job.notebook}.html")
-    shutil.rmtree(scratch, ignore_errors=True)
+    remove_tree(scratch)
     report.seconds = time.perf_counter() - start
     return report
 
