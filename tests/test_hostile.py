@@ -90,3 +90,15 @@ def test_tampering_does_not_change_the_verdict_on_a_wrong_answer(hostile):
                               ("excepthook", "ex6b_tests")]:
         scores = {e.grade_id: e.score for e in result.get(student, NOTEBOOK).exercises}
         assert scores[exercise] == 0, (student, scores)
+
+
+def test_a_value_that_cannot_cross_costs_only_its_exercise_and_says_why(hostile):
+    """A 300,000-item list as an answer: its exercise scores 0 with a message that says the
+    value could not be sent and what to use instead; every other exercise keeps its points."""
+    result = hostile[0].get("huge-value", NOTEBOOK)
+    scores = {e.grade_id: e.score for e in result.exercises}
+    assert scores["ex2b_tests"] == 0 and all(v > 0 for k, v in scores.items() if k != "ex2b_tests"), scores
+    nb = nbformat.read(hostile[3] / "course" / "autograded" / "huge-value" / NOTEBOOK / f"{NOTEBOOK}.ipynb", 4)
+    cell = next(c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "ex2b_tests")
+    text = "".join(o.get("evalue", "") + o.get("text", "") for o in cell.outputs)
+    assert "df_dw could not be sent to the grader" in text and "use an array" in text, text

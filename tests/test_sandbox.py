@@ -57,3 +57,87 @@ def test_rlimits_apply(tmp_path):
     done = shut_in(tmp_path, "import resource; print(resource.getrlimit(resource.RLIMIT_CPU)[0])")
     assert done.returncode == 0, done.stderr
     assert int(done.stdout) == Policy(scratch="x").limits.cpu_seconds
+
+
+PROBE = """
+import ctypes, os, threading, subprocess
+libc = ctypes.CDLL(None, use_errno=True)
+def refused(call):
+    try:
+        call()
+    except OSError:
+        return True
+    return False
+others = [int(p) for p in os.listdir('/proc') if p.isdigit() and int(p) != os.getpid()]
+readable = [p for p in others if not refused(lambda: open(f'/proc/{p}/environ').read())]
+t = threading.Thread(target=lambda: None); t.start(); t.join()
+print({"uid": os.getuid(), "euid": os.geteuid(), "groups": os.getgroups(),
+       "renice": refused(lambda: os.nice(-5)),
+       "unshare": [libc.unshare(flag) for flag in (0x10000000, 0x20000, 0x20000000, 0x40000000)],
+       "others": others, "environ": readable,
+       "child": subprocess.run(['true']).returncode, "thread": True})
+"""
+
+
+def test_the_kernel_runs_unprivileged_alone_in_its_pid_namespace(tmp_path):
+    """Least privilege: not root even under a root grader, no renice, no new namespaces, and
+    no other process to see (let alone read the environment of): the grader's, for one."""
+    import ast
+    import os
+
+    from coursekit.grading.kernel import privileges
+    have = privileges.available()
+    done = shut_in(tmp_path, PROBE)
+    assert done.returncode == 0, done.stderr
+    seen = ast.literal_eval(done.stdout.strip())
+    assert seen["child"] == 0 and seen["thread"]  # forking and threads still work
+    assert seen["renice"]                          # cannot raise its priority
+    if have["no new namespaces"]:
+        assert seen["unshare"] == [-1, -1, -1, -1], seen
+    else:
+        print("not enforced on this machine: no seccomp filter for", os.uname().machine)
+    if have["own pid namespace"]:
+        assert seen["others"] == [1] and seen["environ"] == [], seen  # only its init, unreadable
+    if os.geteuid() == 0:
+        assert seen["uid"] == seen["euid"] == privileges.sandbox_uid(str(tmp_path / "scratch"))
+        assert seen["uid"] != 0 and seen["groups"] == []
+        assert (tmp_path / "scratch").stat().st_uid == seen["uid"]  # its folder is its own
+    else:
+        assert seen["uid"] == os.getuid()
+
+
+def test_the_exit_status_and_a_kill_come_back_through_the_namespace(tmp_path):
+    assert shut_in(tmp_path, "import sys; sys.exit(3)").returncode == 3
+    killed = shut_in(tmp_path, "import os, signal; os.kill(os.getpid(), signal.SIGKILL)")
+    assert killed.returncode in (137, -9), killed.returncode
+
+
+def test_the_seccomp_program_refuses_what_it_lists():
+    """The filter's jumps land where they should (an off-by-one would allow, or refuse, all)."""
+    from coursekit.grading.kernel import privileges
+    arch = privileges._SYSCALLS["x86_64"]
+    program = privileges._filter(arch)
+
+    def run(nr, audit=arch["audit"], arg0=0):
+        data = {0: nr, 4: audit, 16: arg0}
+        pc = acc = 0
+        while True:
+            code, jt, jf, k = program[pc]
+            if code == privileges._LD_ABS:
+                acc, pc = data[k], pc + 1
+            elif code == privileges._RET:
+                return k
+            else:
+                hit = {privileges._JEQ: acc == k, privileges._JGE: acc >= k,
+                       privileges._JSET: bool(acc & k)}[code]
+                pc += 1 + (jt if hit else jf)
+
+    deny = privileges._ERRNO | privileges._EPERM
+    assert all(run(nr) == deny for nr in arch["refused"].values())
+    assert run(0) == run(1) == run(59) == privileges._ALLOW          # read, write, execve
+    assert run(arch["clone"], arg0=0x011) == privileges._ALLOW        # fork
+    assert run(arch["clone"], arg0=0x3d0f00) == privileges._ALLOW     # a thread
+    assert run(arch["clone"], arg0=0x10000000) == deny                # CLONE_NEWUSER
+    assert run(arch["clone3"]) == privileges._ERRNO | privileges._ENOSYS
+    assert run(0, audit=0x40000003) == deny                           # i386 calls
+    assert run(0x40000000 + 272) == deny                              # x32 calls

@@ -44,6 +44,8 @@ def call(name: str, fn, *args, _hint: str = "", **kwargs):
     except CheckError:
         raise
     except Exception as exc:  # the student's bug: say where it happened in their code
+        if getattr(exc, "unsent", False):  # graded: what it returned could not reach the judge
+            raise CheckError(f"what {name} returned could not be sent to the grader: {exc}") from None
         line = getattr(exc, "where", "") or student_line(exc)
         where = f"\n  in your code, {line}" if line else ""
         shapes = ", ".join(f"{np.shape(a)}" for a in args if isinstance(a, np.ndarray))

@@ -153,16 +153,28 @@ CASES: dict[str, Case] = {
         "ex1_answer": _then("import socket\nfor host, port in [('127.0.0.1', 22), ('127.0.0.1', 8888), ('1.1.1.1', 53)]:\n"
                             "    try:\n        socket.create_connection((host, port), timeout=1).close()\n"
                             f"        print('{LEAK} connected', host, port)\n    except OSError:\n        pass")}),
-    "link-to-template": Case("links the judge exchange's names to the run's template and course (answers right)", FULL, {
+    "link-to-template": Case("links the judge exchange's names to the run's template, the course, the gradebook and the control student (answers right)", FULL, {
         "ex1_answer": _then("import os\nfor name in ('.coursekit-judge', 'judge-exchange', 'exchange'):\n"
                             "    for target in ('../../../../template/source/01_backprop', '../../../../template',\n"
-                            "                   '../../../../../course', '../run/judge-exchange'):\n"
+                            "                   '../../../../../course', '../../../../../course/gradebook.db',\n"
+                            "                   '../run/judge-exchange', '../../../zz-control/01_backprop'):\n"
                             "        try:\n            os.symlink(target, f'{name}-{abs(hash(target)) % 97}' if os.path.lexists(name) else name)\n"
                             "        except OSError:\n            pass")}),
-    "deep-folders": Case("leaves a 5,000-deep chain of folders, 20,000 files and a FIFO (answers right)", FULL, {
+    "deep-folders": Case("leaves a 5,000-deep chain of folders, 100,000 empty files, a FIFO and odd names (answers right)", FULL, {
         "ex2a_answer": _then("import os\nhome = os.getcwd()\nfor _ in range(5000):\n    os.mkdir('d')\n    os.chdir('d')\n"
-                             "os.chdir(home)\nos.mkdir('many')\nfor i in range(20000):\n    open(f'many/{i}', 'w').close()\n"
+                             "os.chdir(home)\nos.mkdir('many')\nfor i in range(100_000):\n    open(f'many/{i}', 'w').close()\n"
                              "os.mkfifo('fifo')\nopen('odd \\n name \\x01', 'w').close()")}, hostile=False),
+    "escalate": Case("tries to renice, unshare, mount, setuid(0) and read other processes' environment (answers right)", FULL, {
+        "ex1_answer": _then("import ctypes, os\nlibc = ctypes.CDLL(None, use_errno=True)\n"
+                            "for name, attempt in [('renice', lambda: os.nice(-10)), ('setuid', lambda: os.setuid(0)),\n"
+                            "                      ('unshare', lambda: libc.unshare(0x10000000) == 0 or 1 / 0),\n"
+                            "                      ('mount ns', lambda: libc.unshare(0x20000) == 0 or 1 / 0),\n"
+                            "                      ('mount', lambda: libc.mount(b'none', b'.', b'tmpfs', 0, None) == 0 or 1 / 0)]:\n"
+                            "    try:\n        attempt()\n"
+                            f"        print('{LEAK}', name)\n    except Exception:\n        pass\n"
+                            "for pid in os.listdir('/proc'):\n    if pid.isdigit() and int(pid) != os.getpid():\n"
+                            "        try:\n            if open(f'/proc/{pid}/environ', 'rb').read():\n"
+                            f"                print('{LEAK} environ of', pid)\n        except OSError:\n            pass")}),
     # --- tampering with what the tests rely on: wrong answers stay wrong ------------------------
     "patch-numpy": Case("answers 5 wrong and patches numpy's comparisons", FULL - POINTS["ex5"], _wrong("ex5",
         "np.allclose = lambda *a, **k: True\nnp.isclose = lambda a, b, *r, **k: np.ones(np.shape(a), bool)\n"
@@ -197,6 +209,9 @@ CASES: dict[str, Case] = {
                                hostile=False),
     "deleted-answer": Case("deleted the answer cell of exercise 6b", FULL - POINTS["ex6b"],
                            notebook=_delete("ex6b_answer"), hostile=False),
+    "huge-value": Case("answers 2b right but makes df_dw a list of 300,000 numbers; keeps a 1e6-item list", FULL - POINTS["ex2b"],
+                       {"ex2b_answer": _then("df_dw = [float(df_dw)] * 300_000\nunrelated = list(range(10**6))")},
+                       hostile=False),
     "invalid-json": Case("hands in a file that is not JSON", 0, raw=b'{"cells": [ {"cell_type": ', hostile=False),
     "wrong-name": Case("hands in the notebook under another name", 0, file_name="01_backprop_final.ipynb",
                        hostile=False),

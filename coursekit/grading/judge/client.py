@@ -136,6 +136,27 @@ def _refuse(node):
     raise codec.WireError("the student's kernel sent an object the judge does not hold")
 
 
+class Unsent:
+    """What a name of the student's kernel is bound to when its value could not be sent to the
+    judge (too large, or the student's code raised while it was read): every use raises a
+    CheckError that says so, so only the tests that read it fail."""
+
+    def __init__(self, name: str, reason: str):
+        object.__setattr__(self, "_message", f"{name} could not be sent to the grader: {reason}")
+
+    def _fail(self, *args, **kwargs):
+        from ...checks import CheckError
+
+        raise CheckError(self._message)
+
+    __call__ = __getattr__ = __getitem__ = __iter__ = __len__ = __bool__ = __float__ = __int__ = _fail
+    __array__ = __eq__ = __add__ = __sub__ = __mul__ = __truediv__ = __neg__ = __index__ = _fail
+    __hash__ = None
+
+    def __repr__(self) -> str:
+        return f"<unsent: {self._message}>"
+
+
 class Judge:
     """The judge kernel's line to the student's kernel."""
 
@@ -254,8 +275,10 @@ class Judge:
             self.bound.discard(name)
             try:
                 namespace[name] = self.request({"op": "get", "name": name})
-            except (RemoteError, NameError):
+            except NameError:
                 continue  # not defined there: the test raises NameError, as it would have
+            except (RemoteError, codec.WireError, StudentKernelError) as exc:
+                namespace[name] = Unsent(name, str(exc))  # costs only the tests that read it
             self.bound.add(name)
 
     def call(self, fn: Remote, args: tuple, kwargs: dict, op: str = "call"):

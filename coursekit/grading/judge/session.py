@@ -30,12 +30,13 @@ class JudgeSession:
 
     def __init__(self, student_km, *, config, kernel_name: str, extra_arguments: list,
                  startup_timeout: float, folder: Path, exchange: Path, read: list[str],
-                 limits: Limits, env: dict):
+                 limits: Limits, env: dict, uid: int = 0):
         self.student_km = student_km
         self.config, self.kernel_name, self.extra_arguments = config, kernel_name, extra_arguments
         self.startup_timeout = startup_timeout
         self.folder, self.exchange = folder, exchange
         self.read, self.limits, self.env = read, limits, env
+        self.uid = uid  # the student's kernel's: each sees only its own processes anyway
         self.km = None
         self.executor: Execute | None = None
         self.ready_upto = 0   # the cells whose imports the judge has run
@@ -48,7 +49,7 @@ class JudgeSession:
         km.shut_in(self.folder, Policy(scratch=str(self.folder), write=[str(self.exchange)],
                                        read=[*self.read, student.connection_file],
                                        connect=[student.shell_port, student.control_port],
-                                       limits=self.limits, env=dict(self.env)))
+                                       limits=self.limits, env=dict(self.env), uid=self.uid))
         run_sync(km.start_kernel)(extra_arguments=self.extra_arguments, cwd=str(self.folder))
         kc = km.client()
         kc.start_channels()

@@ -26,6 +26,7 @@ from traitlets import Bool, Dict, List, Unicode
 from ..judge import protocol
 from ..judge.session import JudgeSession
 from .manager import SandboxedKernelManager
+from .privileges import sandbox_uid
 from .outcomes import DISK_LIMIT, INCIDENTS, JUDGE_FAILED, KERNEL_DIED, NOTEBOOK_TIME, OUTPUT_CUT, error
 from .recovering import RecoveringExecute
 from .sandbox import Limits, Policy, make_cgroup, make_cpu_cgroup, remove_cgroup
@@ -70,7 +71,7 @@ class SandboxedExecute(RecoveringExecute):
             km.shut_in(Path(self.runtime_dir or self.scratch),
                        Policy(scratch=self.scratch, write=write, read=list(self.read_paths),
                               limits=self._limits, cgroup=self._group, cpu_group=self._cpu_group,
-                              env=dict(self.kernel_env)))
+                              env=dict(self.kernel_env), uid=self._uid()))
         return km
 
     def setup_kernel(self, **kwargs):
@@ -146,6 +147,10 @@ class SandboxedExecute(RecoveringExecute):
         if what:
             self._incidents.append(f"{_cell_name(cell, index)} {' and '.join(dict.fromkeys(what))}")
 
+    def _uid(self) -> int:
+        """The uid of this submission's kernels, student's and judge's (when grading as root)."""
+        return sandbox_uid(self.scratch)
+
     def _exchange(self) -> Path:
         """The judge exchange: in the worker's runtime folder, where the student's kernel may
         write files but cannot create, replace or link the folder itself."""
@@ -182,12 +187,17 @@ class SandboxedExecute(RecoveringExecute):
                 self.km, config=self.config, kernel_name=self.kernel_name,
                 extra_arguments=self.extra_arguments, startup_timeout=self.startup_timeout,
                 folder=Path(self.runtime_dir or self.scratch) / "judge", exchange=self._exchange(),
-                read=list(self.read_paths), limits=self._limits, env=dict(self.kernel_env))
+                read=list(self.read_paths), limits=self._limits, env=dict(self.kernel_env),
+                uid=self._uid())
         self.skip_on_replay(index)  # it ran in the judge: a restart of the student's kernel never replays it
         try:
             self._judge.run(cell, index, self.nb.cells, self._get_timeout(cell))
         except (DeadKernelError, CellTimeoutError):
             cell.outputs.append(error(JUDGE_FAILED, "the graded tests could not finish"))
+            self._stop_judge()
+        except Exception as exc:  # this cell's tests only: a fresh judge runs the next one
+            cell.outputs.append(error(JUDGE_FAILED, f"the graded tests could not run "
+                                      f"({type(exc).__name__}: {str(exc)[:300]})"))
             self._stop_judge()
         if not run_sync(self.km.is_alive)():
             cell.outputs.append(error(KERNEL_DIED, "your kernel died while the tests ran your code; "

@@ -62,20 +62,11 @@ class RecoveringExecute(Execute):
         """Whether the (idle) kernel process still uses more than half a core, i.e. the cell
         left threads spinning; False where /proc cannot tell."""
         pid = getattr(getattr(self.km, "provisioner", None), "pid", None)
-        if pid is None:
+        if pid is None or not Path(f"/proc/{pid}/stat").exists():
             return False
-        stat = Path(f"/proc/{pid}/stat")
-
-        def cpu() -> float:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-        try:
-            before = cpu()
-            time.sleep(window)
-            return cpu() - before > window / 2
-        except (OSError, ValueError, IndexError):
-            return False
+        before = _tree_cpu(pid)
+        time.sleep(window)
+        return _tree_cpu(pid) - before > window / 2
 
     def skip_on_replay(self, index: int) -> None:
         """Never replay cell ``index`` after a restart (it did not run in this kernel)."""
@@ -108,3 +99,22 @@ class RecoveringExecute(Execute):
             except (DeadKernelError, CellTimeoutError):  # not safe to replay after all
                 self._skip_on_replay.add(j)
                 self._restart()
+
+
+def _tree_cpu(pid: int) -> float:
+    """CPU seconds used by ``pid`` and every process below it (a sandboxed kernel is a child,
+    or grandchild, of the process Jupyter started); what /proc cannot tell counts as 0."""
+    total, stack, seen = 0.0, [pid], set()
+    while stack:
+        current = stack.pop()
+        if current in seen:
+            continue
+        seen.add(current)
+        try:
+            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+            for task in Path(f"/proc/{current}/task").iterdir():
+                stack += [int(child) for child in (task / "children").read_text().split()]
+        except (OSError, ValueError, IndexError):
+            continue
+    return total

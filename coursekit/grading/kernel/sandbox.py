@@ -11,6 +11,8 @@ anything but what the policy lets through:
   other students' submissions and the instructor's home are neither readable nor writable.
 * **network** (Landlock ABI 4+): no TCP connections; it may bind only the kernel's own ports.
 * **signals** (Landlock ABI 6+): it cannot signal processes outside its sandbox (the grader).
+* **privileges** (:mod:`.privileges`): its own pid namespace and ``/proc``, a uid of its own
+  when the grader is root, and no way to make new namespaces or mounts.
 * **resources** (rlimits): CPU seconds, memory (data segment), the size of any file it writes,
   open files; processes through a pids cgroup when running as root (root ignores
   RLIMIT_NPROC), else RLIMIT_NPROC. As root, each submission's processes also form one cpu
@@ -32,6 +34,8 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+
+from . import privileges
 
 # --- the policy ---------------------------------------------------------------------------------
 
@@ -60,6 +64,7 @@ class Policy:
     cgroup: str = ""                        # a pids cgroup folder to join, made by the grader
     cpu_group: str = ""                     # a cpu cgroup (v1) to join: a fair share of the cores
     env: dict[str, str] = field(default_factory=dict)
+    uid: int = 0                            # the kernel's uid when the grader is root (0: from scratch)
 
     def dump(self, path: Path) -> None:
         path.write_text(json.dumps(asdict(self)))
@@ -141,7 +146,8 @@ def capabilities() -> dict[str, bool]:
     """What this machine enforces: files, network, signals (Landlock ABI), process count."""
     abi = landlock_abi()
     return {"files": abi >= 1, "network": abi >= 4, "signals": abi >= 6,
-            "processes": os.geteuid() != 0 or _cgroup_pids_root() is not None}
+            "processes": os.geteuid() != 0 or _cgroup_pids_root() is not None,
+            **privileges.available()}
 
 
 def make_cgroup(name: str, processes: int) -> str:
@@ -278,10 +284,14 @@ def apply_limits(policy: Policy) -> None:
         Path(policy.cpu_group, "cgroup.procs").write_text(str(os.getpid()))
     if policy.cgroup:
         Path(policy.cgroup, "cgroup.procs").write_text(str(os.getpid()))
-    elif os.geteuid() != 0:
-        # RLIMIT_NPROC counts every process of this user: allow this many more than now.
-        mine = sum(1 for p in Path("/proc").iterdir() if p.name.isdigit() and _owned(p))
-        resource.setrlimit(resource.RLIMIT_NPROC, (mine + limits.processes, mine + limits.processes))
+
+
+def _limit_processes(policy: Policy, already: int) -> None:
+    """RLIMIT_NPROC counts every process of this uid: allow the policy's many more than
+    ``already`` (root ignores it, so a root grader's kernels rely on the pids cgroup)."""
+    if os.geteuid() != 0:
+        most = already + policy.limits.processes
+        resource.setrlimit(resource.RLIMIT_NPROC, (most, most))
 
 
 def _owned(proc: Path) -> bool:
@@ -292,10 +302,16 @@ def _owned(proc: Path) -> bool:
 
 
 def enter(policy: Policy) -> None:
-    """Shut this process in: working directory, environment, limits, Landlock."""
+    """Shut this process in: working directory, environment, limits, its own pid namespace
+    and uid (:mod:`.privileges`; the processes outside wait and exit with the kernel's
+    status), Landlock."""
     os.chdir(policy.scratch)
     os.environ.update(policy.env)
     apply_limits(policy)
+    root = os.geteuid() == 0
+    already = 0 if root else sum(1 for p in Path("/proc").iterdir() if p.name.isdigit() and _owned(p))
+    privileges.isolate(policy.uid or privileges.sandbox_uid(policy.scratch), [policy.scratch, *policy.write])
+    _limit_processes(policy, 2 if root else already)  # as the new uid: its init and itself
     apply_landlock(policy)
 
 

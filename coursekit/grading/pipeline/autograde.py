@@ -35,7 +35,13 @@ def autograde(root: Path, submissions: Path, out: Path, *, timeout: int | None =
     """
     plan = plan_class(root, submissions, out, timeout=timeout, jobs=jobs, limits=limits)
     reports = run_workers(plan.jobs, plan.concurrency, plan.wall, progress)
-    merge(plan, reports)
+    try:
+        merge(plan, reports)
+    except Exception as exc:  # the gradebook as a whole: every submission is marked, the CSVs still written
+        plan.notes.append(f"the class gradebook could not be written: {type(exc).__name__}: {exc}")
+        for result in plan.results.values():
+            result.failed = True
+            result.problems.append("not recorded: the class gradebook could not be written")
     if not os.environ.get("COURSEKIT_KEEP_WORK"):
         remove_tree(plan.work)
     ordered = [plan.results[key] for key in sorted(plan.results)]

@@ -21,6 +21,7 @@ def merge(plan: Plan, reports: dict[tuple[str, str], Report]) -> None:
         warnings.filterwarnings("ignore", module="nbgrader")
         warnings.filterwarnings("ignore", message=".*not in session.*")
         with Gradebook(plan.api.coursedir.db_url, plan.api.coursedir.course_id) as gb:
+            recorded = set()
             for (student, name), report in sorted(reports.items()):
                 result = plan.results[(student, name)]
                 result.problems = plan.found.get((student, name), []) + report.problems
@@ -28,21 +29,33 @@ def merge(plan: Plan, reports: dict[tuple[str, str], Report]) -> None:
                 if not report.graded:
                     result.failed = True
                     continue
-                _write_grades(gb, student, name, report)
-                dest = plan.coursedir / "autograded" / student / name / f"{name}.ipynb"
-                dest.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(report.autograded, dest)
-                if report.feedback:
-                    result.feedback = feedback_root / student / f"{name}.html"
-                    result.feedback.parent.mkdir(parents=True, exist_ok=True)
-                    shutil.copyfile(report.feedback, result.feedback)
+                try:
+                    _record(gb, plan, student, name, report, result, feedback_root)
+                    recorded.add((student, name))
+                except Exception as exc:  # this submission only: the others are still recorded
+                    gb.db.rollback()
+                    result.failed = True
+                    result.problems.append(f"the grader could not record this submission: "
+                                           f"{type(exc).__name__}: {str(exc)[:200]}")
             for (student, name), result in plan.results.items():
                 result.max_score = gb.find_notebook(name, name).max_score
-                if (student, name) in reports and reports[(student, name)].graded:
+                if (student, name) in recorded:
                     nb = gb.find_submission_notebook(name, name, student)
                     result.score = float(nb.score or 0.0)
                     result.exercises = [ExerciseScore(g.name, float(g.score or 0.0), float(g.max_score))
                                         for g in sorted(nb.grades, key=lambda g: g.name)]
+
+
+def _record(gb, plan: Plan, student: str, name: str, report: Report, result, feedback_root) -> None:
+    """One graded report: its grades into the gradebook, its notebook and feedback into place."""
+    _write_grades(gb, student, name, report)
+    dest = plan.coursedir / "autograded" / student / name / f"{name}.ipynb"
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(report.autograded, dest)
+    if report.feedback:
+        result.feedback = feedback_root / student / f"{name}.html"
+        result.feedback.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(report.feedback, result.feedback)
 
 
 def _write_grades(gb, student: str, name: str, report: Report) -> None:

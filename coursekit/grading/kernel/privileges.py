@@ -1,0 +1,302 @@
+"""Least privilege for a sandboxed kernel: its own pid namespace, an unprivileged uid, no
+new namespaces (:func:`isolate`, called by :func:`.sandbox.enter` before Landlock).
+
+* **pid namespace** (with a mount namespace and a fresh ``/proc``): the kernel sees only its
+  own processes, so it cannot signal, trace or read ``/proc/<pid>/environ`` of the grader or of
+  other submissions. The process that starts the sandbox stays outside and waits; inside, a
+  small init (pid 1) reaps what the student's code forks, and the kernel is its child.
+  As root this needs nothing; otherwise it needs unprivileged user namespaces.
+* **uid**: a grader running as root starts the kernel as a uid of its own (no passwd entry,
+  no groups, the policy's ``uid``), which owns only its scratch folder. It keeps exactly one
+  capability, ``CAP_DAC_READ_SEARCH`` (to read the Python install wherever it lives, which
+  Landlock then narrows), so it cannot renice itself up, change owners or mount anything.
+* **seccomp**: ``unshare``, ``setns``, ``clone`` with a namespace flag, ``mount`` and its kin,
+  ``chroot``, ``bpf``, ``perf_event_open`` and ``userfaultfd`` fail with EPERM (``clone3``
+  with ENOSYS, so that the C library falls back to ``clone``, whose flags a filter can see).
+
+:func:`available` says which of these this machine can do; the grader's summary names
+what it cannot.
+"""
+from __future__ import annotations
+
+import ctypes
+import os
+import platform
+import signal
+import struct
+import sys
+import time
+import zlib
+
+_CLONE_NEWNS, _CLONE_NEWCGROUP, _CLONE_NEWUTS, _CLONE_NEWIPC = 0x20000, 0x02000000, 0x04000000, 0x08000000
+_CLONE_NEWUSER, _CLONE_NEWPID, _CLONE_NEWNET = 0x10000000, 0x20000000, 0x40000000
+_NAMESPACE_FLAGS = (_CLONE_NEWNS | _CLONE_NEWCGROUP | _CLONE_NEWUTS | _CLONE_NEWIPC | _CLONE_NEWUSER
+                    | _CLONE_NEWPID | _CLONE_NEWNET)
+_MS_NOSUID, _MS_NODEV, _MS_NOEXEC, _MS_REC, _MS_PRIVATE = 2, 4, 8, 0x4000, 0x40000
+_PR_SET_PDEATHSIG, _PR_SET_KEEPCAPS, _PR_CAPBSET_DROP, _PR_SET_NO_NEW_PRIVS, _PR_SET_SECCOMP, _PR_CAP_AMBIENT = 1, 8, 24, 38, 22, 47
+_CAP_DAC_READ_SEARCH = 2
+
+#: syscall numbers refused inside the sandbox, and clone / clone3, per architecture
+_SYSCALLS = {
+    "x86_64": {"audit": 0xC000003E, "clone": 56, "clone3": 435, "refused": {
+        "unshare": 272, "setns": 308, "mount": 165, "umount2": 166, "pivot_root": 155, "chroot": 161,
+        "open_tree": 428, "move_mount": 429, "fsopen": 430, "fsconfig": 431, "fsmount": 432,
+        "fspick": 433, "mount_setattr": 442, "bpf": 321, "perf_event_open": 298, "userfaultfd": 323}},
+    "aarch64": {"audit": 0xC00000B7, "clone": 220, "clone3": 435, "refused": {
+        "unshare": 97, "setns": 268, "mount": 40, "umount2": 39, "pivot_root": 41, "chroot": 51,
+        "open_tree": 428, "move_mount": 429, "fsopen": 430, "fsconfig": 431, "fsmount": 432,
+        "fspick": 433, "mount_setattr": 442, "bpf": 280, "perf_event_open": 241, "userfaultfd": 282}},
+}
+
+#: the uids a root grader gives kernels: 2,000,000 + a number from the submission's folder
+UID_BASE, UID_RANGE = 2_000_000, 1_000_000
+
+
+def _libc():
+    return ctypes.CDLL(None, use_errno=True)
+
+
+def _check(result: int, what: str) -> None:
+    if result != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"{what}: {os.strerror(err)}")
+
+
+def sandbox_uid(key: str) -> int:
+    """The uid of a submission's kernels (student and judge alike), from ``key`` (its folder)."""
+    return UID_BASE + zlib.crc32(key.encode()) % UID_RANGE
+
+
+def _arch() -> dict | None:
+    return _SYSCALLS.get(platform.machine()) if sys.platform.startswith("linux") else None
+
+
+def _userns_allowed() -> bool:
+    try:
+        with open("/proc/sys/user/max_user_namespaces") as fh:
+            if int(fh.read()) == 0:
+                return False
+    except (OSError, ValueError):
+        return False
+    try:
+        with open("/proc/sys/kernel/unprivileged_userns_clone") as fh:
+            return fh.read().strip() != "0"
+    except OSError:
+        return True
+
+
+def available() -> dict[str, bool]:
+    """Which of the module's measures this machine can apply to a kernel."""
+    linux = sys.platform.startswith("linux")
+    root = linux and os.geteuid() == 0
+    return {"unprivileged kernel": not linux or os.geteuid() != 0 or root,
+            "own pid namespace": linux and (root or _userns_allowed()),
+            "no new namespaces": _arch() is not None}
+
+
+# --- seccomp ---------------------------------------------------------------------------------------
+
+_LD_ABS, _JEQ, _JGE, _JSET, _RET = 0x20, 0x15, 0x35, 0x45, 0x06
+_ALLOW, _ERRNO = 0x7FFF0000, 0x00050000
+_EPERM, _ENOSYS = 1, 38
+
+
+def _filter(arch: dict) -> list[tuple[int, int, int, int]]:
+    """The seccomp program (a list of (code, jt, jf, k)) for ``arch``."""
+    deny, enosys = ("ret", _ERRNO | _EPERM), ("ret", _ERRNO | _ENOSYS)
+    body = [("ld", 4), ("jne", arch["audit"], "deny"), ("ld", 0), ("jge", 0x40000000, "deny"),
+            *[("jeq", nr, "deny") for nr in arch["refused"].values()],
+            ("jeq", arch["clone3"], "enosys"), ("jeq", arch["clone"], "clone"),
+            ("ret", _ALLOW),
+            ("label", "clone"), ("ld", 16), ("jset", _NAMESPACE_FLAGS, "deny"), ("ret", _ALLOW),
+            ("label", "deny"), deny, ("label", "enosys"), enosys]
+    where, pc = {}, 0
+    for op in body:
+        if op[0] == "label":
+            where[op[1]] = pc
+        else:
+            pc += 1
+    program, pc = [], 0
+    for op in body:
+        if op[0] == "label":
+            continue
+        kind, k = op[0], op[1]
+        if kind == "ld":
+            program.append((_LD_ABS, 0, 0, k))
+        elif kind == "ret":
+            program.append((_RET, 0, 0, k))
+        else:
+            jump = where[op[2]] - pc - 1
+            code = {"jeq": _JEQ, "jne": _JEQ, "jge": _JGE, "jset": _JSET}[kind]
+            program.append((code, 0, jump, k) if kind == "jne" else (code, jump, 0, k))
+        pc += 1
+    return program
+
+
+def forbid_namespaces() -> bool:
+    """Install the seccomp filter on this process and its children; False where there is none
+    for this architecture. Sets no_new_privs (which the filter needs)."""
+    arch = _arch()
+    if arch is None:
+        return False
+    program = _filter(arch)
+    raw = b"".join(struct.pack("HBBI", *ins) for ins in program)
+    buffer = ctypes.create_string_buffer(raw, len(raw))
+
+    class _Prog(ctypes.Structure):
+        _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+
+    prog = _Prog(len(program), ctypes.cast(buffer, ctypes.c_void_p))
+    libc = _libc()
+    _check(libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "prctl(PR_SET_NO_NEW_PRIVS)")
+    _check(libc.prctl(_PR_SET_SECCOMP, 2, ctypes.byref(prog), 0, 0), "prctl(PR_SET_SECCOMP)")
+    return True
+
+
+# --- namespaces and the uid ------------------------------------------------------------------------
+
+def _write(path: str, text: str) -> None:
+    with open(path, "w") as fh:
+        fh.write(text)
+
+
+def _unshare(root: bool) -> bool:
+    libc = _libc()
+    flags = _CLONE_NEWPID | _CLONE_NEWNS | _CLONE_NEWIPC
+    if root:
+        return libc.unshare(flags) == 0
+    if not _userns_allowed():
+        return False
+    uid, gid = os.getuid(), os.getgid()
+    if libc.unshare(flags | _CLONE_NEWUSER) != 0:
+        return False
+    _write("/proc/self/setgroups", "deny")
+    _write("/proc/self/uid_map", f"{uid} {uid} 1")
+    _write("/proc/self/gid_map", f"{gid} {gid} 1")
+    return True
+
+
+def _exit_code(status: int) -> int:
+    return os.WEXITSTATUS(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(status)
+
+
+def _wait_outside(child: int) -> None:
+    """The process outside the namespace: wait for the sandbox, leave with its exit status.
+    The kernel's process group gets Jupyter's signals itself; a SIGTERM aimed at this process
+    alone, or the grader's death, ends the whole sandbox."""
+    grader = os.getppid()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, lambda *_: os.kill(child, signal.SIGKILL))
+    while True:
+        try:
+            pid, status = os.waitpid(child, os.WNOHANG)
+        except InterruptedError:
+            continue
+        if pid == child:
+            os._exit(_exit_code(status))
+        if os.getppid() != grader:  # the grader is gone: so is the kernel
+            os.kill(child, signal.SIGKILL)
+        time.sleep(0.05)
+
+
+def _init(kernel: int) -> None:
+    """pid 1 of the namespace: reap every orphan, leave when the kernel does."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    while True:
+        try:
+            pid, status = os.wait()
+        except ChildProcessError:
+            os._exit(0)
+        except InterruptedError:
+            continue
+        if pid == kernel:
+            os._exit(_exit_code(status))
+
+
+def _fresh_proc() -> None:
+    libc = _libc()
+    _check(libc.mount(None, b"/", None, _MS_REC | _MS_PRIVATE, None), "mount(/, private)")
+    _check(libc.mount(b"proc", b"/proc", b"proc", _MS_NOSUID | _MS_NODEV | _MS_NOEXEC, None),
+           "mount(/proc)")
+
+
+def _chown_tree(top: str, uid: int, gid: int) -> None:
+    """Give ``top`` and everything under it to uid:gid, following no link (and leaving alone a
+    file with more than one name: a hard link to a file outside)."""
+    stack = [top]
+    while stack:
+        folder = stack.pop()
+        try:
+            os.lchown(folder, uid, gid)
+            entries = list(os.scandir(folder))
+        except OSError:
+            continue
+        for entry in entries:
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    stack.append(entry.path)
+                elif entry.stat(follow_symlinks=False).st_nlink == 1:  # not a hard link to elsewhere
+                    os.lchown(entry.path, uid, gid)
+            except OSError:
+                pass
+
+
+def _become(uid: int) -> None:
+    """Root -> ``uid`` (gid the same, no groups), keeping only CAP_DAC_READ_SEARCH, inherited
+    across exec as an ambient capability."""
+    libc = _libc()
+    with open("/proc/sys/kernel/cap_last_cap") as fh:
+        last = int(fh.read())
+    for cap in range(last + 1):
+        if cap != _CAP_DAC_READ_SEARCH:
+            _check(libc.prctl(_PR_CAPBSET_DROP, cap, 0, 0, 0), f"prctl(PR_CAPBSET_DROP, {cap})")
+    _check(libc.prctl(_PR_SET_KEEPCAPS, 1, 0, 0, 0), "prctl(PR_SET_KEEPCAPS)")
+    os.setgroups([])
+    os.setresgid(uid, uid, uid)
+    os.setresuid(uid, uid, uid)
+
+    class _Header(ctypes.Structure):
+        _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+    class _Data(ctypes.Structure):
+        _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32),
+                    ("inheritable", ctypes.c_uint32)]
+
+    keep = 1 << _CAP_DAC_READ_SEARCH
+    data = (_Data * 2)(_Data(keep, keep, keep), _Data(0, 0, 0))
+    _check(libc.capset(ctypes.byref(_Header(0x20080522, 0)), data), "capset")
+    _check(libc.prctl(_PR_CAP_AMBIENT, 2, _CAP_DAC_READ_SEARCH, 0, 0), "prctl(PR_CAP_AMBIENT_RAISE)")
+
+
+def isolate(uid: int, own: list[str]) -> list[str]:
+    """Shut this process in a pid namespace as ``uid`` (root only; the folders ``own`` become
+    its), and forbid new namespaces. Returns only in the process that is to become the kernel;
+    the others wait and exit with its status. Returns what could not be applied."""
+    if not sys.platform.startswith("linux"):
+        return ["unprivileged kernel", "own pid namespace", "no new namespaces"]
+    missing = []
+    root = os.geteuid() == 0
+    if root:
+        for folder in own:
+            _chown_tree(folder, uid, uid)
+    if _unshare(root):
+        child = os.fork()
+        if child:
+            _wait_outside(child)
+        _check(_libc().prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0), "prctl(PR_SET_PDEATHSIG)")
+        _fresh_proc()
+        if root:
+            _become(uid)
+        kernel = os.fork()
+        if kernel:
+            forbid_namespaces()
+            _init(kernel)
+        if "JPY_PARENT_PID" in os.environ:  # ipykernel: its parent, pid 1, is not an orphan's init
+            os.environ["JPY_PARENT_PID"] = "1"
+    else:
+        missing.append("own pid namespace")
+        if root:
+            _become(uid)
+    if not forbid_namespaces():
+        missing.append("no new namespaces")
+    return missing
