@@ -8,7 +8,8 @@ How one submission travels (each box a process; ``python -m`` names the module i
       |                                              | nbgrader autograde + feedback, in a
       |                                              | private copy of the course   (course/)
       |                                              | kernel.execute.SandboxedExecute  (kernel/)
-      |                                              |   |-- student's kernel: kernel.sandbox -> ipykernel
+      |                                              |   |-- student's kernel: kernel.sandbox -> (own pid
+      |                                              |   |     namespace, own uid, init) -> ipykernel
       |                                              |   |     answer cells; judge.server answers
       |                                              |   '-- judge kernel:   kernel.sandbox -> ipykernel
       |                                              |         graded cells; judge.client asks  (judge/)
@@ -16,11 +17,13 @@ How one submission travels (each box a process; ``python -m`` names the module i
       '-> grades.csv, feedback/<student>/<notebook>.html
 
 pipeline/  the class run: plan, collect, intake, prepare, the worker pool, a worker, merge, results
-kernel/    one notebook's execution: sandbox (Landlock, rlimits, cgroups), recovering from a dead or
+kernel/    one notebook's execution: sandbox (Landlock, rlimits, cgroups), privileges (pid namespace,
+           uid, seccomp), scratch clean-up (no link followed), recovering from a dead or
            hung kernel, time/disk/output budgets, what can happen to a cell (outcomes)
 judge/     graded cells in a kernel that never runs student code: protocol (every message),
            codec (values only), client (judge side), server (student side), mirror (nn.Module),
            rules (which names a graded cell gets: checked at release), session (the executor's side)
-course/    nbgrader plumbing: the course directory, release, feedback pages (+ templates/)
+course/    nbgrader plumbing: the course directory, release, feedback pages (+ templates/), answers
+           (which reference answers which notebook's exercise; a source scan for them)
 classes/   the bundled sample and hostile classes (the demo and the tests)
 """

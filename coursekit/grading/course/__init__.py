@@ -1,1 +1,1 @@
-"""nbgrader plumbing: the working course directory, the release, the feedback pages."""
+"""nbgrader plumbing: the working course directory, the release, the feedback pages; which reference answers which exercise."""
