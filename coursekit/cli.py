@@ -1,6 +1,7 @@
 """The `coursekit` command: the instructor's pipeline.
 
   coursekit release                  solutions/ -> notebooks/ (the student release)
+  coursekit release --wheel DIR      ... and the students' coursekit wheel (--unlock 01,02)
   coursekit autograde SUBMISSIONS    grade a class; grades.csv, feedback, summary table
   coursekit sample-class OUT         write the bundled sample class of submissions
   coursekit demo                     release + sample class + autograde, in build/demo
@@ -49,9 +50,18 @@ def _shown(path: Path) -> str:
 def _release(args) -> None:
     from .grading.course.release import release
 
+    from .grading.course.distribution import build_student_wheel, unlock_list
+
     root = find_course_root(args.course)
+    if args.unlock and args.wheel is None:
+        raise CourseError("--unlock says which answers the students' wheel holds: give --wheel DIR too")
+    unlocked = unlock_list(root, args.unlock)  # before anything is written
     for path in release(root, args.out):
         print(f"released {path}")
+    if args.wheel is not None:
+        wheel = build_student_wheel(root, args.wheel, unlocked)
+        print(f"built {_shown(wheel)}: coursekit for students, the answers of "
+              f"{', '.join(unlocked) or 'no notebook'} unlocked; the others locked")
 
 
 def _autograde(args) -> None:
@@ -148,6 +158,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("release", help="generate notebooks/ from solutions/ with nbgrader")
     p.add_argument("--out", type=Path, default=None, help="where to write (default: notebooks/)")
+    p.add_argument("--wheel", type=Path, default=None, metavar="DIR",
+                   help="also build the students' coursekit wheel into DIR: no answer of a locked "
+                   "notebook, no grading side")
+    p.add_argument("--unlock", default="", metavar="01,02",
+                   help="notebooks whose answers the wheel holds (numbers or names, comma-separated; "
+                   "published solutions that later notebooks build on)")
     p.set_defaults(func=_release)
 
     p = sub.add_parser("autograde", help="autograde a class of submissions", epilog=EXIT_STATUS,

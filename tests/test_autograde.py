@@ -184,3 +184,31 @@ def test_bad_submissions_path_gives_a_clear_error(tmp_path, root):
     (tmp_path / "truncated.zip").write_bytes(b"PK\x03\x04 not really a zip")
     with pytest.raises(CourseError, match="not a valid zip archive"):
         autograde(root, tmp_path / "truncated.zip", tmp_path / "out2", progress=False)
+
+
+def test_a_report_that_cannot_be_recorded_marks_only_its_submission(tmp_path, root, released):
+    """The class run trusts no worker's report: one whose grades name a cell the gradebook does
+    not have (a worker gone wrong) marks that submission, leaves no half-written submission in
+    the gradebook, and the other student is recorded and grades.csv written as usual."""
+    from coursekit.grading.pipeline.gradebook import merge
+    from coursekit.grading.pipeline.plan import plan_class
+    from coursekit.grading.pipeline.pool import run_workers
+    from coursekit.grading.pipeline.results import write_csvs
+
+    nb = student_notebook(released / f"{NOTEBOOK}.ipynb", root / "solutions" / f"{NOTEBOOK}.ipynb")
+    for student in ("good", "spoilt"):
+        (tmp_path / "subs" / student).mkdir(parents=True)
+        nbformat.write(nb, tmp_path / "subs" / student / f"{NOTEBOOK}.ipynb")
+    plan = plan_class(root, tmp_path / "subs", tmp_path / "out", timeout=TIMEOUT, jobs=2)
+    reports = run_workers(plan.jobs, plan.concurrency, plan.wall, progress=False)
+    reports[("spoilt", NOTEBOOK)].grades["no_such_cell"] = [1.0, 1.0]
+    merge(plan, reports)
+    ordered = [plan.results[key] for key in sorted(plan.results)]
+    write_csvs(plan.out, ordered)
+    good, spoilt = plan.results[("good", NOTEBOOK)], plan.results[("spoilt", NOTEBOOK)]
+    assert (good.score, good.failed) == (good.max_score, False) and good.max_score > 0
+    assert spoilt.failed and any("could not record this submission" in p for p in spoilt.problems)
+    scores = gradebook_scores(tmp_path / "out")
+    assert {s for s, _, _ in scores} == {"good"}  # nothing half-written for spoilt
+    rows = list(csv.DictReader(open(tmp_path / "out" / "grades.csv")))
+    assert {r["student"] for r in rows} == {"good", "spoilt"}

@@ -141,3 +141,16 @@ def test_the_seccomp_program_refuses_what_it_lists():
     assert run(arch["clone3"]) == privileges._ERRNO | privileges._ENOSYS
     assert run(0, audit=0x40000003) == deny                           # i386 calls
     assert run(0x40000000 + 272) == deny                              # x32 calls
+
+
+def test_a_policy_uid_is_the_kernels_and_the_judge_gets_another(tmp_path):
+    import os
+
+    from coursekit.grading.kernel import privileges
+    if os.geteuid() != 0:
+        pytest.skip("not root: the kernel keeps the grader's uid")
+    judge = privileges.sandbox_uid(str(tmp_path), "judge")
+    assert judge != privileges.sandbox_uid(str(tmp_path), "student")
+    done = shut_in(tmp_path, "import os; print(os.getuid())", uid=judge)
+    assert done.returncode == 0, done.stderr
+    assert int(done.stdout) == judge and (tmp_path / "scratch").stat().st_uid == judge

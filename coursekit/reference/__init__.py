@@ -18,7 +18,8 @@ import sys
 from collections import Counter
 from typing import Callable
 
-__all__ = ["reference", "recorded_calls", "reset_recorded_calls", "student_call_site"]
+__all__ = ["LockedAnswer", "locked_answer", "reference", "recorded_calls", "reset_recorded_calls",
+           "student_call_site"]
 
 _CALLS: Counter[str] = Counter()
 _STUDENT_CALL_SITES: set = set()
@@ -59,6 +60,19 @@ def reference(name: str) -> Callable[[Callable], Callable]:
         return wrapper
 
     return decorate
+
+
+class LockedAnswer(RuntimeError):
+    """A reference whose notebook the instructor has not unlocked yet: in the students'
+    coursekit (built by ``coursekit release --wheel``) its body is not there."""
+
+
+def locked_answer(name: str, notebook: str):
+    """The body of the locked reference ``name`` in the students' coursekit."""
+    raise LockedAnswer(
+        f"coursekit.reference.{name} is the answer to an exercise of notebook {notebook}, which "
+        "is not unlocked in this copy of coursekit: write it yourself (or, if your instructor "
+        f"has published it, install the coursekit they released with {notebook} unlocked).")
 
 
 _COUNTER: Callable[[str], int] | None = None

@@ -32,10 +32,63 @@ def exercises_by_notebook(notebooks: list[str]) -> dict[str, list[str]]:
     return found
 
 
+def notebook_of_every_reference(notebooks: list[str]) -> dict[str, str]:
+    """reference name -> its notebook: the one whose checkers name it, or, for a reference no
+    checker names (layernorm_backward: checked through the forward's checker), the notebook
+    that claims most of its module's references."""
+    from collections import Counter
+
+    from ... import reference
+
+    for module in REFERENCE_MODULES:
+        importlib.import_module(f"coursekit.reference.{module}")
+    owner = {name: notebook for notebook, names in exercises_by_notebook(notebooks).items() for name in names}
+    for name in reference._ORIGINALS:
+        if name not in owner:
+            module = name.split(".")[0]
+            votes = Counter(nb for other, nb in owner.items() if other.split(".")[0] == module)
+            if votes:
+                owner[name] = votes.most_common(1)[0][0]
+    return owner
+
+
 def locked(notebooks: list[str], unlocked: list[str]) -> dict[str, str]:
-    """reference name -> its notebook, for every exercise of a notebook not in ``unlocked``."""
-    return {name: notebook for notebook, names in exercises_by_notebook(notebooks).items()
-            if notebook not in unlocked for name in names}
+    """reference name -> its notebook, for every reference of a notebook not in ``unlocked``."""
+    return {name: notebook for name, notebook in notebook_of_every_reference(notebooks).items()
+            if notebook not in unlocked}
+
+
+def helpers_of(tree: ast.Module, locked_names) -> dict[str, str]:
+    """The module's private functions (``_group_backward``) that are part of a locked answer:
+    called, directly or through other private functions, by a locked reference and by nothing
+    that stays (a given function, an unlocked reference). name -> the locked reference."""
+    functions = {node.name: node for node in tree.body if isinstance(node, ast.FunctionDef)}
+    calls = {name: {n.func.id for n in ast.walk(fn) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)
+                    and n.func.id in functions and n.func.id.startswith("_")} for name, fn in functions.items()}
+
+    def reach(starts):
+        seen, stack = set(), list(starts)
+        while stack:
+            for callee in calls.get(stack.pop(), ()):
+                if callee not in seen:
+                    seen.add(callee)
+                    stack.append(callee)
+        return seen
+
+    names = {name: _reference_of(fn) for name, fn in functions.items()}
+    answers = [name for name, ref in names.items() if ref in locked_names]
+    staying = [name for name, ref in names.items() if ref not in locked_names and not name.startswith("_")]
+    kept = reach(staying)
+    return {helper: names[answer] for answer in answers for helper in reach([answer]) if helper not in kept}
+
+
+def _reference_of(fn: ast.FunctionDef) -> str | None:
+    """The name in ``@reference("name")`` above ``fn``, or None."""
+    for decorator in fn.decorator_list:
+        if (isinstance(decorator, ast.Call) and getattr(decorator.func, "id", "") == "reference"
+                and decorator.args and isinstance(decorator.args[0], ast.Constant)):
+            return decorator.args[0].value
+    return None
 
 
 #: the modules of coursekit.reference (importing them registers their references)
@@ -83,18 +136,30 @@ def fingerprint(fn: ast.FunctionDef | ast.AsyncFunctionDef) -> str:
     return ast.dump(args) + "".join(ast.dump(canon.visit(stmt)) for stmt in body)
 
 
-def reference_fingerprints(names) -> dict[str, str]:
-    """fingerprint -> reference name, from the instructor's coursekit (which holds them all)."""
+def reference_fingerprints(names) -> dict[str, tuple[str, ...]]:
+    """fingerprint -> the reference names whose body it is, from the instructor's coursekit (which holds them all):
+    each reference of ``names`` and each private helper that is part of one (:func:`helpers_of`)."""
     from ... import reference
 
     for module in REFERENCE_MODULES:
         importlib.import_module(f"coursekit.reference.{module}")
-    prints = {}
-    for name in names:
+    prints: dict[str, tuple[str, ...]] = {}
+    for name in sorted(names):  # three norms share one backward body: one print, three names
         source = textwrap.dedent(inspect.getsource(reference._original(name)))
         fn = next(node for node in ast.parse(source).body if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)))
-        prints[fingerprint(fn)] = name
-    return prints
+        body = fingerprint(fn)
+        prints[body] = prints.get(body, ()) + (name,)
+    given = set()
+    for module in REFERENCE_MODULES:  # the private helpers that hold part of an answer
+        tree = ast.parse(inspect.getsource(importlib.import_module(f"coursekit.reference.{module}")))
+        functions = {node.name: node for node in tree.body if isinstance(node, ast.FunctionDef)}
+        helpers = helpers_of(tree, names)
+        for helper, name in helpers.items():
+            prints.setdefault(fingerprint(functions[helper]), (name,))
+        given |= {fingerprint(fn) for fn_name, fn in functions.items()
+                  if fn_name not in helpers and _reference_of(fn) not in names}
+    # a body that students are given elsewhere (a two-line _require) gives nothing away
+    return {body: name for body, name in prints.items() if body not in given}
 
 
 @dataclass
@@ -102,7 +167,11 @@ class Found:
     path: str
     line: int
     function: str
-    answer: str      # the reference name whose body it is
+    answers: tuple[str, ...]   # the reference names whose body it is
+
+    @property
+    def answer(self) -> str:
+        return self.answers[0]
 
 
 def find_answers(folder: Path, names) -> list[Found]:

@@ -141,6 +141,8 @@ class Unsent:
     judge (too large, or the student's code raised while it was read): every use raises a
     CheckError that says so, so only the tests that read it fail."""
 
+    _message = "this value could not be sent to the grader"
+
     def __init__(self, name: str, reason: str):
         object.__setattr__(self, "_message", f"{name} could not be sent to the grader: {reason}")
 
@@ -149,9 +151,17 @@ class Unsent:
 
         raise CheckError(self._message)
 
-    __call__ = __getattr__ = __getitem__ = __iter__ = __len__ = __bool__ = __float__ = __int__ = _fail
-    __array__ = __eq__ = __add__ = __sub__ = __mul__ = __truediv__ = __neg__ = __index__ = _fail
-    __hash__ = None
+    def __getattr__(self, name: str):
+        if name.startswith("__"):  # copy, pickle and numpy probe these: not there
+            raise AttributeError(name)
+        self._fail()
+
+    __call__ = __getitem__ = __setitem__ = __iter__ = __len__ = __bool__ = __float__ = __int__ = _fail
+    __array__ = __index__ = __abs__ = __neg__ = __pos__ = __round__ = __format__ = __hash__ = _fail
+    __eq__ = __ne__ = __lt__ = __le__ = __gt__ = __ge__ = __contains__ = _fail
+    __add__ = __radd__ = __sub__ = __rsub__ = __mul__ = __rmul__ = __truediv__ = __rtruediv__ = _fail
+    __matmul__ = __rmatmul__ = __pow__ = __rpow__ = __floordiv__ = __mod__ = _fail
+    __copy__ = __deepcopy__ = __reduce__ = __reduce_ex__ = _fail
 
     def __repr__(self) -> str:
         return f"<unsent: {self._message}>"
@@ -268,17 +278,22 @@ class Judge:
     def bind(self, namespace: dict, names: list[str]) -> None:
         """Bind each name the test uses to the student's current value, except the names the
         judge defined itself (the instructor's imports)."""
+        silent = ""  # the student's kernel stopped answering: the other names are not asked for
         for name in names:
             if (name in namespace and name not in self.bound) or hasattr(builtins, name):
                 continue
             namespace.pop(name, None)
             self.bound.discard(name)
             try:
+                if silent:
+                    raise StudentKernelError(silent)
                 namespace[name] = self.request({"op": "get", "name": name})
             except NameError:
                 continue  # not defined there: the test raises NameError, as it would have
             except (RemoteError, codec.WireError, StudentKernelError) as exc:
                 namespace[name] = Unsent(name, str(exc))  # costs only the tests that read it
+                if isinstance(exc, StudentKernelError):
+                    silent = str(exc)
             self.bound.add(name)
 
     def call(self, fn: Remote, args: tuple, kwargs: dict, op: str = "call"):

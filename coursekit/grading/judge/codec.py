@@ -38,7 +38,11 @@ def is_module(value) -> bool:
 class WireError(ValueError):
     """A message that is not in the wire format (or is too big)."""
 
-    unsent = True  # what coursekit.checks.student.call says: the value, not the code, failed
+
+class TooLarge(WireError):
+    """A value the student's kernel sent that is larger or deeper than a message may be."""
+
+    unsent = True  # coursekit.checks.student.call then says: the value, not the code, failed
 
 
 class Carried:
@@ -154,10 +158,10 @@ def decode(tree: Any, arrays, handle: Callable[[dict], Any] | None = None,
     def walk(node, depth):
         count[0] += 1
         if count[0] > MAX_ITEMS:
-            raise WireError(f"it holds more than {MAX_ITEMS:,} values in lists, tuples and dicts "
-                            "(a numpy array of any size counts as one: use an array)")
+            raise TooLarge(f"it holds more than {MAX_ITEMS:,} values in lists, tuples and dicts "
+                           "(a numpy array of any size counts as one: use an array)")
         if depth > MAX_DEPTH:
-            raise WireError(f"it is nested more than {MAX_DEPTH} levels deep")
+            raise TooLarge(f"it is nested more than {MAX_DEPTH} levels deep")
         if not isinstance(node, dict) or not isinstance(node.get("k"), str):
             raise WireError("malformed message")
         kind, v = node["k"], node.get("v")

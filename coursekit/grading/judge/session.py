@@ -36,7 +36,7 @@ class JudgeSession:
         self.startup_timeout = startup_timeout
         self.folder, self.exchange = folder, exchange
         self.read, self.limits, self.env = read, limits, env
-        self.uid = uid  # the student's kernel's: each sees only its own processes anyway
+        self.uid = uid  # its own, not the student's kernel's
         self.km = None
         self.executor: Execute | None = None
         self.ready_upto = 0   # the cells whose imports the judge has run

@@ -67,6 +67,7 @@ class SandboxedExecute(RecoveringExecute):
             write = []
             if self.judge:  # the student's kernel answers the judge's requests in the exchange
                 self._exchange().mkdir(parents=True, exist_ok=True)
+                self._exchange().chmod(0o777)  # both kernels' uids write (and remove) messages there
                 write.append(str(self._exchange()))
             km.shut_in(Path(self.runtime_dir or self.scratch),
                        Policy(scratch=self.scratch, write=write, read=list(self.read_paths),
@@ -147,9 +148,9 @@ class SandboxedExecute(RecoveringExecute):
         if what:
             self._incidents.append(f"{_cell_name(cell, index)} {' and '.join(dict.fromkeys(what))}")
 
-    def _uid(self) -> int:
-        """The uid of this submission's kernels, student's and judge's (when grading as root)."""
-        return sandbox_uid(self.scratch)
+    def _uid(self, role: str = "student") -> int:
+        """The uid of this submission's kernel of ``role`` (when grading as root)."""
+        return sandbox_uid(self.scratch, role)
 
     def _exchange(self) -> Path:
         """The judge exchange: in the worker's runtime folder, where the student's kernel may
@@ -188,7 +189,7 @@ class SandboxedExecute(RecoveringExecute):
                 extra_arguments=self.extra_arguments, startup_timeout=self.startup_timeout,
                 folder=Path(self.runtime_dir or self.scratch) / "judge", exchange=self._exchange(),
                 read=list(self.read_paths), limits=self._limits, env=dict(self.kernel_env),
-                uid=self._uid())
+                uid=self._uid("judge"))
         self.skip_on_replay(index)  # it ran in the judge: a restart of the student's kernel never replays it
         try:
             self._judge.run(cell, index, self.nb.cells, self._get_timeout(cell))
@@ -198,7 +199,10 @@ class SandboxedExecute(RecoveringExecute):
         except Exception as exc:  # this cell's tests only: a fresh judge runs the next one
             cell.outputs.append(error(JUDGE_FAILED, f"the graded tests could not run "
                                       f"({type(exc).__name__}: {str(exc)[:300]})"))
-            self._stop_judge()
+            try:
+                self._stop_judge()
+            except Exception:
+                self._judge = None
         if not run_sync(self.km.is_alive)():
             cell.outputs.append(error(KERNEL_DIED, "your kernel died while the tests ran your code; "
                                       "grading restarted it and went on"))

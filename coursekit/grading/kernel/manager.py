@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import sys
 import uuid
 from pathlib import Path
@@ -36,4 +37,6 @@ class SandboxedKernelManager(AsyncKernelManager):
                                      read=[*self.policy.read, self.connection_file])
         path = Path(self.policy_dir) / f"policy-{uuid.uuid4().hex}.json"
         policy.dump(path)
+        if policy.uid and os.geteuid() == 0:  # the kernel, as its own uid, reads its connection file
+            os.chown(self.connection_file, policy.uid, policy.uid)
         return [sys.executable, "-m", SANDBOX, str(path), "--", *cmd]

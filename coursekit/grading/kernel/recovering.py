@@ -112,7 +112,8 @@ def _tree_cpu(pid: int) -> float:
         seen.add(current)
         try:
             fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+            # utime, stime, and those of its children that have ended and been waited for
+            total += sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")
             for task in Path(f"/proc/{current}/task").iterdir():
                 stack += [int(child) for child in (task / "children").read_text().split()]
         except (OSError, ValueError, IndexError):

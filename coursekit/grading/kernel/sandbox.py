@@ -310,8 +310,11 @@ def enter(policy: Policy) -> None:
     apply_limits(policy)
     root = os.geteuid() == 0
     already = 0 if root else sum(1 for p in Path("/proc").iterdir() if p.name.isdigit() and _owned(p))
-    privileges.isolate(policy.uid or privileges.sandbox_uid(policy.scratch), [policy.scratch, *policy.write])
-    _limit_processes(policy, 2 if root else already)  # as the new uid: its init and itself
+    _, inside = privileges.isolate(policy.uid or privileges.sandbox_uid(policy.scratch), policy.scratch,
+                                   files_confined=landlock_abi() >= 1)
+    # RLIMIT_NPROC counts a uid's tasks (per user namespace since Linux 5.14): in namespaces of
+    # its own, or as a uid of its own, only the sandbox's (its init, the waiter, itself) count
+    _limit_processes(policy, 3 if inside or root else already)
     apply_landlock(policy)
 
 

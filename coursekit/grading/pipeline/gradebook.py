@@ -33,22 +33,40 @@ def merge(plan: Plan, reports: dict[tuple[str, str], Report]) -> None:
                     _record(gb, plan, student, name, report, result, feedback_root)
                     recorded.add((student, name))
                 except Exception as exc:  # this submission only: the others are still recorded
-                    gb.db.rollback()
-                    result.failed = True
+                    _forget(gb, student, name)
+                    result.failed, result.feedback = True, None
                     result.problems.append(f"the grader could not record this submission: "
                                            f"{type(exc).__name__}: {str(exc)[:200]}")
             for (student, name), result in plan.results.items():
-                result.max_score = gb.find_notebook(name, name).max_score
-                if (student, name) in recorded:
-                    nb = gb.find_submission_notebook(name, name, student)
-                    result.score = float(nb.score or 0.0)
-                    result.exercises = [ExerciseScore(g.name, float(g.score or 0.0), float(g.max_score))
-                                        for g in sorted(nb.grades, key=lambda g: g.name)]
+                try:
+                    result.max_score = gb.find_notebook(name, name).max_score
+                    if (student, name) in recorded:
+                        nb = gb.find_submission_notebook(name, name, student)
+                        result.score = float(nb.score or 0.0)
+                        result.exercises = [ExerciseScore(g.name, float(g.score or 0.0), float(g.max_score))
+                                            for g in sorted(nb.grades, key=lambda g: g.name)]
+                except Exception as exc:
+                    result.failed = True
+                    result.problems.append(f"its grades could not be read back from the gradebook: "
+                                           f"{type(exc).__name__}: {str(exc)[:200]}")
+
+
+def _forget(gb, student: str, name: str) -> None:
+    """Leave no half-written submission in the gradebook (nbgrader commits as it goes)."""
+    from nbgrader.api import MissingEntry
+
+    try:
+        gb.db.rollback()
+        gb.remove_submission(name, student)
+    except MissingEntry:
+        pass
+    except Exception:  # the gradebook itself is unwell: the class run reports that
+        gb.db.rollback()
 
 
 def _record(gb, plan: Plan, student: str, name: str, report: Report, result, feedback_root) -> None:
-    """One graded report: its grades into the gradebook, its notebook and feedback into place."""
-    _write_grades(gb, student, name, report)
+    """One graded report: its notebook and feedback into place, then its grades into the
+    gradebook (the last step, so that a failure before it leaves the gradebook as it was)."""
     dest = plan.coursedir / "autograded" / student / name / f"{name}.ipynb"
     dest.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(report.autograded, dest)
@@ -56,6 +74,7 @@ def _record(gb, plan: Plan, student: str, name: str, report: Report, result, fee
         result.feedback = feedback_root / student / f"{name}.html"
         result.feedback.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(report.feedback, result.feedback)
+    _write_grades(gb, student, name, report)
 
 
 def _write_grades(gb, student: str, name: str, report: Report) -> None:

