@@ -160,7 +160,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=None, help="where to write (default: notebooks/)")
     p.add_argument("--wheel", type=Path, default=None, metavar="DIR",
                    help="also build the students' coursekit wheel into DIR: no answer of a locked "
-                   "notebook, no grading side")
+                   "notebook, no grading side (not for students yet: the self-checks of locked "
+                   "notebooks cannot compute what they expect from it)")
     p.add_argument("--unlock", default="", metavar="01,02",
                    help="notebooks whose answers the wheel holds (numbers or names, comma-separated; "
                    "published solutions that later notebooks build on)")

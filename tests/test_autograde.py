@@ -199,7 +199,7 @@ def test_a_report_that_cannot_be_recorded_marks_only_its_submission(tmp_path, ro
     for student in ("good", "spoilt"):
         (tmp_path / "subs" / student).mkdir(parents=True)
         nbformat.write(nb, tmp_path / "subs" / student / f"{NOTEBOOK}.ipynb")
-    plan = plan_class(root, tmp_path / "subs", tmp_path / "out", timeout=TIMEOUT, jobs=2)
+    plan = plan_class(root, tmp_path / "subs", tmp_path / "out", timeout=TIMEOUT, jobs=2, limits=None)
     reports = run_workers(plan.jobs, plan.concurrency, plan.wall, progress=False)
     reports[("spoilt", NOTEBOOK)].grades["no_such_cell"] = [1.0, 1.0]
     merge(plan, reports)
