@@ -56,10 +56,11 @@ def _release(args) -> None:
     if args.unlock and args.wheel is None:
         raise CourseError("--unlock says which answers the students' wheel holds: give --wheel DIR too")
     unlocked = unlock_list(root, args.unlock)  # before anything is written
-    for path in release(root, args.out):
+    released = release(root, args.out)
+    for path in released:
         print(f"released {path}")
     if args.wheel is not None:
-        wheel = build_student_wheel(root, args.wheel, unlocked)
+        wheel = build_student_wheel(root, args.wheel, unlocked, Path(released[0]).parent)
         print(f"built {_shown(wheel)}: coursekit for students, the answers of "
               f"{', '.join(unlocked) or 'no notebook'} unlocked; the others locked")
 

@@ -34,7 +34,9 @@ def _venv_with(wheel: Path, folder: Path) -> Path:
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory, root):
     tmp = tmp_path_factory.mktemp("distribution")
-    wheel = build_student_wheel(root, tmp / "dist", unlocked=["01_backprop"])
+    # what is in it, not whether its self-checks run (that is below): recording six notebooks'
+    # self-checks would take minutes
+    wheel = build_student_wheel(root, tmp / "dist", unlocked=["01_backprop"], record=False)
     return wheel, _venv_with(wheel, tmp / "venv")
 
 
@@ -89,12 +91,90 @@ def test_unlocking_a_notebook_the_course_does_not_have_is_refused(tmp_path, root
 def test_the_release_command_builds_the_wheel_and_refuses_a_bad_unlock_before_writing(tmp_path, root):
     """`coursekit release --out rel --wheel dist --unlock 01` as typed, in a fresh folder."""
     coursekit = Path(sys.executable).with_name("coursekit")
+    unlock = ",".join(nb.split("_")[0] for nb in assignments(root) if nb != "02_layers")  # records 02 only
     done = subprocess.run([str(coursekit), "--course", str(root), "release", "--out", "rel", "--wheel", "dist",
-                           "--unlock", "01"], cwd=tmp_path, capture_output=True, text=True, timeout=600)
+                           "--unlock", unlock], cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
-    assert "built dist/coursekit-" in done.stdout and "01_backprop unlocked" in done.stdout
+    assert "built dist/coursekit-" in done.stdout and "01_backprop, 03_conv" in done.stdout
     assert list((tmp_path / "dist").glob("coursekit-*.whl")) and (tmp_path / "rel" / "01_backprop.ipynb").exists()
     bad = subprocess.run([str(coursekit), "--course", str(root), "release", "--out", "rel2", "--wheel", "dist2",
                           "--unlock", "01,09"], cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert bad.returncode != 0 and "--unlock names a notebook the course does not have: '09'" in bad.stderr
     assert not (tmp_path / "rel2").exists() and not (tmp_path / "dist2").exists()
+
+
+# --- the self-checks, from what the release recorded -------------------------------------------
+
+WRONG_01 = {  # one named mistake per exercise kind: the transposed gradient, the missing 1/N, zeros
+    "ex4_answer": lambda src: src + "\n\ndef norm_sq_backward(df, cache):\n    x, W, q = cache\n"
+                                    "    return 2 * df * W.T @ q, 2 * df * np.outer(x, q)\n",
+    "ex5_answer": lambda src: src.replace("dscores / n", "dscores"),
+    "ex6b_answer": lambda src: src + "\n\ndef rel_error(a, b):\n    return 0.0\n",
+}
+
+
+def _errors(nb):
+    """grade id (or cell index) -> (ename, evalue) of each code cell that failed."""
+    out = {}
+    for i, cell in enumerate(nb.cells):
+        for o in cell.get("outputs", []):
+            if o.output_type == "error":
+                out[cell.metadata.get("nbgrader", {}).get("grade_id", i)] = (o.ename, o.evalue)
+    return out
+
+
+def _execute(nb, kernel_name, folder):
+    from nbclient import NotebookClient
+
+    folder.mkdir(parents=True, exist_ok=True)
+    NotebookClient(nb, timeout=300, kernel_name=kernel_name, allow_errors=True,
+                   resources={"metadata": {"path": str(folder)}}).execute()
+    return nb
+
+
+@pytest.fixture(scope="module")
+def only_01_locked(tmp_path_factory, root, released):
+    """A wheel with notebook 01 locked (the others unlocked), its self-checks recorded, and a
+    Jupyter kernel running the venv it is installed in."""
+    import json
+    import os
+
+    tmp = tmp_path_factory.mktemp("locked01")
+    others = [nb for nb in assignments(root) if nb != "01_backprop"]
+    wheel = build_student_wheel(root, tmp / "dist", unlocked=others, release_dir=released)
+    python = _venv_with(wheel, tmp / "venv")
+    spec = tmp / "jupyter" / "kernels" / "student-wheel"
+    spec.mkdir(parents=True)
+    (spec / "kernel.json").write_text(json.dumps({
+        "argv": [str(python), "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "display_name": "the students' coursekit", "language": "python"}))
+    old = os.environ.get("JUPYTER_PATH")
+    os.environ["JUPYTER_PATH"] = str(tmp / "jupyter")
+    yield wheel, python, tmp
+    if old is None:
+        os.environ.pop("JUPYTER_PATH")
+    else:
+        os.environ["JUPYTER_PATH"] = old
+
+
+@pytest.mark.parametrize("answers", ["right", "wrong"])
+def test_the_self_checks_of_a_locked_notebook_say_what_they_say_with_the_answers_at_hand(
+        only_01_locked, root, released, answers):
+    """Notebook 01, locked: its self-checks, run in the students' coursekit, pass on the
+    instructor's answers and name each mistake exactly as the instructor's coursekit does."""
+    import copy
+
+    from coursekit.grading.classes.sample import NOTEBOOK, student_notebook
+
+    wheel, python, tmp = only_01_locked
+    assert "coursekit/reference/recorded.json" in zipfile.ZipFile(wheel).namelist()
+    nb = student_notebook(released / f"{NOTEBOOK}.ipynb", root / "solutions" / f"{NOTEBOOK}.ipynb",
+                          WRONG_01 if answers == "wrong" else None)
+    students = _errors(_execute(copy.deepcopy(nb), "student-wheel", tmp / f"run-{answers}"))
+    instructors = _errors(_execute(copy.deepcopy(nb), "python3", tmp / f"ref-{answers}"))
+    if answers == "right":
+        assert students == instructors == {}, students
+    else:
+        assert set(instructors) >= {"ex4_tests", "ex5_tests", "ex6b_tests"}, instructors
+        assert students == instructors
+        assert not any("LockedAnswer" in name for name, _ in students.values())

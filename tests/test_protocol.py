@@ -9,7 +9,8 @@ import nbformat
 import pytest
 
 from coursekit.checks.checker import Checker
-from coursekit.grading.judge import codec, protocol, server
+from coursekit import values as codec
+from coursekit.grading.judge import protocol, server
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -25,6 +25,7 @@ import inspect
 from typing import Callable, Mapping, Sequence
 
 from . import assert_own_work, passed
+from ..reference import recorded
 from .student import graded_alone
 
 
@@ -48,10 +49,11 @@ class Checker:
         if self._takes_seed:
             values["seed"] = seed
         run = lambda: self.body(*args, **values)  # noqa: E731
-        if self.builds_on is None or not args or not callable(args[-1]):
-            message = run()
-        else:  # the last function passed is the one graded alone
-            message = graded_alone(self.label, run, args[-1], isolate, self.builds_on, self.extra())
+        with recorded.checking():  # what the release records for the students' coursekit
+            if self.builds_on is None or not args or not callable(args[-1]):
+                message = run()
+            else:  # the last function passed is the one graded alone
+                message = graded_alone(self.label, run, args[-1], isolate, self.builds_on, self.extra())
         if graded is not None and graded is not False and self.exercise:
             assert_own_work(*self.exercise)
         message, value = message if isinstance(message, tuple) else (message, None)

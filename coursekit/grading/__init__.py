@@ -21,7 +21,7 @@ kernel/    one notebook's execution: sandbox (Landlock, rlimits, cgroups), privi
            uid, seccomp), scratch clean-up (no link followed), recovering from a dead or
            hung kernel, time/disk/output budgets, what can happen to a cell (outcomes)
 judge/     graded cells in a kernel that never runs student code: protocol (every message),
-           codec (values only), client (judge side), server (student side), mirror (nn.Module),
+           client (judge side; values cross in coursekit.values), server (student side), mirror (nn.Module),
            rules (which names a graded cell gets: checked at release), session (the executor's side)
 course/    nbgrader plumbing: the course directory, release, feedback pages (+ templates/), answers
            (which reference answers which notebook's exercise; a source scan for them)

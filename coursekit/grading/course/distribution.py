@@ -57,7 +57,9 @@ def lock_module(source: str, locked_names: dict[str, str]) -> str:
         if name is None:
             continue
         doc = ast.get_docstring(node)
-        stub = ast.parse(f"return locked_answer({name!r}, {locked_names[name]!r})").body
+        is_reference = _reference_of(node) == name
+        call = f"locked_answer({name!r}, {locked_names[name]!r}" + (", dict(locals()))" if is_reference else ")")
+        stub = ast.parse(f"return {call}").body
         node.body = ([ast.Expr(ast.Constant(doc))] if doc else []) + stub
         changed = True
     if not changed:
@@ -108,17 +110,62 @@ lab = ["jupyterlab>=4.2,<5"]
 
 [tool.setuptools.packages.find]
 include = ["coursekit*"]
+
+[tool.setuptools.package-data]
+coursekit = ["reference/recorded.json", "reference/recorded.npz"]
 """)
     return names
 
 
-def build_student_wheel(root: Path, out: Path, unlocked: list[str]) -> Path:
-    """Build the students' wheel into ``out``; returns its path."""
+def record_self_checks(root: Path, release_dir: Path, notebooks: list[str], work: Path) -> list[Path]:
+    """Run each of ``notebooks`` as a student who gives the instructor's answers (the release
+    with solutions/' answer cells: no hidden test runs) and record every reference call its
+    self-checks make (:mod:`coursekit.reference.recorded`). Returns the recordings."""
+    import nbformat
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError
+    from tqdm.auto import tqdm
+
+    from ..classes.sample import student_notebook
+
+    parts = []
+    for name in tqdm(notebooks, desc="recording self-checks", unit="notebook"):
+        nb = student_notebook(release_dir / f"{name}.ipynb", root / "solutions" / f"{name}.ipynb")
+        folder = work / name
+        folder.mkdir(parents=True)
+        nb.cells.insert(0, nbformat.v4.new_code_cell("import coursekit.reference.recorded as _recorded\n_recorded.start()"))
+        nb.cells.append(nbformat.v4.new_code_cell(f"_recorded.save({str(folder)!r}, {name!r})"))
+        try:
+            NotebookClient(nb, timeout=600, kernel_name="python3",
+                           resources={"metadata": {"path": str(folder)}}).execute()
+        except CellExecutionError as exc:
+            raise CourseError(f"{name} with the instructor's answers failed while recording its "
+                              f"self-checks:\n{str(exc)[-1500:]}") from None
+        parts.append(folder / f"{name}.json")
+    return parts
+
+
+def build_student_wheel(root: Path, out: Path, unlocked: list[str], release_dir: Path | None = None,
+                        record: bool = True) -> Path:
+    """Build the students' wheel into ``out``; returns its path. ``release_dir``: the release
+    notebooks (made afresh when not given), whose self-checks are recorded (unless not
+    ``record``: a wheel whose locked notebooks' self-checks cannot run, for looking inside)."""
+    from ...reference import recorded
+
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         staging = Path(tmp) / "coursekit-student"
         staging.mkdir()
-        stage(root, staging, unlocked)
+        names = stage(root, staging, unlocked)
+        locked_notebooks = [nb for nb in assignments(root) if nb in set(names.values())]
+        if locked_notebooks and record:
+            if release_dir is None:
+                from .release import release
+
+                release_dir = Path(tmp) / "release"
+                release(root, release_dir)
+            parts = record_self_checks(root, release_dir, locked_notebooks, Path(tmp) / "recording")
+            recorded.merge(parts, staging / "coursekit" / "reference" / recorded.DATA.name)
         done = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
                                "--quiet", "-w", str(out), str(staging)], capture_output=True, text=True)
         if done.returncode != 0:

@@ -7,7 +7,7 @@ cell runs instead in a second, clean kernel (the judge). There, the test's names
 what the student's kernel holds: numbers, arrays and tensors are *copied* over; functions,
 classes and other objects stay in the student's kernel as :class:`Remote` handles, and calling
 one runs it there (:mod:`.server`) and copies the result back. Only values cross, in a format
-that holds no code (:mod:`.codec`; every message is listed in :mod:`.protocol`), so whatever the
+that holds no code (:mod:`coursekit.values`; every message is listed in :mod:`.protocol`), so whatever the
 student's code does to its own kernel, the comparisons are made by the judge's numpy and the
 judge's checkers.
 """
@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from ...checks.student import Judged
-from . import codec
+from ... import values as codec
 from . import protocol
 
 #: How long one call into the student's kernel may take (seconds) before it is interrupted.

@@ -3,7 +3,7 @@
 Both kernels share one folder, the exchange (:data:`EXCHANGE`, in the worker's runtime folder,
 not in the student's scratch: both kernels may write files in it, neither can replace or link
 the folder itself, and the judge kernel may write nothing else). A message
-is a JSON tree in the codec's format (:mod:`.codec`: values only, no code) plus an ``.npz`` of
+is a JSON tree in the codec's format (:mod:`coursekit.values`: values only, no code) plus an ``.npz`` of
 its arrays; its answer goes beside it as ``<name>.reply``.
 
 *The judge asks* (:mod:`.client` writes ``request-*.json`` and has the student's kernel run

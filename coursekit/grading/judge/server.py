@@ -3,7 +3,7 @@
 The judge kernel (:mod:`.client`) runs the graded tests; whenever a test needs one of the
 student's names or calls one of the student's functions, it writes a request into the exchange
 folder and has the student's kernel run :func:`serve` on it (the ops: :mod:`.protocol`). The
-answer goes back in the codec's format (:mod:`.codec`). Nothing here is trusted by the
+answer goes back in the codec's format (:mod:`coursekit.values`). Nothing here is trusted by the
 judge: a submission that changes this module only changes what its own functions appear to
 return, which the judge checks like any other answer.
 """
@@ -17,7 +17,7 @@ from pathlib import Path
 
 from ...checks.student import busiest_line, student_line, using_references
 from ...reference import _original, recorded_calls, student_call_site
-from . import codec
+from ... import values as codec
 from . import protocol
 
 _HANDLES: dict[int, object] = {}

@@ -1,5 +1,6 @@
-"""The wire format between the judge kernel and the student's kernel: values by value, with no
-code in them.
+"""Values as data, with no code in them: the wire format between the judge kernel and the
+student's kernel (:mod:`coursekit.grading.judge`), and the form of the expected values that a
+students' coursekit carries for its self-checks.
 
 A message is a JSON tree plus an ``.npz`` of arrays (saved and loaded with
 ``allow_pickle=False``), so reading what the student's kernel sent can never run its code.
