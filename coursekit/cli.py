@@ -60,6 +60,12 @@ def _release(args) -> None:
     for path in released:
         print(f"released {path}")
     if args.wheel is not None:
+        from .grading.course.answers import locked
+        from .grading.course.directory import assignments
+        from .grading.course.distribution import given_but_locked
+
+        for line in given_but_locked(Path(released[0]).parent, locked(assignments(root), unlocked)):
+            print(f"note: {line}, locked: it does not run from this wheel until that is unlocked")
         wheel = build_student_wheel(root, args.wheel, unlocked, Path(released[0]).parent)
         print(f"built {_shown(wheel)}: coursekit for students, the answers of "
               f"{', '.join(unlocked) or 'no notebook'} unlocked; the others locked")

@@ -18,7 +18,7 @@ from typing import Callable, Mapping
 import numpy as np
 
 from . import CheckError
-from ..reference import _original, student_call_site
+from ..reference import _original, is_locked, student_call_site
 
 
 def student_line(exc: BaseException) -> str:
@@ -210,6 +210,8 @@ def graded_alone(name: str, run: Callable[[], None], fn: Callable, isolate: bool
     self-check) with the student's own functions; if that fails but the isolated run
     passes, the CheckError says that ``fn`` is right and an exercise it calls is not.
     """
+    if any(is_locked(ref) for ref in names.values()):  # a students' coursekit: nothing to swap in
+        return run()
     if isolate:
         with using_references(fn, names, extra):
             return run()

@@ -66,6 +66,17 @@ def reference(name: str) -> Callable[[Callable], Callable]:
     return decorate
 
 
+try:  # the students' coursekit: the references it holds without their bodies
+    from ._locked import LOCKED
+except ImportError:
+    LOCKED: frozenset[str] = frozenset()
+
+
+def is_locked(name: str) -> bool:
+    """Whether the reference ``name`` is locked in this copy of coursekit (a students' wheel)."""
+    return name in LOCKED
+
+
 class LockedAnswer(RuntimeError):
     """A reference whose notebook the instructor has not unlocked yet: in the students'
     coursekit (built by ``coursekit release --wheel``) its body is not there."""

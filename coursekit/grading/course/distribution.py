@@ -93,6 +93,9 @@ def stage(root: Path, staging: Path, unlocked: list[str]) -> dict[str, str]:
         e for e in entries if e in LEFT_OUT and Path(folder) == package or e == "__pycache__"])
     for path in sorted((staging / "coursekit" / "reference").glob("*.py")):
         path.write_text(lock_module(path.read_text(), names))
+    (staging / "coursekit" / "reference" / "_locked.py").write_text(
+        '"""The references this students\' coursekit holds without their bodies."""\n'
+        f"LOCKED = frozenset({sorted(names)!r})\n")
     requires = ", ".join(f'"{r}"' for r in REQUIRES)
     (staging / "pyproject.toml").write_text(f"""[build-system]
 requires = ["setuptools>=61"]
@@ -117,6 +120,32 @@ coursekit = ["reference/recorded.json", "reference/recorded.npz"]
     return names
 
 
+def given_but_locked(release_dir: Path, names: dict[str, str]) -> list[str]:
+    """What the release notebooks import from coursekit.reference that is a locked answer, one
+    line per notebook and owner: 'NOTEBOOK uses answers of OWNER (names)'. Such a notebook does
+    not run from the wheel until OWNER is unlocked."""
+    import nbformat
+
+    found: dict[tuple[str, str], list[str]] = {}
+    for path in sorted(release_dir.glob("*.ipynb")):
+        for cell in nbformat.read(path, as_version=4).cells:
+            if cell.cell_type != "code":
+                continue
+            try:
+                tree = ast.parse(cell.source)
+            except SyntaxError:
+                continue
+            for node in ast.walk(tree):
+                if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("coursekit.reference."):
+                    module = node.module.split(".", 2)[2]
+                    for alias in node.names:
+                        name = f"{module}.{alias.name}"
+                        if name in names and names[name] != path.stem:
+                            found.setdefault((path.stem, names[name]), []).append(alias.name)
+    return [f"{notebook} uses answers of {owner} ({', '.join(dict.fromkeys(used))})"
+            for (notebook, owner), used in found.items()]
+
+
 def record_self_checks(root: Path, release_dir: Path, notebooks: list[str], work: Path) -> list[Path]:
     """Run each of ``notebooks`` as a student who gives the instructor's answers (the release
     with solutions/' answer cells: no hidden test runs) and record every reference call its
@@ -136,7 +165,7 @@ def record_self_checks(root: Path, release_dir: Path, notebooks: list[str], work
         nb.cells.insert(0, nbformat.v4.new_code_cell("import coursekit.reference.recorded as _recorded\n_recorded.start()"))
         nb.cells.append(nbformat.v4.new_code_cell(f"_recorded.save({str(folder)!r}, {name!r})"))
         try:
-            NotebookClient(nb, timeout=600, kernel_name="python3",
+            NotebookClient(nb, timeout=600, kernel_name="python3", extra_arguments=["--IPKernelApp.log_level=ERROR"],
                            resources={"metadata": {"path": str(folder)}}).execute()
         except CellExecutionError as exc:
             raise CourseError(f"{name} with the instructor's answers failed while recording its "
