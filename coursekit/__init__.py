@@ -1,6 +1,7 @@
 """coursekit: the shared helper package of the deep-learning-for-computer-vision course.
 
 reference/  reference implementations of the exercises (calls from notebooks are recorded)
+values.py   values as data, with no code (the judge's wire format; recorded self-check values)
 checks/     the checkers behind every self-check and graded cell, with diagnostic messages
 plotting/   figures the notebooks draw
 grading/    the instructor's side: release, autograde (pipeline/, kernel/, judge/, course/, classes/)
