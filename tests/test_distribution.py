@@ -40,8 +40,16 @@ def installed(tmp_path_factory, root):
     return wheel, _venv_with(wheel, tmp / "venv")
 
 
+def _isolated_env() -> dict:
+    """The environment, without a PYTHONPATH that would put another coursekit first."""
+    import os
+
+    return {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+
+
 def _run(python: Path, code: str) -> subprocess.CompletedProcess:
-    return subprocess.run([str(python), "-c", code], capture_output=True, text=True, timeout=300, cwd="/")
+    return subprocess.run([str(python), "-c", code], capture_output=True, text=True, timeout=300, cwd="/",
+                          env=_isolated_env())
 
 
 def test_the_installed_package_is_the_wheel_and_holds_no_locked_answer(installed, root):
@@ -147,7 +155,8 @@ def only_01_locked(tmp_path_factory, root, released):
     spec.mkdir(parents=True)
     (spec / "kernel.json").write_text(json.dumps({
         "argv": [str(python), "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-        "display_name": "the students' coursekit", "language": "python"}))
+        "display_name": "the students' coursekit", "language": "python",
+        "env": {"PYTHONPATH": ""}}))  # the wheel's coursekit, whatever the test run's PYTHONPATH
     old = os.environ.get("JUPYTER_PATH")
     os.environ["JUPYTER_PATH"] = str(tmp / "jupyter")
     yield wheel, python, tmp
