@@ -173,13 +173,19 @@ def test_the_self_checks_of_a_locked_notebook_say_what_they_say_with_the_answers
     instructor's answers and name each mistake exactly as the instructor's coursekit does."""
     import copy
 
+    import nbformat
+
     from coursekit.grading.classes.sample import NOTEBOOK, student_notebook
 
     wheel, python, tmp = only_01_locked
     assert "coursekit/reference/recorded.json" in zipfile.ZipFile(wheel).namelist()
     nb = student_notebook(released / f"{NOTEBOOK}.ipynb", root / "solutions" / f"{NOTEBOOK}.ipynb",
                           WRONG_01 if answers == "wrong" else None)
-    students = _errors(_execute(copy.deepcopy(nb), "student-wheel", tmp / f"run-{answers}"))
+    theirs = copy.deepcopy(nb)
+    theirs.cells.insert(0, nbformat.v4.new_code_cell("import coursekit, os; print(os.path.dirname(coursekit.__file__))"))
+    theirs = _execute(theirs, "student-wheel", tmp / f"run-{answers}")
+    assert theirs.cells[0].outputs[0]["text"].startswith(str(python.parent.parent)), theirs.cells[0].outputs
+    students = _errors(theirs)
     instructors = _errors(_execute(copy.deepcopy(nb), "python3", tmp / f"ref-{answers}"))
     if answers == "right":
         assert students == instructors == {}, students
