@@ -30,6 +30,29 @@ _BIT_GENERATORS = ("PCG64", "PCG64DXSM", "MT19937", "Philox", "SFC64")
 SYNCED = (dict, list, np.ndarray, np.random.Generator)
 
 
+def sync(local, remote) -> None:
+    """Make ``local`` (an argument a function was given) what the function left its copy as
+    (``remote``): the judge's arguments after the student's function ran in the other kernel,
+    a students' coursekit's after a recorded reference call; a generator gets its draws."""
+    if isinstance(local, dict) and isinstance(remote, dict):
+        for key, value in remote.items():
+            if key in local and isinstance(local[key], SYNCED):
+                sync(local[key], value)
+            else:
+                local[key] = value
+    elif isinstance(local, list) and isinstance(remote, list) and len(local) == len(remote):
+        for i, (a, b) in enumerate(zip(local, remote)):
+            if isinstance(a, SYNCED):
+                sync(a, b)
+            else:
+                local[i] = b
+    elif isinstance(local, np.random.Generator) and isinstance(remote, np.random.Generator):
+        local.bit_generator.state = remote.bit_generator.state  # the draws the student's code made
+    elif (isinstance(local, np.ndarray) and isinstance(remote, np.ndarray) and local.shape == remote.shape
+          and local.flags.writeable):
+        np.copyto(local, remote, casting="unsafe")
+
+
 def is_module(value) -> bool:
     """Whether ``value`` is a torch ``nn.Module`` (without importing torch where it is not)."""
     torch = sys.modules.get("torch")

@@ -108,7 +108,7 @@ def record(name: str, func: Callable, args: tuple, kwargs: dict, call: Callable[
         _DEPTH -= 1
     if digest is not None and digest not in _RECORDING:
         arrays: list = []
-        changed = {k: v for k, v in bound.arguments.items() if isinstance(v, _MUTABLE)}
+        changed = {k: v for k, v in bound.arguments.items() if isinstance(v, values.SYNCED)}
         try:
             tree = {"value": values.encode(result, arrays),
                     "after": values.encode(changed, arrays)}  # what it did to its arguments
@@ -170,26 +170,5 @@ def replay(name: str, arguments: dict):
         raise KeyError(name)
     own = [npz[f"a{entry['offset'] + i}"] for i in range(entry["count"])]
     for name_, after in values.decode(entry["tree"]["after"], own).items():
-        _sync(arguments[name_], after)  # a running mean updated in place, a generator's draws
+        values.sync(arguments[name_], after)  # a running mean updated in place, a generator's draws
     return values.decode(entry["tree"]["value"], own)
-
-
-#: arguments a reference may change in place
-_MUTABLE = (dict, list, np.ndarray, np.random.Generator)
-
-
-def _sync(local, recorded) -> None:
-    """Make the caller's argument ``local`` what the reference left it as (``recorded``)."""
-    if isinstance(local, dict) and isinstance(recorded, dict):
-        for k, v in recorded.items():
-            if k in local and isinstance(local[k], _MUTABLE) and type(local[k]) is type(v):
-                _sync(local[k], v)
-            else:
-                local[k] = v
-    elif isinstance(local, list) and isinstance(recorded, list):
-        local[:] = recorded
-    elif isinstance(local, np.random.Generator) and isinstance(recorded, np.random.Generator):
-        local.bit_generator.state = recorded.bit_generator.state
-    elif isinstance(local, np.ndarray) and isinstance(recorded, np.ndarray) and local.shape == recorded.shape \
-            and local.flags.writeable:
-        np.copyto(local, recorded, casting="unsafe")

@@ -40,8 +40,7 @@ def notebook_of_every_reference(notebooks: list[str]) -> dict[str, str]:
 
     from ... import reference
 
-    for module in REFERENCE_MODULES:
-        importlib.import_module(f"coursekit.reference.{module}")
+    _load_references()
     owner = {name: notebook for notebook, names in exercises_by_notebook(notebooks).items() for name in names}
     for name in reference._ORIGINALS:
         if name not in owner:
@@ -96,6 +95,12 @@ REFERENCE_MODULES = ("backprop", "layers", "networks", "optim", "conv", "normali
                      "initialisation", "architectures", "scenes")
 
 
+def _load_references() -> None:
+    """Import every reference module: importing one registers its references."""
+    for module in REFERENCE_MODULES:
+        importlib.import_module(f"coursekit.reference.{module}")
+
+
 # --- the scan ----------------------------------------------------------------------------------------
 
 class _Canonical(ast.NodeTransformer):
@@ -141,8 +146,7 @@ def reference_fingerprints(names) -> dict[str, tuple[str, ...]]:
     each reference of ``names`` and each private helper that is part of one (:func:`helpers_of`)."""
     from ... import reference
 
-    for module in REFERENCE_MODULES:
-        importlib.import_module(f"coursekit.reference.{module}")
+    _load_references()
     prints: dict[str, tuple[str, ...]] = {}
     for name in sorted(names):  # three norms share one backward body: one print, three names
         source = textwrap.dedent(inspect.getsource(reference._original(name)))

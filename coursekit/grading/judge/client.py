@@ -20,7 +20,6 @@ import uuid
 from contextlib import contextmanager
 from pathlib import Path
 
-import numpy as np
 
 from ...checks.student import Judged
 from ... import values as codec
@@ -108,28 +107,6 @@ class Remote(Judged):
             return self._judge.call(self, args, kwargs, op="count_lines")
         except (RemoteError, NotImplementedError):
             return None
-
-
-def _sync(local, remote) -> None:
-    """Copy changes the student's function made to its (mutable) arguments back into ours,
-    including the draws it made from a random generator."""
-    if isinstance(local, dict) and isinstance(remote, dict):
-        for key, value in remote.items():
-            if key in local and isinstance(local[key], codec.SYNCED):
-                _sync(local[key], value)
-            else:
-                local[key] = value
-    elif isinstance(local, list) and isinstance(remote, list) and len(local) == len(remote):
-        for i, (a, b) in enumerate(zip(local, remote)):
-            if isinstance(a, codec.SYNCED):
-                _sync(a, b)
-            else:
-                local[i] = b
-    elif isinstance(local, np.random.Generator) and isinstance(remote, np.random.Generator):
-        local.bit_generator.state = remote.bit_generator.state  # the draws the student's code made
-    elif (isinstance(local, np.ndarray) and isinstance(remote, np.ndarray) and local.shape == remote.shape
-          and local.flags.writeable):
-        np.copyto(local, remote, casting="unsafe")
 
 
 def _refuse(node):
@@ -307,9 +284,9 @@ class Judge:
             return result
         value, new_args, new_kwargs = result
         for local, remote in zip(args, new_args):
-            _sync(local, remote)
+            codec.sync(local, remote)
         for key in kwargs:
-            _sync(kwargs[key], new_kwargs.get(key))
+            codec.sync(kwargs[key], new_kwargs.get(key))
         for local in (*args, *kwargs.values()):  # the student's code may have changed a model
             if codec.is_module(local) and hasattr(local, "pull"):  # a mirror.RemoteModule
                 local.pull()

@@ -335,7 +335,7 @@ def _become(uid: int, keep_reading: bool) -> None:
     _check(libc.prctl(_PR_CAP_AMBIENT, 2, _CAP_DAC_READ_SEARCH, 0, 0), "prctl(PR_CAP_AMBIENT_RAISE)")
 
 
-def _namespaces_work(root: bool) -> bool:
+def _namespaces_work() -> bool:
     """Try the namespaces in a throwaway child (this process has one thread: it may fork)."""
     child = os.fork()
     if child == 0:
@@ -361,7 +361,7 @@ def isolate(uid: int, scratch: str, files_confined: bool) -> tuple[list[str], bo
         missing.append("unprivileged kernel")
     if become:
         _own_folder(scratch, uid)
-    inside = _namespaces_work(root) and _unshare(root)
+    inside = _namespaces_work() and _unshare(root)
     if inside:
         waiter_alive, keep_open = os.pipe()
         child = os.fork()
