@@ -60,10 +60,15 @@ def _release(args) -> None:
     for path in released:
         print(f"released {path}")
     if args.wheel is not None:
-        from .grading.course.answers import locked
+        from .grading.course.answers import locked, with_dependencies
         from .grading.course.directory import assignments
         from .grading.course.distribution import given_but_locked
 
+        needed = with_dependencies(assignments(root), unlocked)
+        if set(needed) != set(unlocked):
+            print(f"note: {', '.join(nb for nb in needed if nb not in unlocked)} unlocked too: the "
+                  f"answers of {', '.join(unlocked)} call them")
+            unlocked = needed
         for line in given_but_locked(Path(released[0]).parent, locked(assignments(root), unlocked)):
             print(f"note: {line}, locked: it does not run from this wheel until that is unlocked")
         wheel = build_student_wheel(root, args.wheel, unlocked, Path(released[0]).parent)

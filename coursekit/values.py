@@ -2,17 +2,17 @@
 student's kernel (:mod:`coursekit.grading.judge`), and the form of the expected values that a
 students' coursekit carries for its self-checks.
 
-A message is a JSON tree plus an ``.npz`` of arrays (saved and loaded with
-``allow_pickle=False``), so reading what the student's kernel sent can never run its code.
+A message is a JSON tree plus a file of raw arrays of numeric dtypes (:func:`write`), so
+reading what the student's kernel sent can never run its code.
 Numbers, strings, None, lists, tuples and dicts of them, numpy arrays and scalars of numeric
 dtypes, torch tensors and numpy random generators (their state) travel by value. Anything else
 the student's kernel holds (a function, a class, a model) travels as a *handle*: a number the
-judge can send back to call it or read an attribute of it. The judge also sends coursekit's reference functions by name, and
-its own models as a recipe and weights (:mod:`coursekit.grading.judge.mirror`).
+judge can send back to call it or read an attribute of it. The judge sends its own functions
+as handles the student's code calls back, and its own models as a recipe and weights
+(:mod:`coursekit.grading.judge.mirror`).
 """
 from __future__ import annotations
 
-import io
 import json
 import os
 import sys
@@ -263,24 +263,57 @@ def _array(arrays, index) -> np.ndarray:
     return array
 
 
+#: the suffix of a message's arrays file, beside its JSON
+ARRAYS = ".arrays"
+
+
+def arrays_path(path: Path) -> Path:
+    """Where the arrays of the message ``path`` are."""
+    return path.with_name(path.name + ARRAYS)
+
+
 def write(path: Path, tree: dict, arrays: list) -> None:
-    """Write a message as ``path`` (JSON) and ``path.npz`` (arrays), atomically."""
-    buffer = io.BytesIO()
-    np.savez(buffer, *arrays)
+    """Write a message as ``path`` (JSON) and its arrays (:func:`arrays_path`: a JSON header
+    line of each array's dtype, shape and place, then their raw bytes), atomically."""
+    arrays = [np.asarray(a, order="C") for a in arrays]  # (ascontiguousarray makes 0-d arrays 1-d)
+    places, offset = [], 0
+    for a in arrays:
+        places.append([a.dtype.str, list(a.shape), offset, a.nbytes])
+        offset += a.nbytes
     tmp = path.with_name(path.name + ".tmp")
-    tmp.with_suffix(".npz").write_bytes(buffer.getvalue())
-    os.replace(tmp.with_suffix(".npz"), path.with_suffix(".npz"))
+    with open(arrays_path(tmp), "wb") as out:
+        out.write(json.dumps(places).encode() + b"\n")
+        for a in arrays:
+            out.write(memoryview(a).cast("B") if a.nbytes else b"")
+    os.replace(arrays_path(tmp), arrays_path(path))
     tmp.write_text(json.dumps(tree))
     os.replace(tmp, path)
 
 
 def read(path: Path) -> tuple[dict, list]:
-    """Read a message written by :func:`write`; refuses anything too large or not plain data."""
-    if path.is_symlink() or path.with_suffix(".npz").is_symlink():
+    """Read a message written by :func:`write`; refuses anything too large or not plain data
+    (only numeric dtypes: no object arrays, nothing unpickled)."""
+    data_path = arrays_path(path)
+    if path.is_symlink() or data_path.is_symlink():
         raise WireError("a message may not be a link")
-    if path.stat().st_size > MAX_BYTES or path.with_suffix(".npz").stat().st_size > MAX_BYTES:
+    if path.stat().st_size > MAX_BYTES or data_path.stat().st_size > MAX_BYTES:
         raise WireError("message too large")
     tree = json.loads(path.read_text())
-    with np.load(path.with_suffix(".npz"), allow_pickle=False) as npz:
-        arrays = [npz[f"arr_{i}"] for i in range(len(npz.files))]
+    data = bytearray(data_path.read_bytes())  # writeable: an argument may be changed in place
+    header_end = data.find(b"\n")
+    try:
+        places = json.loads(bytes(data[:header_end]))
+        start = header_end + 1
+        arrays = []
+        for dtype, shape, offset, nbytes in places:
+            dtype = np.dtype(str(dtype))
+            shape = tuple(int(n) for n in shape)
+            if dtype.kind not in _KINDS or dtype.fields is not None or min(shape, default=0) < 0 \
+                    or int(np.prod(shape, dtype=np.int64)) * dtype.itemsize != nbytes \
+                    or not 0 <= offset <= len(data) - start - nbytes:
+                raise ValueError("an array's dtype, shape or place does not fit the bytes sent")
+            arrays.append(np.frombuffer(data, dtype, int(np.prod(shape, dtype=np.int64)),
+                                        start + offset).reshape(shape))
+    except (TypeError, ValueError) as exc:
+        raise WireError(f"malformed arrays: {exc}") from None
     return tree, arrays

@@ -6,7 +6,7 @@ import pytest
 from coursekit.checks import CheckError
 from coursekit.checks import conv as conv_check
 from coursekit.checks import layers as layer_check
-from coursekit.checks.student import busiest_line, using_references
+from coursekit.checks.student import seconds_per_step, using_references
 from coursekit.reference import conv as C
 from coursekit.reference import layers as L
 from coursekit.reference import networks as N
@@ -241,8 +241,11 @@ def looped(x, kh, kw, stride=1, pad=0):
     return cols.reshape(c * kh * kw, -1)
 ''')
     fails_with("is not vectorised", conv_check.im2col, ns["looped"])
-    count, where, _ = busiest_line(ns["looped"], np.zeros((1, 1, 6, 6)), 2, 2)
-    assert count >= 25 and where.startswith("line ")   # 5 x 5 output positions
+    # timed by the caller: a loop over output positions costs far more per extra row than im2col
+    small, large = (np.zeros(s) for s in conv_check.LOOP_SHAPES["rows"])
+    looped, _ = seconds_per_step("im2col", ns["looped"], (small, 2, 2), (large, 2, 2), conv_check.STEPS)
+    vectorised, _ = seconds_per_step("im2col", C.im2col, (small, 2, 2), (large, 2, 2), conv_check.STEPS)
+    assert looped > conv_check.STEP_SECONDS > vectorised * 4
 
     def rows_by_offset(x, kh, kw, stride=1, pad=0):
         cols = C.im2col(x, kh, kw, stride, pad)
@@ -268,7 +271,7 @@ def conv1x1(x, w, b):
             out[:, :, i, j] = x[:, :, i, j] @ w.T + b
     return out
 ''')
-    fails_with("pixels. Use one matrix product", conv_check.conv1x1, looped["conv1x1"])
+    fails_with("not vectorised: each of 20,000 more output rows", conv_check.conv1x1, looped["conv1x1"])
 
 
 def test_a_wrong_output_size_costs_only_its_own_exercise():

@@ -27,13 +27,13 @@ def passed(message: str, quiet: bool = False) -> None:
 
 
 def assert_own_work(*names: str) -> None:
-    """Fail if notebook code called coursekit's reference for any of the exercises ``names``."""
-    used = [name for name in names if _reference.recorded_calls(name)]
+    """Fail if the student's code uses coursekit's reference for any of the exercises ``names``."""
+    used = _reference.references_used(names)
     if used:
-        listed = ", ".join(f"coursekit.reference.{name}" for name in used)
+        listed = ", ".join(f"coursekit.reference.{name} ({how})" for name, how in used.items())
         raise ReferenceUsedError(
-            f"your answer calls {listed}, the reference implementation of this exercise. "
-            "Write it yourself: an answer that calls the reference scores 0.")
+            f"your answer uses {listed}, the reference implementation of this exercise. "
+            "Write it yourself: an answer that uses the reference scores 0.")
 
 
 __all__ = ["CheckError", "ReferenceUsedError", "assert_own_work", "passed"]

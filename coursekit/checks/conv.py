@@ -16,7 +16,7 @@ from .checker import checker
 from .diagnose import compare
 from .gradcheck import GRAD_THRESHOLD, check_gradients
 from .layers import check_network, trained
-from .student import busiest_line, call, forward_for_backward, unpack
+from .student import call, forward_for_backward, seconds_per_step, unpack
 from ..reference import conv as ref
 from ..reference import networks as ref_nets
 from ..reference.backprop import rel_error
@@ -283,27 +283,37 @@ def avg_pool(avg_pool_forward, avg_pool_backward, *, seed=0):
 
 # --- 8. im2col ------------------------------------------------------------------------------
 
-LOOP_CASE = dict(x_shape=(2, 1, 21, 21), kernel=2)   # a 20 x 20 output: 400 positions
+#: the inputs a loop over output rows, columns or positions is timed on: a thin image and a
+#: long one (each STEPS more rows, or columns, than the short one), a 2 x 2 kernel
+STEPS = 20_000
+LOOP_SHAPES = {"rows": ((1, 1, 21, 2), (1, 1, 21 + STEPS, 2)), "columns": ((1, 1, 2, 21), (1, 1, 2, 21 + STEPS))}
+#: seconds per extra output row or column above which a function loops over them: a Python
+#: loop step that does anything costs a microsecond or more (4 measured, graded, for a loop
+#: over rows), a vectorised function well under a tenth of that (at most 0.35 measured, graded,
+#: with two submissions at once on two cores; most under 0.1)
+STEP_SECONDS = 0.8e-6
 
 
-def _refuse_loops(name, fn, args, limit, what, advice):
-    """Run the student's ``fn(*args)``; fail if one of their lines ran ``limit`` times or
-    more (once per output position, row or pixel). Returns fn's result."""
-    count, line, result = busiest_line(fn, *args)
-    if count >= limit:
-        raise CheckError(f"{name} is not vectorised: {line} ran {count} times for {what}. "
-                         f"{advice}")
-    return result
+def _refuse_loops(name, fn, make_args, advice):
+    """Time the student's ``fn`` on ``make_args(x)`` for the short and long images of
+    LOOP_SHAPES; fail if its time grows like a Python loop over the rows or columns.
+    Returns fn's value on the long thin image."""
+    value = None
+    for along, (small, large) in LOOP_SHAPES.items():
+        rng = np.random.default_rng(0)
+        per_step, got = seconds_per_step(name, fn, make_args(rng.standard_normal(small)),
+                                         make_args(rng.standard_normal(large)), STEPS, repeats=5)
+        value = got if value is None else value
+        if per_step > STEP_SECONDS:
+            raise CheckError(f"{name} is not vectorised: each of {STEPS:,} more output {along} took "
+                             f"{per_step * 1e6:.1f} microseconds more, the cost of a Python loop over "
+                             f"them (a vectorised one takes well under 0.1). {advice}")
+    return value
 
 
-def _no_loop_over_positions(name, fn, *args):
-    """Fail if a line of the student's code runs once per output row, column or position of
-    LOOP_CASE's output (side x side)."""
-    side = LOOP_CASE["x_shape"][-1] - LOOP_CASE["kernel"] + 1
-    return _refuse_loops(name, fn, args, side, f"a {side} x {side} output",
-                         f"Loop only over the KH x KW offsets inside a filter "
-                         f"({LOOP_CASE['kernel'] ** 2} here), each taking one strided slice of "
-                         "all images, not over output positions.")
+#: what the im2col exercises loop over instead
+_OFFSETS = ("Loop only over the KH x KW offsets inside a filter (4 here), each taking one strided "
+            "slice of all images, not over output positions.")
 
 
 @checker("im2col", exercise=("conv.im2col",), builds_on=CONV_NAMES)
@@ -326,8 +336,7 @@ def im2col(fn, *, seed=0):
                         "w.reshape(F, -1) flattens a filter in."),
             (positions_last, "the columns are in (i, j, n) order; they must be (n, i, j): all "
                              "of image 0's positions first.")])
-    x = rng.standard_normal(LOOP_CASE["x_shape"])
-    _no_loop_over_positions("im2col", fn, x, LOOP_CASE["kernel"], LOOP_CASE["kernel"], 1, 0)
+    _refuse_loops("im2col", fn, lambda x: (x, 2, 2, 1, 0), _OFFSETS)
     return "im2col: right columns in the right order, without a loop over output positions."
 
 
@@ -363,9 +372,12 @@ def conv_fast(conv_forward_im2col, conv_backward_im2col, *, seed=0):
                                             "reshaped to w's shape; you reshaped its "
                                             "transpose (a missing transpose).")])
         compare("db", db, exp_db, n=x.shape[0])
-    x, w, b = _conv_case(rng, LOOP_CASE["x_shape"], (3, 1, LOOP_CASE["kernel"], LOOP_CASE["kernel"]))
-    out, cache = _no_loop_over_positions("conv_forward_im2col", conv_forward_im2col, x, w, b, 1, 0)
-    _no_loop_over_positions("conv_backward_im2col", conv_backward_im2col, np.ones_like(out), cache)
+    w, b = rng.standard_normal((3, 1, 2, 2)), rng.standard_normal(3)
+    _refuse_loops("conv_forward_im2col", conv_forward_im2col, lambda x: (x, w, b, 1, 0), _OFFSETS)
+    forward = lambda x: unpack("conv_forward_im2col", call(  # noqa: E731  (your own cache)
+        "conv_forward_im2col", conv_forward_im2col, x, w, b, 1, 0), 2)
+    _refuse_loops("conv_backward_im2col", conv_backward_im2col,
+                  lambda x: (np.ones((1, 3, x.shape[2] - 1, x.shape[3] - 1)), forward(x)[1]), _OFFSETS)
     return ("im2col convolution: forward and backward equal the naive ones, without a loop over "
             "output positions.")
 
@@ -415,8 +427,7 @@ def conv1x1(fn, *, seed=0):
     rng = np.random.default_rng(seed)
     for n, c, h, w_, f in ((2, 3, 4, 5, 4), (1, 6, 3, 3, 2), (3, 2, 2, 4, 5)):
         x, w, b = rng.standard_normal((n, c, h, w_)), rng.standard_normal((f, c)), rng.standard_normal(f)
-        got = _refuse_loops("conv1x1_as_matmul", fn, (x.copy(), w.copy(), b.copy()), h * w_,
-                            f"{h} x {w_} pixels", "Use one matrix product for all of them.")
+        got = call("conv1x1_as_matmul", fn, x.copy(), w.copy(), b.copy())
         exp = ref.conv1x1_as_matmul(x, w, b)
         scrambled = (x.reshape(n * h * w_, c) @ w.T + b).reshape(n, h, w_, f).transpose(0, 3, 1, 2)
         unarranged = (x.transpose(0, 2, 3, 1).reshape(n * h * w_, c) @ w.T + b).reshape(n, f, h, w_)
@@ -425,6 +436,8 @@ def conv1x1(fn, *, seed=0):
                         "last first, x.transpose(0, 2, 3, 1).reshape(N*H*W, C)."),
             (unarranged, "the product is (N*H*W, F) in (n, i, j) order: reshape to (N, H, W, F) "
                          "and transpose to (N, F, H, W).")])
+    w, b = rng.standard_normal((2, 1)), rng.standard_normal(2)
+    _refuse_loops("conv1x1_as_matmul", fn, lambda x: (x, w, b), "Use one matrix product for all pixels.")
     return "1x1 convolution = the same linear layer applied to every pixel's channel vector."
 
 

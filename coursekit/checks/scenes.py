@@ -11,7 +11,7 @@ from torch import nn
 
 from . import CheckError, ReferenceUsedError
 from .checker import checker
-from .student import call, subclass_of, type_name, unpack
+from .student import call, coursekit_class, type_name, unpack
 from ..models import scene_nets as ours
 from ..reference import _original
 from ..reference import scenes as _references  # noqa: F401  (registers the references)
@@ -114,9 +114,14 @@ def transforms(fundamental_transforms, augmentation_transforms, *, seed=0):
 
 # --- 3-5. networks ----------------------------------------------------------------------------
 
+#: the networks of coursekit that are this notebook's answers (locked in the students' coursekit)
+ANSWER_MODELS = (ours.SimpleNet, ours.SimpleNetDropout, ours.SimpleNetFinal)
+
+
 def _instance(name, cls, *ours_classes):
-    if subclass_of(cls, *ours_classes):
-        raise ReferenceUsedError(f"{name} is coursekit's network (or built on it): write your own.")
+    used = coursekit_class(cls, *ours_classes)
+    if used:
+        raise ReferenceUsedError(f"{name} is coursekit's network {used} (or built on it): write your own.")
     model = call(f"{name}()", cls)
     if not isinstance(model, nn.Module):
         raise CheckError(f"{name}() should be an nn.Module, got {type_name(model)}.")

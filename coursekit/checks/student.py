@@ -4,13 +4,13 @@
 points at their own line. :func:`using_references` grades one exercise on its own: while
 it is active, the exercises a function builds on (the student's layers, say) are replaced in
 the notebook's namespace by coursekit's versions, so a mistake in an earlier exercise is not
-charged twice. :func:`busiest_line` counts how often each notebook line runs, to tell a
-vectorised function from one that loops over every output position.
+charged twice. :func:`seconds_per_step` times a function on a small and a large input, to
+tell a vectorised function from one that loops over every output row or position.
 """
 from __future__ import annotations
 
 import linecache
-import sys
+import time
 import traceback
 from contextlib import contextmanager, nullcontext
 from typing import Callable, Mapping
@@ -104,9 +104,10 @@ class Judged:
         student's model: the student's class), 'type' for a class, 'function' for a function."""
         raise NotImplementedError
 
-    def judged_mro(self) -> tuple[str, ...]:
-        """For a class: 'module.qualname' of each class in its MRO; else ()."""
-        return ()
+    def judged_seconds(self, args: tuple, kwargs: dict) -> tuple[float, object]:
+        """Call it: (seconds its code ran, by the caller's clock less the time the caller spent
+        sending and reading the messages and running what was called back, its value)."""
+        raise NotImplementedError
 
     def judged_references(self, names: Mapping[str, str], extra: Mapping[str, object]):
         """A context manager: while active, calls of it run with ``names`` (notebook name ->
@@ -114,20 +115,21 @@ class Judged:
         (An object with no namespace of its own, a model, has nothing to swap.)"""
         return nullcontext()
 
-    def judged_count_lines(self, args: tuple, kwargs: dict):
-        """Run it and count its notebook lines, as :func:`busiest_line` does; None if the
-        student's code raised, or it cannot be counted (the checker then runs it with
-        :func:`call`)."""
-        return None
 
+def coursekit_class(cls, *ours: type) -> str:
+    """The name of the class among ``ours`` (coursekit's networks) that the student's ``cls`` is
+    or is built on, or ''. Graded by the judge, the student's kernel holds none of them (their
+    modules are locked in its coursekit) and a class's ancestry there is whatever the student's
+    code says, so the answer comes from the submitted source: which of them it imports
+    (:mod:`coursekit.grading.judge.own_work`). In one kernel (a self-check), from the ancestry."""
+    from .. import reference
 
-def subclass_of(cls, *classes: type) -> bool:
-    """Whether ``cls`` is a class built on one of ``classes``; for a class in the student's
-    kernel (graded by the judge), by the class names of its bases."""
-    if isinstance(cls, Judged):
-        mro = set(cls.judged_mro())
-        return any(f"{c.__module__}.{c.__qualname__}" in mro for c in classes)
-    return isinstance(cls, type) and issubclass(cls, classes)
+    if reference.judged_elsewhere():
+        used = reference.references_used([f"models.{c.__name__}" for c in ours])
+        return next(iter(used), "").rpartition(".")[2]
+    if isinstance(cls, type):
+        return next((c.__name__ for c in ours if issubclass(cls, c)), "")
+    return ""
 
 
 def type_name(obj) -> str:
@@ -168,37 +170,33 @@ def using_references(fn: Callable, names: Mapping[str, str], extra: Mapping[str,
                 namespace[name] = value
 
 
-def busiest_line(fn: Callable, *args, **kwargs) -> tuple[int, str, object]:
-    """Run ``fn`` and count the executions of each line of notebook code (code whose module
-    namespace is ``fn``'s). Returns (count, "line N `source`" of the busiest line, fn's result)."""
-    if isinstance(fn, Judged):  # count in the student's kernel, where the function runs
-        counted = fn.judged_count_lines(args, kwargs)
-        if counted is None:  # the student's code raised: say it the way `call` does
-            return 0, "", call(fn.__name__, fn, *args, **kwargs)
-        return tuple(counted)
-    namespace = fn.__globals__
-    counts: dict[tuple[str, int], int] = {}
+def seconds_per_step(name: str, fn: Callable, small: tuple, large: tuple, steps: int,
+                     repeats: int = 3) -> tuple[float, object]:
+    """How much longer ``fn(*large)`` takes than ``fn(*small)``, per one of the ``steps`` more
+    (rows, columns, positions) that ``large`` has: each time the least of ``repeats`` runs on
+    fresh copies, on this process's clock. Graded, that is the judge's clock around a call
+    into the student's kernel, less the judge's own time on the messages and on what the
+    student's code calls back: measured by the grader, not said by the student's code.
+    Returns (seconds per step, fn's value on ``large``)."""
+    import copy
 
-    def local(frame, event, arg):
-        if event == "line":
-            key = (frame.f_code.co_filename, frame.f_lineno)
-            counts[key] = counts.get(key, 0) + 1
-        return local
+    def timed(args):
+        if isinstance(fn, Judged):  # the messages to the student's kernel are not its time
+            return call(name, lambda *a: fn.judged_seconds(a, {}), *args)
+        start = time.perf_counter()
+        value = call(name, fn, *args)
+        return time.perf_counter() - start, value
 
-    def tracer(frame, event, arg):
-        return local if frame.f_globals is namespace else None
+    def best(args):
+        least, value = float("inf"), None
+        for _ in range(repeats):
+            seconds, value = timed(copy.deepcopy(args))
+            least = min(least, seconds)
+        return least, value
 
-    previous = sys.gettrace()
-    sys.settrace(tracer)
-    try:
-        result = call(fn.__name__, fn, *args, **kwargs)
-    finally:
-        sys.settrace(previous)
-    if not counts:
-        return 0, "", result
-    (filename, lineno), count = max(counts.items(), key=lambda item: item[1])
-    text = linecache.getline(filename, lineno).strip()
-    return count, f"line {lineno}" + (f" `{text}`" if text else ""), result
+    small_seconds, _ = best(small)
+    large_seconds, value = best(large)
+    return max(0.0, large_seconds - small_seconds) / steps, value
 
 
 def graded_alone(name: str, run: Callable[[], None], fn: Callable, isolate: bool,

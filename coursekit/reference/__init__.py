@@ -10,7 +10,10 @@ are not recorded, except from the call sites where a checker runs the *student's
 own function, ``softmax_nll = coursekit.reference.backprop.softmax_nll``, is recorded too.
 
 The graded test of an exercise ends with :func:`coursekit.checks.assert_own_work`, which
-fails, and so scores 0, when the reference for that exercise was called from notebook code.
+fails, and so scores 0, when the answer uses the reference for that exercise. Graded by
+``coursekit autograde`` the references are not in the student's kernel at all, and the judge
+reads the use from the submitted source (:mod:`coursekit.grading.judge.own_work`); in a
+student's own kernel the calls recorded here say it.
 """
 from __future__ import annotations
 
@@ -87,26 +90,39 @@ def locked_answer(name: str, notebook: str, arguments: dict | None = None):
             return recorded.replay(name, arguments)
         except KeyError:
             pass
+    where = f"coursekit.{name}" if name.startswith("models.") else f"coursekit.reference.{name}"
     raise LockedAnswer(
-        f"coursekit.reference.{name} is the answer to an exercise of notebook {notebook}, which "
+        f"{where} is the answer to an exercise of notebook {notebook}, which "
         "is not unlocked in this copy of coursekit: write it yourself (or, if your instructor "
         f"has published it, install the coursekit they released with {notebook} unlocked).")
 
 
-_COUNTER: Callable[[str], int] | None = None
+_USES: Callable[[tuple], dict] | None = None
 
 
-def set_call_counter(counter: Callable[[str], int] | None) -> None:
-    """Count calls elsewhere: the grader's judge kernel asks the student's kernel, where the
-    student's code ran (see :mod:`coursekit.grading.judge.client`)."""
-    global _COUNTER
-    _COUNTER = counter
+def set_uses(uses: Callable[[tuple], dict] | None) -> None:
+    """Decide elsewhere whether the student's code uses a reference: the grader's judge reads
+    the submitted source (:mod:`coursekit.grading.judge.own_work`), and asks the student's
+    kernel nothing."""
+    global _USES
+    _USES = uses
+
+
+def judged_elsewhere() -> bool:
+    """Whether this kernel is a grader's judge (the student's code runs in another kernel)."""
+    return _USES is not None
+
+
+def references_used(names) -> dict[str, str]:
+    """{name: how} for each reference in ``names`` the student's code uses: graded by the
+    judge, from the submitted source; in one kernel (a self-check), by the calls recorded."""
+    if _USES is not None:
+        return dict(_USES(tuple(names)))
+    return {name: f"called {_CALLS[name]} times" for name in names if _CALLS[name]}
 
 
 def recorded_calls(name: str) -> int:
-    """How many times the reference ``name`` was called from notebook code."""
-    if _COUNTER is not None:
-        return _COUNTER(name)
+    """How many times the reference ``name`` was called from notebook code (in this kernel)."""
     return _CALLS[name]
 
 

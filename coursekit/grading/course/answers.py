@@ -51,10 +51,62 @@ def notebook_of_every_reference(notebooks: list[str]) -> dict[str, str]:
     return owner
 
 
+def answer_models(notebooks: list[str]) -> dict[str, str]:
+    """The modules of coursekit.models that hold an answer ('coursekit.models.resnet': its
+    BasicBlock is notebook 06's exercise) -> the notebook, from each checkers module's
+    ``ANSWER_MODELS``."""
+    found = {}
+    for notebook in notebooks:
+        module = importlib.import_module(f"coursekit.checks.{notebook.split('_', 1)[1]}")
+        for cls in getattr(module, "ANSWER_MODELS", ()):
+            found[cls.__module__] = notebook
+    return found
+
+
 def locked(notebooks: list[str], unlocked: list[str]) -> dict[str, str]:
     """reference name -> its notebook, for every reference of a notebook not in ``unlocked``."""
     return {name: notebook for name, notebook in notebook_of_every_reference(notebooks).items()
             if notebook not in unlocked}
+
+
+def _references_called(fn, seen: set) -> set[str]:
+    """The references ``fn`` calls, directly or through functions of coursekit.reference."""
+    import types
+
+    names, stack = set(), [fn.__code__]
+    while stack:
+        code = stack.pop()
+        names |= set(code.co_names)
+        stack += [c for c in code.co_consts if isinstance(c, types.CodeType)]
+    found = set()
+    for name in names:
+        value = fn.__globals__.get(name)
+        if isinstance(getattr(value, "reference_name", None), str):
+            found.add(value.reference_name)
+        elif inspect.isfunction(value) and value.__module__.startswith("coursekit.reference") and value not in seen:
+            seen.add(value)
+            found |= _references_called(value, seen)
+    return found
+
+
+def with_dependencies(notebooks: list[str], unlocked: list[str]) -> list[str]:
+    """``unlocked`` and every notebook whose answers the answers of those call (02's
+    softmax_loss calls 01's softmax_nll: unlocking 02 unlocks 01), in course order."""
+    from ... import reference
+
+    owner = notebook_of_every_reference(notebooks)
+    needs: dict[str, set[str]] = {}
+    for name, original in reference._ORIGINALS.items():
+        if name in owner:
+            needs.setdefault(owner[name], set()).update(
+                owner[r] for r in _references_called(original, set()) if r in owner)
+    chosen, stack = set(unlocked), list(unlocked)
+    while stack:
+        for other in needs.get(stack.pop(), ()):
+            if other not in chosen:
+                chosen.add(other)
+                stack.append(other)
+    return [nb for nb in notebooks if nb in chosen]
 
 
 def helpers_of(tree: ast.Module, locked_names) -> dict[str, str]:

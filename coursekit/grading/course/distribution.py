@@ -18,7 +18,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from .answers import _reference_of, helpers_of, locked
+from .answers import _reference_of, answer_models, helpers_of, locked, with_dependencies
 from .directory import CourseError, assignments
 
 #: what students do not get: the instructor's side
@@ -68,6 +68,27 @@ def lock_module(source: str, locked_names: dict[str, str]) -> str:
     return ast.unparse(ast.fix_missing_locations(tree)) + "\n"
 
 
+def lock_models(source: str, notebook: str) -> str:
+    """``source`` of a module of coursekit.models whose networks are answers of ``notebook``:
+    each class keeps its name and docstring and cannot be built, each function raises, and
+    nothing of their code is left."""
+    tree = ast.parse(source)
+    body = [node for node in tree.body if isinstance(node, (ast.Import, ast.ImportFrom)) or (
+        node is tree.body[0] and isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant))]
+    for node in tree.body:
+        if isinstance(node, (ast.ClassDef, ast.FunctionDef)):
+            doc = ast.get_docstring(node)
+            name = f"models.{node.name}"
+            raise_it = f"locked_answer({name!r}, {notebook!r})"
+            code = (f"class {node.name}:\n    {doc!r}\n    def __init__(self, *args, **kwargs):\n"
+                    f"        {raise_it}\n" if isinstance(node, ast.ClassDef) else
+                    f"def {node.name}(*args, **kwargs):\n    {doc!r}\n    return {raise_it}\n")
+            body += ast.parse(code).body
+    body.insert(_after_imports(ast.Module(body=body, type_ignores=[])),
+                ast.parse("from ..reference import locked_answer").body[0])
+    return ast.unparse(ast.fix_missing_locations(ast.Module(body=body, type_ignores=[]))) + "\n"
+
+
 def _after_imports(tree: ast.Module) -> int:
     index = 0
     for i, node in enumerate(tree.body):
@@ -87,12 +108,17 @@ def stage(root: Path, staging: Path, unlocked: list[str]) -> dict[str, str]:
     if unknown:
         raise CourseError(f"--unlock names notebooks the course does not have: {', '.join(unknown)} "
                           f"(it has {', '.join(notebooks)})")
-    names = locked(notebooks, unlocked)
+    names = locked(notebooks, with_dependencies(notebooks, unlocked))
     package = Path(coursekit.__file__).resolve().parent
     shutil.copytree(package, staging / "coursekit", ignore=lambda folder, entries: [
         e for e in entries if e in LEFT_OUT and Path(folder) == package or e == "__pycache__"])
     for path in sorted((staging / "coursekit" / "reference").glob("*.py")):
         path.write_text(lock_module(path.read_text(), names))
+    for module, notebook in answer_models(notebooks).items():
+        if notebook not in set(names.values()):
+            continue
+        path = staging.joinpath(*module.split(".")).with_suffix(".py")
+        path.write_text(lock_models(path.read_text(), notebook))
     (staging / "coursekit" / "reference" / "_locked.py").write_text(
         '"""The references this students\' coursekit holds without their bodies."""\n'
         f"LOCKED = frozenset({sorted(names)!r})\n")
@@ -120,30 +146,62 @@ coursekit = ["reference/recorded.json", "reference/recorded.npz"]
     return names
 
 
+def answers_used(notebook: Path, names: dict[str, str]) -> dict[str, list[str]]:
+    """What the (release) ``notebook`` imports from coursekit.reference that is one of the
+    locked answers ``names`` of another notebook: owner -> the names imported."""
+    import nbformat
+
+    found: dict[str, list[str]] = {}
+    for cell in nbformat.read(notebook, as_version=4).cells:
+        if cell.cell_type != "code":
+            continue
+        try:
+            tree = ast.parse(cell.source)
+        except SyntaxError:
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("coursekit.reference."):
+                module = node.module.split(".", 2)[2]
+                for alias in node.names:
+                    name = f"{module}.{alias.name}"
+                    if name in names and names[name] != notebook.stem:
+                        found.setdefault(names[name], []).append(alias.name)
+    return {owner: list(dict.fromkeys(used)) for owner, used in found.items()}
+
+
 def given_but_locked(release_dir: Path, names: dict[str, str]) -> list[str]:
     """What the release notebooks import from coursekit.reference that is a locked answer, one
     line per notebook and owner: 'NOTEBOOK uses answers of OWNER (names)'. Such a notebook does
     not run from the wheel until OWNER is unlocked."""
-    import nbformat
+    return [f"{path.stem} uses answers of {owner} ({', '.join(used)})"
+            for path in sorted(release_dir.glob("*.ipynb"))
+            for owner, used in answers_used(path, names).items()]
 
-    found: dict[tuple[str, str], list[str]] = {}
-    for path in sorted(release_dir.glob("*.ipynb")):
-        for cell in nbformat.read(path, as_version=4).cells:
-            if cell.cell_type != "code":
-                continue
-            try:
-                tree = ast.parse(cell.source)
-            except SyntaxError:
-                continue
-            for node in ast.walk(tree):
-                if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("coursekit.reference."):
-                    module = node.module.split(".", 2)[2]
-                    for alias in node.names:
-                        name = f"{module}.{alias.name}"
-                        if name in names and names[name] != path.stem:
-                            found.setdefault((path.stem, names[name]), []).append(alias.name)
-    return [f"{notebook} uses answers of {owner} ({', '.join(dict.fromkeys(used))})"
-            for (notebook, owner), used in found.items()]
+
+#: what the student's kernel needs of the instructor's side while it is graded: the side of
+#: the judge's protocol that answers the judge (it is not trusted by the judge)
+GRADING_SIDE = ("__init__.py", "judge/__init__.py", "judge/server.py", "judge/protocol.py", "judge/mirror.py")
+
+
+def grading_copy(root: Path, folder: Path, release: Path) -> Path:
+    """The coursekit a submission of the notebook ``release`` (its release file) is graded
+    with, written into ``folder`` (which holds ``coursekit/`` afterwards; returned): the
+    students' package with every answer locked except those of the notebooks it is given
+    answers from (``from coursekit.reference.layers import affine_forward`` in 03), plus the
+    student's side of the judge. The references of the graded exercises are not in the
+    student's kernel at all, so no trick in an answer cell can call them."""
+    import coursekit
+
+    notebooks = assignments(root)
+    given = answers_used(release, locked(notebooks, []))
+    unlocked = [nb for nb in with_dependencies(notebooks, list(given)) if nb != release.stem]
+    stage(root, folder, unlocked)
+    (folder / "pyproject.toml").unlink()
+    source = Path(coursekit.__file__).resolve().parent / "grading"
+    for part in GRADING_SIDE:
+        (folder / "coursekit" / "grading" / part).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source / part, folder / "coursekit" / "grading" / part)
+    return folder
 
 
 def record_self_checks(root: Path, release_dir: Path, notebooks: list[str], work: Path) -> list[Path]:

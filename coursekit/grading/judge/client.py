@@ -91,8 +91,15 @@ class Remote(Judged):
     def judged_type(self) -> str:
         return {"class": "type", "function": "function"}.get(self._node["kind"], self._node["name"])
 
-    def judged_mro(self) -> tuple[str, ...]:
-        return tuple(self._node.get("mro") or ())
+    def judged_seconds(self, args: tuple, kwargs: dict):
+        judge = self._judge
+        messaging, called_back = judge.messaging, judge.called_back
+        start = time.perf_counter()
+        value = judge.call(self, args, kwargs)
+        wall = time.perf_counter() - start
+        messaging, called_back = judge.messaging - messaging, judge.called_back - called_back
+        # the student's kernel does the other half of the messaging: as much again, about
+        return max(0.0, wall - called_back - 2 * messaging), value
 
     @contextmanager
     def judged_references(self, names, extra):
@@ -102,11 +109,16 @@ class Remote(Judged):
         finally:
             self._judge.swaps.pop()
 
-    def judged_count_lines(self, args: tuple, kwargs: dict):
-        try:
-            return self._judge.call(self, args, kwargs, op="count_lines")
-        except (RemoteError, NotImplementedError):
-            return None
+
+
+def _mutable(value):
+    """What an argument of the judge's function is sent back as, for the caller to sync: a
+    container by value (not as the student's object it came from, which would sync nothing)."""
+    if isinstance(value, dict):
+        return dict(value)
+    if isinstance(value, list):
+        return list(value)
+    return value if isinstance(value, codec.SYNCED) else None
 
 
 def _refuse(node):
@@ -158,7 +170,12 @@ class Judge:
         self.count = itertools.count()
         self.swaps: list[tuple[dict, dict]] = []
         self.bound: set[str] = set()
-        self.functions: dict[int, object] = {}
+        self.functions: dict[int, object] = {}   # the judge's functions the current call may call back
+        self._depth = 0
+        self.student_code: list[str] = []   # the student's cells above the graded one (own_work)
+        # seconds this kernel spent on messages (writing, reading, coding) and on the functions
+        # of its own that the student's code called back: not the student's (:meth:`Remote.judged_seconds`)
+        self.messaging = self.called_back = 0.0
 
     def close(self) -> None:
         """Stop the channels to the student's kernel (their threads keep a process alive)."""
@@ -171,10 +188,19 @@ class Judge:
         if message.get("op") not in protocol.OPS:
             raise ValueError(f"not an op of the judge's protocol: {message.get('op')!r}")
         path = self.exchange / f"{protocol.REQUEST}{uuid.uuid4().hex}-{next(self.count)}.json"
+        start = time.perf_counter()
         codec.write(path, message, arrays)
         msg_id = self.kc.execute(protocol.serve_code(str(path)), silent=True, store_history=False,
                                  allow_stdin=False)
+        self.messaging += time.perf_counter() - start
         self._wait(msg_id)
+        start = time.perf_counter()
+        try:
+            return self._reply(path)
+        finally:
+            self.messaging += time.perf_counter() - start
+
+    def _reply(self, path: Path):
         reply_path = path.with_name(path.name + protocol.REPLY_SUFFIX)
         try:
             tree, reply_arrays = codec.read(reply_path)
@@ -182,7 +208,7 @@ class Judge:
             raise StudentKernelError("the student's kernel sent no usable answer "
                                      f"({type(exc).__name__}: {exc})") from None
         finally:
-            for leftover in (path, path.with_suffix(".npz"), reply_path, reply_path.with_suffix(".npz")):
+            for leftover in (path, codec.arrays_path(path), reply_path, codec.arrays_path(reply_path)):
                 leftover.unlink(missing_ok=True)
         if not isinstance(tree, dict):
             raise StudentKernelError("the student's kernel sent a malformed answer")
@@ -209,7 +235,9 @@ class Judge:
         return Remote(self, node)
 
     def _encode(self, value, arrays: list) -> dict:
-        return codec.encode(value, arrays, lambda v: self._handle_node(v, arrays), self._reference_name)
+        # no reference goes by name (the student's kernel holds none): every function of the
+        # judge's goes as one it calls back
+        return codec.encode(value, arrays, lambda v: self._handle_node(v, arrays), lambda v: None)
 
     def _wait(self, msg_id: str) -> None:
         deadline = time.monotonic() + self.timeout
@@ -230,17 +258,30 @@ class Judge:
     def _answer(self, path: Path) -> None:
         """Run one of the judge's functions that the student's code called (a checker passed
         it, e.g. the f of a numerical gradient) on the arguments it sent."""
+        start, called_back = time.perf_counter(), self.called_back
+        try:
+            self._answer_call(path)
+        finally:  # all of it is the judge's time; what is not the function itself, messaging
+            self.messaging += time.perf_counter() - start - (self.called_back - called_back)
+
+    def _answer_call(self, path: Path) -> None:
         arrays: list = []
         try:
             tree, args_arrays = codec.read(path)
             path.unlink(missing_ok=True)
-            path.with_suffix(".npz").unlink(missing_ok=True)
+            codec.arrays_path(path).unlink(missing_ok=True)
             fn = self.functions[int(tree["fn"])]
             resolve = lambda node: Remote(self, node) if node.get("k") == "handle" else _refuse(node)  # noqa: E731
             args = codec.decode(tree["args"], args_arrays, resolve)
             kwargs = codec.decode(tree["kwargs"], args_arrays, resolve)
-            value = fn(*args, **kwargs)
-            reply = {"ok": self._encode(value, arrays)}
+            start = time.perf_counter()
+            try:
+                value = fn(*args, **kwargs)
+            finally:
+                self.called_back += time.perf_counter() - start
+            reply = {"ok": self._encode(value, arrays),  # and what it changed in its arguments
+                     "args": self._encode([_mutable(a) for a in args], arrays),
+                     "kwargs": self._encode({k: _mutable(a) for k, a in kwargs.items()}, arrays)}
         except Exception as exc:  # goes back to the student's code as its exception
             arrays = []
             reply = {"error": {"type": type(exc).__name__, "message": str(exc)[:2000]}}
@@ -273,15 +314,29 @@ class Judge:
                     silent = str(exc)
             self.bound.add(name)
 
-    def call(self, fn: Remote, args: tuple, kwargs: dict, op: str = "call"):
+    def call(self, fn: Remote, args: tuple, kwargs: dict):
+        """Run the student's ``fn`` on copies of ``args`` and ``kwargs`` in the student's kernel
+        and sync what it changed in them back. The references of an isolated check (the
+        exercises ``fn`` builds on) go with it as functions of the judge's that the student's
+        code calls back (the student's kernel holds no reference, :func:`..course.distribution.grading_copy`);
+        they, like every function of the judge's the call is given, answer only while it runs."""
+        from ...reference import _original
+
         arrays: list = []
         swap, extra = self.swaps[-1] if self.swaps else ({}, {})
+        extra = {**{name: _original(ref) for name, ref in swap.items()}, **extra}
         encode = lambda v: self._encode(v, arrays)  # noqa: E731
-        message = {"op": op, "fn": fn._node, "args": encode(list(args)), "kwargs": encode(dict(kwargs)),
-                   "swap": swap, "extra": encode(dict(extra)), "return_args": op == "call"}
-        result = self.request(message, arrays)
-        if op != "call":
-            return result
+        self._depth += 1
+        start = time.perf_counter()
+        try:
+            message = {"op": "call", "fn": fn._node, "args": encode(list(args)), "kwargs": encode(dict(kwargs)),
+                       "extra": encode(dict(extra)), "return_args": True}
+            self.messaging += time.perf_counter() - start
+            result = self.request(message, arrays)
+        finally:
+            self._depth -= 1
+            if not self._depth:  # a judge's function the student's code kept answers no more
+                self.functions.clear()
         value, new_args, new_kwargs = result
         for local, remote in zip(args, new_args):
             codec.sync(local, remote)
@@ -291,9 +346,6 @@ class Judge:
             if codec.is_module(local) and hasattr(local, "pull"):  # a mirror.RemoteModule
                 local.pull()
         return value
-
-    def recorded_calls(self, names) -> dict[str, int]:
-        return self.request({"op": "calls", "names": list(names)})
 
     def _handle_node(self, value, arrays: list):
         if isinstance(value, Remote):
@@ -315,30 +367,19 @@ class Judge:
             return {"k": "judgefn", "id": id(value), "name": getattr(value, "__name__", "function")}
         raise codec.WireError(f"a {type(value).__name__} cannot be sent to the student's kernel")
 
-    @staticmethod
-    def _reference_name(value) -> str | None:
-        from ...reference import _ORIGINALS
-
-        name = getattr(value, "reference_name", None)
-        if isinstance(name, str):
-            return name
-        for ref_name, original in _ORIGINALS.items():
-            if original is value:
-                return ref_name
-        return None
-
 
 _ACTIVE: Judge | None = None
 
 
 def install(connection: dict, exchange: str, timeout: float = CALL_TIMEOUT) -> Judge:
-    """Start judging in this kernel: checkers ask the student's kernel which references it
-    called."""
+    """Start judging in this kernel: whether an answer uses a reference is read from the
+    student's source (:attr:`Judge.student_code`, set before each graded cell)."""
     global _ACTIVE
     from ... import reference
+    from . import own_work
 
     _ACTIVE = Judge(connection, exchange, timeout)
-    reference.set_call_counter(lambda name: _ACTIVE.recorded_calls([name])[name])
+    reference.set_uses(lambda names: own_work.used(_ACTIVE.student_code, names))
     return _ACTIVE
 
 

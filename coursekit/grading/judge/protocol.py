@@ -3,7 +3,7 @@
 Both kernels share one folder, the exchange (:data:`EXCHANGE`, in the worker's runtime folder,
 not in the student's scratch: both kernels may write files in it, neither can replace or link
 the folder itself, and the judge kernel may write nothing else). A message
-is a JSON tree in the codec's format (:mod:`coursekit.values`: values only, no code) plus an ``.npz`` of
+is a JSON tree in the codec's format (:mod:`coursekit.values`: values only, no code) plus a file of
 its arrays; its answer goes beside it as ``<name>.reply``.
 
 *The judge asks* (:mod:`.client` writes ``request-*.json`` and has the student's kernel run
@@ -13,16 +13,14 @@ what the answer's ``ok`` holds:
 from __future__ import annotations
 
 #: op -> (fields of the request, what comes back). ``fn``/``obj`` are handles the student's kernel
-#: sent; ``swap``/``extra`` are the references an isolated check runs the function with.
+#: sent; ``extra`` holds what an isolated check runs the function with (the references of the
+#: exercises it builds on, as functions of the judge's that the student's code calls back).
 OPS: dict[str, tuple[tuple[str, ...], str]] = {
     "get": (("name",), "the value the student's kernel holds under that name"),
-    "call": (("fn", "args", "kwargs", "swap", "extra", "return_args"),
+    "call": (("fn", "args", "kwargs", "extra", "return_args"),
              "fn(*args, **kwargs); with return_args, (value, args, kwargs) so the judge sees what "
              "the function changed in its arguments"),
-    "count_lines": (("fn", "args", "kwargs", "swap", "extra"),
-                    "(executions of the busiest notebook line, that line, fn's value)"),
     "getattr": (("obj", "name"), "the attribute's value"),
-    "calls": (("names",), "{reference name: calls from notebook code}"),
     # a student's nn.Module, seen by the judge through a mirror (:mod:`.mirror`)
     "describe": (("obj", "v"), "the module's tree: classes, parameters, buffers, plain attributes"),
     "state": (("obj", "v"), "its parameters and buffers"),
@@ -59,7 +57,9 @@ def install_code(connection: dict, exchange: str) -> str:
             f".install({connection!r}, {exchange!r})")
 
 
-def bind_code(imports: list[str], names: list[str]) -> str:
+def bind_code(imports: list[str], names: list[str], student_code: list[str]) -> str:
     """The code run in the judge before a graded cell: the instructor's imports, then each
-    other name the cell reads, bound to the student's value (:meth:`.client.Judge.bind`)."""
-    return "\n".join([*imports, f"__judge__.bind(globals(), {names!r})"])
+    other name the cell reads, bound to the student's value (:meth:`.client.Judge.bind`), and
+    the source of the student's cells above it (:mod:`.own_work` reads it)."""
+    return "\n".join([*imports, f"__judge__.student_code = {student_code!r}",
+                      f"__judge__.bind(globals(), {names!r})"])

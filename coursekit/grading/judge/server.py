@@ -15,8 +15,8 @@ import time
 import uuid
 from pathlib import Path
 
-from ...checks.student import busiest_line, student_line, using_references
-from ...reference import _original, recorded_calls, student_call_site
+from ...checks.student import student_line, using_references
+from ...reference import _original, student_call_site
 from ... import values as codec
 from . import protocol
 
@@ -29,8 +29,6 @@ def _handle(value) -> dict:
             else "function" if callable(value) else "object")
     name = getattr(value, "__name__", None) if kind in ("class", "function") else type(value).__name__
     node = {"k": "handle", "id": id(value), "kind": kind, "name": str(name or type(value).__name__)}
-    if kind == "class":
-        node["mro"] = [f"{c.__module__}.{c.__qualname__}" for c in value.__mro__]
     return node
 
 
@@ -54,10 +52,16 @@ class _JudgeFunction:
             time.sleep(0.0005)
         tree, reply_arrays = codec.read(reply)
         reply.unlink(missing_ok=True)
-        reply.with_suffix(".npz").unlink(missing_ok=True)
+        codec.arrays_path(reply).unlink(missing_ok=True)
         if "error" in tree:
             raise RuntimeError(f"{self.__name__}: {tree['error']['type']}: {tree['error']['message']}")
-        return codec.decode(tree["ok"], reply_arrays, _object, _original)
+        decoded = lambda node: codec.decode(node, reply_arrays, _object, _original)  # noqa: E731
+        for local, remote in zip(args, decoded(tree.get("args", {"k": "list", "v": []}))):
+            codec.sync(local, remote)  # what the judge's function changed in its arguments
+        new_kwargs = decoded(tree.get("kwargs", {"k": "dict", "v": []}))
+        for key in kwargs:
+            codec.sync(kwargs[key], new_kwargs.get(key))
+        return decoded(tree["ok"])
 
 
 _EXCHANGE: list[Path] = []
@@ -136,9 +140,7 @@ def _call(tree, decoded):
     fn = _object(tree["fn"])
     args, kwargs = decoded(tree["args"]), decoded(tree["kwargs"])
     extra = decoded(tree.get("extra", {"k": "dict", "v": []}))
-    with using_references(fn, tree.get("swap", {}), extra):
-        if tree["op"] == "count_lines":
-            return busiest_line(fn, *args, **kwargs)
+    with using_references(fn, {}, extra):  # the references it builds on: the judge's, called back
         value = _invoke(fn, args, kwargs)
     if tree.get("return_args"):  # what the judge syncs back: containers and arrays
         value = (value, [_mutable(a) for a in args], {k: _mutable(a) for k, a in kwargs.items()})
@@ -162,9 +164,8 @@ def _module_op(tree, decoded):
 
 
 #: op -> its handler (tree, decode) -> value; the ops are those of protocol.OPS, no other
-HANDLERS = {"get": _get, "call": _call, "count_lines": _call,
+HANDLERS = {"get": _get, "call": _call,
             "getattr": lambda tree, decoded: getattr(_object(tree["obj"]), tree["name"]),
-            "calls": lambda tree, decoded: {name: recorded_calls(name) for name in tree["names"]},
             **dict.fromkeys(("describe", "state", "load", "forward", "backward"), _module_op)}
 
 

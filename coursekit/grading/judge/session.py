@@ -18,7 +18,7 @@ from nbgrader.preprocessors import Execute
 from ..kernel.manager import SandboxedKernelManager
 from ..kernel.sandbox import Limits, Policy
 from ..kernel.scratch import remove_tree
-from . import protocol, rules
+from . import own_work, protocol, rules
 
 
 class JudgeError(RuntimeError):
@@ -82,7 +82,8 @@ class JudgeSession:
         remove_tree(self.exchange, keep_root=True)  # left by an earlier, interrupted call
         imports = rules.imports(cells_above[self.ready_upto:index])
         self.ready_upto = index
-        self._setup(protocol.bind_code(imports, rules.free_names(cell.source)), timeout)
+        self._setup(protocol.bind_code(imports, rules.free_names(cell.source),
+                                       own_work.student_sources(cells_above[:index])), timeout)
         self._execute(cell, timeout, store_history=True)
 
     def _execute(self, cell, timeout: int | None, store_history: bool) -> None:

@@ -41,6 +41,9 @@ class SandboxedExecute(RecoveringExecute):
     read_paths = List(Unicode(), [], help="Folders the kernel may read besides Python's.").tag(config=True)
     limits = Dict({}, help="coursekit.grading.kernel.sandbox.Limits fields.").tag(config=True)
     kernel_env = Dict({}, help="Environment variables for the kernel.").tag(config=True)
+    student_package = Unicode("", help="A folder holding the coursekit the student's kernel imports "
+                              "(coursekit.grading.course.distribution.grading_copy: the answers "
+                              "locked); only with the judge, where the checkers run.").tag(config=True)
     judge = Bool(True, help="Run graded cells in a judge kernel that never runs the student's "
                  "code (coursekit.grading.judge); only with a sandbox.").tag(config=True)
     in_kernel = List(Unicode(), [], help="Graded cells ('notebook:grade_id') whose checkers "
@@ -72,7 +75,8 @@ class SandboxedExecute(RecoveringExecute):
             km.shut_in(Path(self.runtime_dir or self.scratch),
                        Policy(scratch=self.scratch, write=write, read=list(self.read_paths),
                               limits=self._limits, cgroup=self._group, cpu_group=self._cpu_group,
-                              env=dict(self.kernel_env), uid=self._uid()))
+                              env=dict(self.kernel_env), uid=self._uid(),
+                              package=self.student_package if self.judge and not self.in_kernel else ""))
         return km
 
     def setup_kernel(self, **kwargs):

@@ -65,6 +65,8 @@ class Policy:
     cpu_group: str = ""                     # a cpu cgroup (v1) to join: a fair share of the cores
     env: dict[str, str] = field(default_factory=dict)
     uid: int = 0                            # the kernel's uid when the grader is root (0: from scratch)
+    package: str = ""                       # a folder holding the coursekit the kernel imports instead
+    #                                         of the grader's, which it then cannot read (Landlock)
 
     def dump(self, path: Path) -> None:
         path.write_text(json.dumps(asdict(self)))
@@ -147,6 +149,7 @@ def capabilities() -> dict[str, bool]:
     abi = landlock_abi()
     return {"files": abi >= 1, "network": abi >= 4, "signals": abi >= 6,
             "processes": os.geteuid() != 0 or _cgroup_pids_root() is not None,
+            "answers out of reach": abi >= 1,  # the grader's coursekit unreadable (a locked copy imported)
             **privileges.available()}
 
 
@@ -216,15 +219,37 @@ def _read_paths(policy: Policy) -> list[str]:
 
     import coursekit
 
+    ours = str(Path(coursekit.__file__).resolve().parent)
     paths = ["/usr", "/lib", "/lib64", "/lib32", "/bin", "/sbin", "/opt", "/proc", "/sys",
              *(f"/etc/{name}" for name in _ETC),
              "/dev/urandom", "/dev/random", "/dev/zero", "/dev/null", "/dev/shm",
              sys.prefix, sys.base_prefix, sys.exec_prefix, os.path.dirname(os.path.realpath(sys.executable)),
-             str(Path(coursekit.__file__).resolve().parent)]
+             policy.package or ours]
     for key in ("stdlib", "platstdlib", "purelib", "platlib"):
         paths.append(sysconfig.get_paths()[key])
     paths += [p for p in sys.path if p and os.path.isdir(p) and "site-packages" in p]
-    return [p for p in dict.fromkeys(paths + policy.read) if os.path.exists(p)]
+    paths = [p for p in dict.fromkeys(paths + policy.read) if os.path.exists(p)]
+    return _without(paths, ours) if policy.package else paths
+
+
+def _without(paths: list[str], hidden: str) -> list[str]:
+    """``paths`` with ``hidden`` cut out: a path that holds it (site-packages holding the
+    grader's coursekit) is replaced by its entries, except the one on the way to ``hidden``."""
+    hidden = os.path.realpath(hidden)
+    out: list[str] = []
+    for path in paths:
+        real = os.path.realpath(path)
+        if real == hidden or real.startswith(hidden + os.sep):
+            continue
+        if not hidden.startswith(real.rstrip(os.sep) + os.sep):
+            out.append(path)
+            continue
+        try:
+            entries = sorted(os.listdir(real))
+        except OSError:
+            continue
+        out += _without([os.path.join(real, entry) for entry in entries], hidden)
+    return out
 
 
 def _add_path(ruleset: int, path: str, access: int) -> None:
@@ -307,6 +332,8 @@ def enter(policy: Policy) -> None:
     status), Landlock."""
     os.chdir(policy.scratch)
     os.environ.update(policy.env)
+    if policy.package:  # the only coursekit the kernel finds (the grader's is not readable)
+        os.environ["PYTHONPATH"] = policy.package
     apply_limits(policy)
     root = os.geteuid() == 0
     already = 0 if root else sum(1 for p in Path("/proc").iterdir() if p.name.isdigit() and _owned(p))

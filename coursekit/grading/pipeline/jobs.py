@@ -17,6 +17,7 @@ class Job:
     limits: dict = field(default_factory=dict)
     read: list[str] = field(default_factory=list)
     env: dict[str, str] = field(default_factory=dict)
+    package: str = ""         # the coursekit the student's kernel imports (answers locked)
 
 
 @dataclass

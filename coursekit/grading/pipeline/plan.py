@@ -11,6 +11,7 @@ from pathlib import Path
 import nbformat
 
 from ..course.directory import CourseError, assignments, generate_assignments, nbgrader_api
+from ..course.distribution import grading_copy
 from ..kernel.sandbox import Limits, capabilities
 from ..kernel.scratch import remove_tree
 from .collect import collect_folder, collect_zip
@@ -97,6 +98,9 @@ def _write_jobs(plan: Plan, students: dict, timeout: int | None, limits: dict) -
     shutil.copytree(plan.coursedir / "source", template / "source")
     shutil.copyfile(plan.coursedir / "gradebook.db", template / "gradebook.db")
     read, env = prepare(plan.api.config, plan.work / "shared", plan.names)
+    packages = {name: str(grading_copy(plan.root, plan.work / "shared" / "coursekit" / name,
+                                       plan.coursedir / "release" / name / f"{name}.ipynb"))
+                for name in plan.names}
     # Share the cores between the kernels graded at once instead of oversubscribing them.
     threads = str(max(1, (os.cpu_count() or 1) // plan.concurrency))
     env.update(OMP_NUM_THREADS=threads, MKL_NUM_THREADS=threads, OPENBLAS_NUM_THREADS=threads)
@@ -115,6 +119,6 @@ def _write_jobs(plan: Plan, students: dict, timeout: int | None, limits: dict) -
             folder.mkdir(parents=True)
             nbformat.write(taken.notebook, folder / f"{name}.ipynb")
             job = Job(str(plan.root), str(template), student, name, str(folder / f"{name}.ipynb"),
-                      str(folder), timeout, limits, read, env)
+                      str(folder), timeout, limits, read, env, packages[name])
             (folder / "job.json").write_text(json.dumps(asdict(job)))
             plan.jobs.append((student, name, folder / "job.json"))

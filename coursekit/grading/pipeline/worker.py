@@ -50,6 +50,7 @@ def run(job: Job) -> Report:
     extra.SandboxedExecute.read_paths = list(job.read)
     extra.SandboxedExecute.limits = dict(job.limits)
     extra.SandboxedExecute.kernel_env = {"HOME": str(scratch), "TMPDIR": str(scratch), **job.env}
+    extra.SandboxedExecute.student_package = job.package
     api = nbgrader_api(Path(job.root), course, timeout=job.timeout, extra=extra)
     report = Report()
     with warnings.catch_warnings():
