@@ -8,8 +8,14 @@ import nbformat
 import pytest
 
 from coursekit.grading.pipeline.autograde import autograde
-from coursekit.grading.classes.hostile import CASES, FULL, LEAK, make_hostile_class
+from coursekit.grading.classes.hostile import (ANSWER_FUNCTION, CASES, FULL, LEAK, POINTS, REFERENCE_TRICKS,
+                                               SELF_REPORTS, TRICKS_BY_SUBMISSION, _reference_trick,
+                                               make_hostile_class, make_self_report_class)
 from coursekit.grading.classes.sample import NOTEBOOK
+from coursekit.grading.kernel.sandbox import capabilities
+
+#: without Landlock the student's kernel can read the grader's own coursekit (the summary says so)
+NO_LANDLOCK = "no Landlock on this machine: the grader's coursekit is readable by the kernel"
 
 TIMEOUT = 5
 
@@ -33,6 +39,9 @@ def hostile(tmp_path_factory, root, released):
 @pytest.mark.parametrize("student", sorted(CASES))
 def test_no_submission_scores_more_than_it_deserves(hostile, student):
     case, r = CASES[student], hostile[0].get(student, NOTEBOOK)
+    if "grader-copy" in TRICKS_BY_SUBMISSION.get(student.rpartition("-")[2], {}) \
+            and not capabilities()["answers out of reach"]:
+        pytest.skip(NO_LANDLOCK)
     if case.hostile:
         assert r.score <= case.deserved, (r.score, r.problems)
     else:  # honest but broken: keeps exactly what it earned
@@ -56,7 +65,56 @@ def test_no_attack_reported_success(hostile):
     autograded = hostile[3] / "course" / "autograded"
     outputs = [o for nb in autograded.rglob("*.ipynb") for c in nbformat.read(nb, 4).cells
                for o in c.get("outputs", [])]
+    if not capabilities()["answers out of reach"]:  # the grader-copy trick may read it
+        outputs = [o for o in outputs if "read" not in str(o) or "coursekit" not in str(o)]
     assert outputs and not any(LEAK in str(o) for o in outputs)
+
+
+@pytest.mark.parametrize("trick", sorted(REFERENCE_TRICKS))
+def test_every_reference_trick_computes_the_reference_in_one_kernel(trick):
+    """The tricks are real: with the grader's coursekit in the same kernel (as a self-check
+    runs at home with the instructor's copy), each one computes the reference's answer."""
+    import numpy as np
+
+    from coursekit.reference import _original
+    import coursekit.reference.backprop  # noqa: F401  (registers the references)
+
+    ns = {"np": np}
+    exec(_reference_trick(trick, "ex5"), ns)
+    scores, y = np.random.default_rng(0).standard_normal((3, 4)), np.array([0, 1, 2])
+    assert np.isclose(ns[ANSWER_FUNCTION["ex5"]](scores, y)[0], _original("backprop.softmax_nll")(scores, y)[0])
+
+
+@pytest.mark.parametrize("part", sorted(TRICKS_BY_SUBMISSION))
+def test_each_reference_trick_scores_0_for_its_exercise_only(hostile, part):
+    """Graded, the student's kernel holds no reference: each trick's exercise scores 0, every
+    other exercise full marks."""
+    tricks = TRICKS_BY_SUBMISSION[part]
+    if "grader-copy" in tricks and not capabilities()["answers out of reach"]:
+        pytest.skip(NO_LANDLOCK)
+    scores = {e.grade_id: e.score for e in hostile[0].get(f"reference-tricks-{part}", NOTEBOOK).exercises}
+    assert {ex: scores[f"{ex}_tests"] for ex in tricks.values()} == dict.fromkeys(tricks.values(), 0), scores
+    assert all(scores[f"{ex}_tests"] == POINTS[ex] for ex in POINTS if ex not in tricks.values()), scores
+
+
+@pytest.fixture(scope="module")
+def self_reports(tmp_path_factory, root, released):
+    subs = tmp_path_factory.mktemp("self-report")
+    make_self_report_class(released, root / "solutions", subs)
+    return autograde(root, subs, tmp_path_factory.mktemp("self-report-graded"), progress=False)
+
+
+@pytest.mark.parametrize("notebook", sorted(SELF_REPORTS))
+def test_nothing_the_students_kernel_says_about_itself_earns_points(self_reports, notebook):
+    """A loop hidden from a line counter, networks of coursekit's with no ancestry to show, a
+    reference under the graded function's own name: each loses its exercise; every other
+    exercise of the notebook keeps full marks."""
+    _, lose, _ = SELF_REPORTS[notebook]
+    result = self_reports.get("self-report", notebook)
+    scores = {e.grade_id: (e.score, e.max_score) for e in result.exercises}
+    assert {ex: scores[f"{ex}_tests"][0] for ex in lose} == dict.fromkeys(lose, 0), scores
+    assert all(score == most for grade_id, (score, most) in scores.items()
+               if grade_id.split("_")[0] not in lose), scores
 
 
 @pytest.mark.parametrize("student, says", [

@@ -45,6 +45,78 @@ WRONG = {  # a wrong answer for each exercise used below, appended after the rig
 }
 
 
+#: The function each exercise's answer defines (one function, its reference backprop.<name>).
+ANSWER_FUNCTION = {"ex3b": "two_layer_backward", "ex3c": "sgd_step", "ex5": "softmax_nll",
+                   "ex6a": "numerical_gradient", "ex6b": "rel_error"}
+
+#: trick -> (what it does, the body of ``_reach(name)``: the reference backprop.<name> reached
+#: that way). Each of them computed the reference in one kernel (tests/test_hostile.py checks).
+REFERENCE_TRICKS = {
+    "original": ("the unwrapped function coursekit.reference._original",
+                 "return R._original('backprop.' + name)"),
+    "closure": ("the function in the wrapper's closure",
+                "return next(c.cell_contents for c in getattr(_r, name).__closure__\n"
+                "            if getattr(c.cell_contents, '__name__', '') == name)"),
+    "exec-globals": ("code exec'd with coursekit-looking globals",
+                     "g = {'__name__': 'coursekit.checks.fake'}\n"
+                     "exec(f'import coursekit.reference.backprop as r\\nf = r.{name}', g)\nreturn g['f']"),
+    "helper": ("a coursekit helper that calls what it is given",
+               "from coursekit.checks.student import call\n"
+               "return lambda *a, **k: call('x', getattr(_r, name), *a, **k)"),
+    "patch-guard": ("the recorder's guard and counters patched",
+                    "R._called_from_coursekit = lambda frame: True\nR.recorded_calls = lambda n: 0\n"
+                    "R.references_used = lambda names: {}\nR.set_uses = lambda uses: None\n"
+                    "return getattr(_r, name)"),
+    "clear-record": ("the record cleared after each call",
+                     "return lambda *a, **k: (getattr(_r, name)(*a, **k), R.reset_recorded_calls())[0]"),
+    "fake-globals": ("a copy of the wrapper with coursekit-looking globals",
+                     "import types\nw = getattr(_r, name)\n"
+                     "return types.FunctionType(w.__code__, {**w.__globals__, '__name__': 'coursekit.fake'},\n"
+                     "                          name, w.__defaults__, w.__closure__)"),
+    "exec-source": ("the reference module's own source exec'd",
+                    "import ast\ntree = ast.parse(open(_r.__file__).read())\n"
+                    "fn = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == name)\n"
+                    "fn.decorator_list = []\nns = dict(vars(_r))\n"
+                    "exec(compile(ast.Module([fn], []), _r.__file__, 'exec'), ns)\nreturn ns[name]"),
+    "hidden-import": ("an import by a name built at run time",
+                      "return getattr(__import__('course' + 'kit.reference.back' + 'prop', fromlist=['_']), name)"),
+    "grader-copy": ("the grader's own coursekit looked for on disk",
+                    "import os, ast, glob\n"
+                    "places = [os.path.join(p, 'coursekit') for p in sys.path if p]\n"
+                    "for finder in glob.glob(os.path.join(sys.prefix, 'lib', 'python*', 'site-packages', '*.py')):\n"
+                    "    try:\n        places += [m for m in open(finder).read().split(\"'\") if m.endswith('coursekit')]\n"
+                    "    except OSError:\n        pass\n"
+                    "for top in ('/work', '/root', '/home', '/opt', '/srv', '/tmp'):\n"
+                    "    places += glob.glob(os.path.join(top, *['*'] * 3, 'coursekit'))\n"
+                    "for place in dict.fromkeys(places):\n"
+                    "    try:\n        text = open(os.path.join(place, 'reference', 'backprop.py')).read()\n"
+                    "    except OSError:\n        continue\n"
+                    "    if 'locked_answer(' in text:\n        continue\n"
+                    f"    print('{LEAK} read', place)\n"
+                    "    fn = next(n for n in ast.parse(text).body if isinstance(n, ast.FunctionDef) and n.name == name)\n"
+                    "    fn.decorator_list = []\n    ns = dict(vars(_r))\n"
+                    "    exec(compile(ast.Module([fn], []), 'x', 'exec'), ns)\n    return ns[name]\n"
+                    "raise RuntimeError('no readable answer')"),
+}
+
+#: which tricks each of the two submissions plays, on which exercise
+TRICKS_BY_SUBMISSION = {
+    "a": {"original": "ex3b", "closure": "ex3c", "exec-globals": "ex5", "helper": "ex6a", "patch-guard": "ex6b"},
+    "b": {"clear-record": "ex3b", "fake-globals": "ex3c", "exec-source": "ex5", "hidden-import": "ex6a",
+          "grader-copy": "ex6b"},
+}
+
+
+def _reference_trick(trick: str, exercise: str) -> str:
+    """Code that redefines the answer of ``exercise`` as the reference reached by ``trick``, at
+    call time (so that defining it never fails and leaves the right answer in place)."""
+    name = ANSWER_FUNCTION[exercise]
+    body = "\n".join("    " + line for line in REFERENCE_TRICKS[trick][1].splitlines())
+    return (f"import sys\nimport coursekit.reference as R\nimport coursekit.reference.backprop as _r\n"
+            f"def _reach_{exercise}(name):\n{body}\n"
+            f"def {name}(*args, **kwargs):\n    return _reach_{exercise}({name!r})(*args, **kwargs)\n")
+
+
 def _wrong(exercise: str, tamper: str) -> dict[str, Callable[[str], str]]:
     return {f"{exercise}_answer": _then(WRONG[exercise] + "\n" + tamper)}
 
@@ -219,9 +291,76 @@ CASES: dict[str, Case] = {
     "calls-reference": Case("computes exercise 5 with the reference", FULL - POINTS["ex5"], {
         "ex5_answer": _then("import coursekit.reference.backprop as _r\n"
                             "def softmax_nll(scores, y):\n    return _r.softmax_nll(scores, y)")}),
+    # ten ways to reach the reference that worked in one kernel, five per submission, each on
+    # an exercise of its own (REFERENCE_TRICKS): each of those exercises scores 0
+    **{f"reference-tricks-{part}": Case(
+        "computes " + ", ".join(f"{ex} with {REFERENCE_TRICKS[trick][0]}" for trick, ex in tricks.items()),
+        FULL - sum(POINTS[ex] for ex in tricks.values()),
+        {f"{ex}_answer": _then(_reference_trick(trick, ex)) for trick, ex in tricks.items()})
+       for part, tricks in TRICKS_BY_SUBMISSION.items()},
     # --- the control, graded after all of them -------------------------------------------------
     "zz-control": Case("every answer right, graded last", FULL, hostile=False),
 }
+
+
+ROW_LOOP_IM2COL = """
+import sys
+def im2col(x, kh, kw, stride=1, pad=0):
+    n, c, h, w = x.shape
+    xp = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
+    ho, wo = (h + 2 * pad - kh) // stride + 1, (w + 2 * pad - kw) // stride + 1
+    cols = np.empty((c, kh, kw, n, ho, wo))
+    for i in range(ho):  # one output row at a time
+        for ki in range(kh):
+            for kj in range(kw):
+                cols[:, ki, kj, :, i, :] = xp[:, :, i * stride + ki, kj:kj + stride * wo:stride].transpose(1, 0, 2)
+    return cols.reshape(c * kh * kw, n * ho * wo)
+sys.settrace = lambda tracer: None  # no line counter sees the loop
+import coursekit.checks.student as _student
+_student.busiest_line = lambda fn, *a, **k: (0, "", fn(*a, **k))
+"""
+
+SELF_NAME = """
+def conv_forward_naive(*args, **kwargs):  # graded alone, is this name coursekit's?
+    found = globals().get("conv_forward_naive")
+    if found is not _mine:
+        return found(*args, **kwargs)
+    raise NotImplementedError
+_mine = conv_forward_naive
+"""
+
+#: What a student's kernel once said about itself and decided points by (its line counts, the
+#: class ancestry of its networks, a reference put in place of the function graded): one
+#: submission per notebook, each attack on an exercise of its own. notebook -> (story, the
+#: exercises it should lose, answer edits)
+SELF_REPORTS: dict[str, tuple[str, tuple[str, ...], dict[str, Callable[[str], str]]]] = {
+    "03_conv": ("im2col loops over output rows with the tracer and the line counter disabled; "
+                "conv_forward_naive uses the reference if grading puts one under its own name",
+                ("ex8a", "ex4"), {"ex8a_answer": _then(ROW_LOOP_IM2COL), "ex4_answer": _then(SELF_NAME)}),
+    "06_architectures": ("BasicBlock and Bottleneck are functions that return coursekit's blocks; DeepMLP "
+                         "subclasses coursekit's, imported by a name built at run time",
+                         ("ex4", "ex6"), {
+        "ex4_answer": _then("import importlib\n_m = importlib.import_module('course' + 'kit.models')\n"
+                            "def BasicBlock(*args, **kwargs):\n    return getattr(_m, 'Basic' + 'Block')(*args, **kwargs)\n"
+                            "def Bottleneck(*args, **kwargs):\n    return getattr(_m, 'Bottle' + 'neck')(*args, **kwargs)\n"
+                            "Bottleneck.expansion = 4"),
+        "ex6_answer": _then("class DeepMLP(getattr(__import__('coursekit.models', fromlist=['_']), 'Deep' + 'MLP')):\n"
+                            "    __module__ = '__main__'")}),
+    "07_scenes": ("SimpleNet returns coursekit's network, imported by a name built at run time; "
+                  "SimpleNetFinal is coursekit's, imported plainly", ("ex3", "ex5"), {
+        "ex3_answer": _then("def SimpleNet(*args, **kwargs):\n"
+                            "    return getattr(__import__('coursekit.models.scene_nets', fromlist=['_']), 'Simple' + 'Net')(*args, **kwargs)"),
+        "ex5_answer": _then("from coursekit.models.scene_nets import SimpleNetFinal")}),
+}
+
+
+def make_self_report_class(release_dir: Path, solutions_dir: Path, out: Path) -> dict[str, tuple]:
+    """Write out/self-report/<notebook>.ipynb for every notebook of SELF_REPORTS."""
+    (out / "self-report").mkdir(parents=True, exist_ok=True)
+    for notebook, (_, _, edits) in SELF_REPORTS.items():
+        nb = student_notebook(release_dir / f"{notebook}.ipynb", solutions_dir / f"{notebook}.ipynb", edits)
+        nbformat.write(nb, out / "self-report" / f"{notebook}.ipynb")
+    return dict(SELF_REPORTS)
 
 
 def make_hostile_class(release_dir: Path, solutions_dir: Path, out: Path) -> dict[str, Case]:
