@@ -61,6 +61,19 @@ def ordered():
 
 placeholder = ...
 
+_kept = []
+
+def keep_and_call(f, x):           # keeps a function of the judge's past the call it came with
+    _kept.append(f)
+    return f(x)
+
+def call_kept(x):
+    return _kept[-1](x)
+
+def fill(f, state):                # the judge's f changes state in place: the change comes back
+    f(state)
+    return state
+
 # what a cheating submission does to its own kernel: nothing of it reaches the judge
 torch.allclose = torch.equal = np.allclose = lambda *a, **k: True
 '''
@@ -193,3 +206,18 @@ def test_values_come_back_as_they_went(judge):
     assert kind == "Cache" and np.array_equal(dx, np.ones((2, 4)) @ w.T)
     assert get(judge, "ordered")() == {"a": 1}
     assert get(judge, "placeholder") is Ellipsis
+
+
+def test_a_judge_function_answers_only_during_its_call_and_its_changes_come_back(judge):
+    """The functions a check hands the student's code (the references an exercise builds on,
+    the f of a numerical gradient) are called back in the judge, only while that call runs,
+    and what they change in their arguments reaches the student's objects."""
+    assert get(judge, "keep_and_call")(lambda x: 2 * x, 3) == 6
+    with pytest.raises(RuntimeError, match="given to an earlier call, and answers only while that call runs"):
+        get(judge, "call_kept")(4)
+
+    def momentum(state):
+        state["velocity"] = state.get("velocity", 0) + 1
+        state["w"] *= 2
+    out = get(judge, "fill")(momentum, {"w": np.ones(2)})
+    assert out["velocity"] == 1 and np.array_equal(out["w"], [2.0, 2.0])

@@ -263,38 +263,55 @@ def stack_stats(fn, *, seed=0):
 
 # --- 6. the residual MLP --------------------------------------------------------------------
 
+def _deep_mlp_weights(in_features, width, depth, classes) -> dict[str, torch.Tensor]:
+    """A DeepMLP's state dict, initialised as PyTorch initialises its layers (inp, the blocks,
+    out, in that order)."""
+    layers = {"inp": nn.Linear(in_features, width), **{f"blocks.{i}": nn.Linear(width, width) for i in range(depth)},
+              "out": nn.Linear(width, classes)}
+    return {f"{name}.{kind}": getattr(layer, kind).detach().clone() for name, layer in layers.items()
+            for kind in ("weight", "bias")}
+
+
+def _deep_mlp(weights: dict, x: torch.Tensor, kind: str) -> torch.Tensor:
+    """The output of the DeepMLP with ``weights`` on x, as kind: 'plain' (h = relu(block(h))),
+    'residual' (h = h + relu(block(h))), or the mistake 'relu after add' (h = relu(h + block(h)))."""
+    linear = lambda name, h: h @ weights[f"{name}.weight"].T + weights[f"{name}.bias"]  # noqa: E731
+    h = torch.relu(linear("inp", x))
+    for i in range(sum(1 for key in weights if key.startswith("blocks.") and key.endswith(".weight"))):
+        z = linear(f"blocks.{i}", h)
+        h = {"plain": lambda: torch.relu(z), "residual": lambda: h + torch.relu(z),
+             "relu after add": lambda: torch.relu(h + z)}[kind]()
+    return linear("out", h)
+
+
 @checker("DeepMLP", builds_on=ARCH_NAMES)
 def deep_mlp(cls, *, seed=0):
-    """The student's DeepMLP against coursekit's with the same weights, plain and residual."""
+    """The student's DeepMLP against the net it should be, with the checker's weights, plain
+    and residual."""
     _refuse_coursekit(cls, models.DeepMLP)
     gen = torch.Generator().manual_seed(seed)
     for residual in (False, True):
         torch.manual_seed(seed + residual)
-        ours = models.DeepMLP(3, 8, 4, 2, residual)
+        weights = _deep_mlp_weights(3, 8, 4, 2)
         where = f"DeepMLP(3, 8, 4, 2, residual={residual})"
         theirs = call("DeepMLP", cls, 3, 8, 4, 2, residual)
         try:
-            theirs.load_state_dict(ours.state_dict())
+            theirs.load_state_dict(weights)
         except (RuntimeError, AttributeError) as err:
             raise CheckError(f"{where}: name the layers inp, blocks (an nn.ModuleList of 4 Linear) "
                              f"and out. PyTorch said: {str(err).splitlines()[0]}") from None
         x = torch.randn(5, 3, generator=gen)
         with torch.no_grad():
             got = call("DeepMLP.forward", theirs, x.clone())
-            want = ours(x)
-            h = torch.relu(ours.inp(x))
-            after = h
-            for block in ours.blocks:
-                after = torch.relu(after + block(after))
-            plain = models.DeepMLP(3, 8, 4, 2, False)
-            plain.load_state_dict(ours.state_dict())
-            mistakes = [(ours.out(after).numpy(), "apply the ReLU to the block's output, then add: "
-                                                  "h = h + relu(block(h))."),
-                        (plain(x).numpy(), "residual=True should add the shortcut: h = h + relu(block(h)).")]
-            if not residual:
-                shortcut = models.DeepMLP(3, 8, 4, 2, True)
-                shortcut.load_state_dict(ours.state_dict())
-                mistakes = [(shortcut(x).numpy(), "with residual=False there is no shortcut: h = relu(block(h)).")]
+            want = _deep_mlp(weights, x, "residual" if residual else "plain")
+            if residual:
+                mistakes = [(_deep_mlp(weights, x, "relu after add"), "apply the ReLU to the block's output, "
+                                                                      "then add: h = h + relu(block(h))."),
+                            (_deep_mlp(weights, x, "plain"), "residual=True should add the shortcut: "
+                                                             "h = h + relu(block(h)).")]
+            else:
+                mistakes = [(_deep_mlp(weights, x, "residual"), "with residual=False there is no shortcut: "
+                                                               "h = relu(block(h)).")]
         compare(f"{where} output", got.numpy() if isinstance(got, torch.Tensor) else got, want.numpy(),
-                rtol=1e-5, atol=1e-6, mistakes=mistakes)
+                rtol=1e-5, atol=1e-6, mistakes=[(m.numpy(), why) for m, why in mistakes])
     return "DeepMLP: right with and without residual connections."

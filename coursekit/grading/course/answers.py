@@ -51,15 +51,15 @@ def notebook_of_every_reference(notebooks: list[str]) -> dict[str, str]:
     return owner
 
 
-def answer_models(notebooks: list[str]) -> dict[str, str]:
-    """The modules of coursekit.models that hold an answer ('coursekit.models.resnet': its
-    BasicBlock is notebook 06's exercise) -> the notebook, from each checkers module's
-    ``ANSWER_MODELS``."""
-    found = {}
+def answer_models(notebooks: list[str]) -> dict[str, tuple[str, list[str]]]:
+    """The modules of coursekit.models that hold an answer -> (the notebook, the classes that
+    are its answers), e.g. 'coursekit.models.resnet': ('06_architectures', ['BasicBlock',
+    'Bottleneck']), from each checkers module's ``ANSWER_MODELS``."""
+    found: dict[str, tuple[str, list[str]]] = {}
     for notebook in notebooks:
         module = importlib.import_module(f"coursekit.checks.{notebook.split('_', 1)[1]}")
         for cls in getattr(module, "ANSWER_MODELS", ()):
-            found[cls.__module__] = notebook
+            found.setdefault(cls.__module__, (notebook, []))[1].append(cls.__name__)
     return found
 
 

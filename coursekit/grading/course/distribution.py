@@ -68,22 +68,26 @@ def lock_module(source: str, locked_names: dict[str, str]) -> str:
     return ast.unparse(ast.fix_missing_locations(tree)) + "\n"
 
 
-def lock_models(source: str, notebook: str) -> str:
-    """``source`` of a module of coursekit.models whose networks are answers of ``notebook``:
-    each class keeps its name and docstring and cannot be built, each function raises, and
-    nothing of their code is left."""
+def lock_models(source: str, classes: list[str], notebook: str) -> str:
+    """``source`` of a module of coursekit.models in which ``classes`` are answers of
+    ``notebook``: each of them keeps its name and docstring and cannot be built, and the private
+    functions only they use are gone; the rest of the module (a ResNet that takes the
+    student's blocks) stays."""
     tree = ast.parse(source)
-    body = [node for node in tree.body if isinstance(node, (ast.Import, ast.ImportFrom)) or (
-        node is tree.body[0] and isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant))]
+    nodes = {node.name: node for node in tree.body if isinstance(node, (ast.ClassDef, ast.FunctionDef))}
+    used_by = {name: {n.id for n in ast.walk(node) if isinstance(n, ast.Name)} for name, node in nodes.items()}
+    kept = set().union(*(used_by[n] for n in nodes if n not in classes)) if len(nodes) > len(classes) else set()
+    gone = {n for n in nodes if n.startswith("_") and n not in kept and any(n in used_by[c] for c in classes)}
+    body = []
     for node in tree.body:
-        if isinstance(node, (ast.ClassDef, ast.FunctionDef)):
+        name = getattr(node, "name", None)
+        if name in gone:
+            continue
+        if name in classes:
             doc = ast.get_docstring(node)
-            name = f"models.{node.name}"
-            raise_it = f"locked_answer({name!r}, {notebook!r})"
-            code = (f"class {node.name}:\n    {doc!r}\n    def __init__(self, *args, **kwargs):\n"
-                    f"        {raise_it}\n" if isinstance(node, ast.ClassDef) else
-                    f"def {node.name}(*args, **kwargs):\n    {doc!r}\n    return {raise_it}\n")
-            body += ast.parse(code).body
+            node = ast.parse(f"class {name}:\n    {doc!r}\n    def __init__(self, *args, **kwargs):\n"
+                             f"        locked_answer({'models.' + name!r}, {notebook!r})\n").body[0]
+        body.append(node)
     body.insert(_after_imports(ast.Module(body=body, type_ignores=[])),
                 ast.parse("from ..reference import locked_answer").body[0])
     return ast.unparse(ast.fix_missing_locations(ast.Module(body=body, type_ignores=[]))) + "\n"
@@ -114,11 +118,11 @@ def stage(root: Path, staging: Path, unlocked: list[str]) -> dict[str, str]:
         e for e in entries if e in LEFT_OUT and Path(folder) == package or e == "__pycache__"])
     for path in sorted((staging / "coursekit" / "reference").glob("*.py")):
         path.write_text(lock_module(path.read_text(), names))
-    for module, notebook in answer_models(notebooks).items():
+    for module, (notebook, classes) in answer_models(notebooks).items():
         if notebook not in set(names.values()):
             continue
         path = staging.joinpath(*module.split(".")).with_suffix(".py")
-        path.write_text(lock_models(path.read_text(), notebook))
+        path.write_text(lock_models(path.read_text(), classes, notebook))
     (staging / "coursekit" / "reference" / "_locked.py").write_text(
         '"""The references this students\' coursekit holds without their bodies."""\n'
         f"LOCKED = frozenset({sorted(names)!r})\n")
@@ -233,10 +237,11 @@ def record_self_checks(root: Path, release_dir: Path, notebooks: list[str], work
 
 
 def build_student_wheel(root: Path, out: Path, unlocked: list[str], release_dir: Path | None = None,
-                        record: bool = True) -> Path:
+                        record: bool | list[str] = True) -> Path:
     """Build the students' wheel into ``out``; returns its path. ``release_dir``: the release
-    notebooks (made afresh when not given), whose self-checks are recorded (unless not
-    ``record``: a wheel whose locked notebooks' self-checks cannot run, for looking inside)."""
+    notebooks (made afresh when not given), whose self-checks are recorded: every locked
+    notebook's, or only those of the list ``record``, or none (False: a wheel whose locked
+    notebooks' self-checks cannot run, for looking inside)."""
     from ...reference import recorded
 
     out.mkdir(parents=True, exist_ok=True)
@@ -244,7 +249,8 @@ def build_student_wheel(root: Path, out: Path, unlocked: list[str], release_dir:
         staging = Path(tmp) / "coursekit-student"
         staging.mkdir()
         names = stage(root, staging, unlocked)
-        locked_notebooks = [nb for nb in assignments(root) if nb in set(names.values())]
+        locked_notebooks = [nb for nb in assignments(root) if nb in set(names.values())
+                            and (not isinstance(record, list) or nb in record)]
         if locked_notebooks and record:
             if release_dir is None:
                 from .release import release

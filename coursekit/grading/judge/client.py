@@ -270,7 +270,10 @@ class Judge:
             tree, args_arrays = codec.read(path)
             path.unlink(missing_ok=True)
             codec.arrays_path(path).unlink(missing_ok=True)
-            fn = self.functions[int(tree["fn"])]
+            fn = self.functions.get(int(tree["fn"]))
+            if fn is None:
+                raise LookupError("this function of the grader's was given to an earlier call, "
+                                  "and answers only while that call runs")
             resolve = lambda node: Remote(self, node) if node.get("k") == "handle" else _refuse(node)  # noqa: E731
             args = codec.decode(tree["args"], args_arrays, resolve)
             kwargs = codec.decode(tree["kwargs"], args_arrays, resolve)
