@@ -82,6 +82,15 @@ except Exception as exc:
     print(type(exc).__name__, '|', exc)
 import importlib.util
 print(importlib.util.find_spec('coursekit.grading'))
+from coursekit import models
+for build in (lambda: models.BasicBlock(4, 4), lambda: models.DeepMLP(3, 8, 4, 2, True),
+              lambda: __import__('coursekit.models.scene_nets', fromlist=['_']).SimpleNetFinal()):
+    try:
+        build()
+        print('built')
+    except Exception as exc:
+        print(type(exc).__name__, '|', exc)
+print(models.ResNet.__name__)
 """)
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
@@ -89,6 +98,12 @@ print(importlib.util.find_spec('coursekit.grading'))
     assert lines[1].startswith("LockedAnswer | coursekit.reference.layers.affine_forward is the answer "
                                "to an exercise of notebook 02_layers"), lines[1]
     assert lines[2] == "None"                             # no instructor's side
+    # the answer networks of locked notebooks cannot be built; what is given around them stays
+    assert lines[3].startswith("LockedAnswer | coursekit.models.BasicBlock is the answer to an exercise "
+                               "of notebook 06_architectures"), lines[3]
+    assert lines[4].startswith("LockedAnswer | coursekit.models.DeepMLP") and \
+        lines[5].startswith("LockedAnswer | coursekit.models.SimpleNetFinal"), lines[4:6]
+    assert lines[6] == "ResNet"
 
 
 def test_unlocking_a_notebook_the_course_does_not_have_is_refused(tmp_path, root):
@@ -140,16 +155,33 @@ def _execute(nb, kernel_name, folder):
     return nb
 
 
-@pytest.fixture(scope="module")
-def only_01_locked(tmp_path_factory, root, released):
-    """A wheel with notebook 01 locked (the others unlocked), its self-checks recorded, and a
-    Jupyter kernel running the venv it is installed in."""
+#: the notebooks whose students' wheel CI checks (each takes from 10 s to 2 minutes, the seven 7
+#: minutes): ``python tests/test_distribution.py`` checks every notebook and prints the table
+CI_NOTEBOOKS = ("01_backprop", "02_layers", "03_conv")
+
+
+def wrong_answers(notebook: str) -> dict:
+    """One named mistake per exercise of ``notebook`` (test_wrong_variants' first variant of each)."""
+    from test_wrong_variants import VARIANTS
+
+    if notebook == "01_backprop":
+        return WRONG_01
+    edits = {}
+    for exercise, edit in VARIANTS[notebook].values():
+        edits.setdefault(f"{exercise}_answer", edit)
+    return edits
+
+
+def handed_out(root, released, notebook, tmp):
+    """The students' wheel as handed out with ``notebook``: every earlier notebook unlocked, its
+    own answers and the later ones' locked, its self-checks recorded; installed in a fresh venv
+    with a Jupyter kernel. Returns (wheel, kernel name, the venv's python)."""
     import json
     import os
 
-    tmp = tmp_path_factory.mktemp("locked01")
-    others = [nb for nb in assignments(root) if nb != "01_backprop"]
-    wheel = build_student_wheel(root, tmp / "dist", unlocked=others, release_dir=released)
+    notebooks = assignments(root)
+    earlier = notebooks[:notebooks.index(notebook)]
+    wheel = build_student_wheel(root, tmp / "dist", unlocked=earlier, release_dir=released, record=[notebook])
     python = _venv_with(wheel, tmp / "venv")
     spec = tmp / "jupyter" / "kernels" / "student-wheel"
     spec.mkdir(parents=True)
@@ -157,39 +189,81 @@ def only_01_locked(tmp_path_factory, root, released):
         "argv": [str(python), "-m", "ipykernel_launcher", "-f", "{connection_file}"],
         "display_name": "the students' coursekit", "language": "python",
         "env": {"PYTHONPATH": ""}}))  # the wheel's coursekit, whatever the test run's PYTHONPATH
-    old = os.environ.get("JUPYTER_PATH")
     os.environ["JUPYTER_PATH"] = str(tmp / "jupyter")
-    yield wheel, python, tmp
-    if old is None:
-        os.environ.pop("JUPYTER_PATH")
-    else:
-        os.environ["JUPYTER_PATH"] = old
+    return wheel, "student-wheel", python
 
 
-@pytest.mark.parametrize("answers", ["right", "wrong"])
-def test_the_self_checks_of_a_locked_notebook_say_what_they_say_with_the_answers_at_hand(
-        only_01_locked, root, released, answers):
-    """Notebook 01, locked: its self-checks, run in the students' coursekit, pass on the
-    instructor's answers and name each mistake exactly as the instructor's coursekit does."""
+def self_checks(root, released, notebook, tmp):
+    """Run ``notebook`` in its students' wheel with the instructor's answers and with one mistake
+    per exercise, and the wrong one in the instructor's coursekit too: (right, wrong, instructor's
+    wrong), each grade id -> (error name, message) of the cells that failed."""
     import copy
+    import os
 
     import nbformat
 
-    from coursekit.grading.classes.sample import NOTEBOOK, student_notebook
+    from coursekit.grading.classes.sample import student_notebook
 
-    wheel, python, tmp = only_01_locked
-    assert "coursekit/reference/recorded.json" in zipfile.ZipFile(wheel).namelist()
-    nb = student_notebook(released / f"{NOTEBOOK}.ipynb", root / "solutions" / f"{NOTEBOOK}.ipynb",
-                          WRONG_01 if answers == "wrong" else None)
-    theirs = copy.deepcopy(nb)
-    theirs.cells.insert(0, nbformat.v4.new_code_cell("import coursekit, os; print(os.path.dirname(coursekit.__file__))"))
-    theirs = _execute(theirs, "student-wheel", tmp / f"run-{answers}")
-    assert theirs.cells[0].outputs[0]["text"].startswith(str(python.parent.parent)), theirs.cells[0].outputs
-    students = _errors(theirs)
-    instructors = _errors(_execute(copy.deepcopy(nb), "python3", tmp / f"ref-{answers}"))
-    if answers == "right":
-        assert students == instructors == {}, students
-    else:
-        assert set(instructors) >= {"ex4_tests", "ex5_tests", "ex6b_tests"}, instructors
-        assert students == instructors
-        assert not any("LockedAnswer" in name for name, _ in students.values())
+    old = os.environ.get("JUPYTER_PATH")
+    try:
+        wheel, kernel, python = handed_out(root, released, notebook, tmp)
+        assert "coursekit/reference/recorded.json" in zipfile.ZipFile(wheel).namelist()
+        release, solution = released / f"{notebook}.ipynb", root / "solutions" / f"{notebook}.ipynb"
+        right = student_notebook(release, solution)
+        right.cells.insert(0, nbformat.v4.new_code_cell("import coursekit, os; print(os.path.dirname(coursekit.__file__))"))
+        right = _execute(right, kernel, tmp / "right")
+        where = right.cells[0].outputs[0]["text"]
+        assert where.startswith(str(python.parent.parent)), where  # the wheel's coursekit ran
+        wrong = student_notebook(release, solution, wrong_answers(notebook))
+        theirs = _errors(_execute(copy.deepcopy(wrong), kernel, tmp / "wrong"))
+    finally:
+        if old is None:
+            os.environ.pop("JUPYTER_PATH", None)
+        else:
+            os.environ["JUPYTER_PATH"] = old
+    instructors = _errors(_execute(copy.deepcopy(wrong), "python3", tmp / "wrong-instructor"))
+    return _errors(right), theirs, instructors
+
+
+@pytest.mark.parametrize("notebook", CI_NOTEBOOKS)
+def test_the_self_checks_of_a_notebook_as_handed_out_pass_right_answers_and_name_each_mistake(
+        tmp_path, root, released, notebook):
+    """In the students' wheel handed out with the notebook (its answers locked, what it builds
+    on unlocked), the self-checks pass the instructor's answers, and with one mistake per
+    exercise they fail where the instructor's coursekit fails, each with the same named mistake
+    (where a check builds on an exercise that is also wrong, the wheel cannot swap in the
+    locked answer: it names the earlier mistake, one the instructor's names too)."""
+    right, theirs, instructors = self_checks(root, released, notebook, tmp_path)
+    assert right == {}, right
+    wrong_exercises = {f"{key.split('_')[0]}_tests" for key in wrong_answers(notebook)}
+    assert wrong_exercises <= set(instructors), (wrong_exercises, instructors)
+    assert set(theirs) == set(instructors), (theirs, instructors)
+    for cell, (name, message) in theirs.items():
+        assert name != "LockedAnswer", (cell, message)
+        assert (name, message) == instructors[cell] or (name, message) in instructors.values(), \
+            (cell, message, instructors[cell])
+
+
+if __name__ == "__main__":
+    # The table behind the test, for every notebook: python tests/test_distribution.py [NOTEBOOK...]
+    import tempfile
+    import time
+
+    from coursekit.grading.course.directory import find_course_root
+    from coursekit.grading.course.release import release
+
+    root = find_course_root()
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        release(root, tmp / "release")
+        for notebook in sys.argv[1:] or assignments(root):
+            start = time.perf_counter()
+            right, theirs, instructors = self_checks(root, tmp / "release", notebook, tmp / notebook)
+            same = sum(1 for cell, value in theirs.items() if instructors.get(cell) == value)
+            print(f"{notebook}: right answers {len(right)} failing cells; {len(wrong_answers(notebook))} "
+                  f"answers wrong: {len(instructors)} failing cells with the instructor's coursekit, "
+                  f"{len(theirs)} with the wheel, {same} with the same message; "
+                  f"{time.perf_counter() - start:.0f} s", flush=True)
+            for cell in sorted(set(theirs) | set(instructors)):
+                if theirs.get(cell) != instructors.get(cell):
+                    print(f"  {cell}: wheel {theirs.get(cell)!s:.160} | instructor {instructors.get(cell)!s:.160}")

@@ -34,6 +34,14 @@ def fundamental_transforms(size, mean, std):
                        v2.ToDtype(torch.float32, scale=True), v2.Normalize(mean, std)])
 
 
+@reference("scenes.transformed")
+def transformed(size, mean, std, image) -> torch.Tensor:
+    """``fundamental_transforms(size, mean, std)`` applied to ``image``: what the checker compares
+    a student's transform with (a tensor, which a students' coursekit can replay; a transform
+    object it could not)."""
+    return fundamental_transforms(size, mean, std)(image)
+
+
 @reference("scenes.augmentation_transforms")
 def augmentation_transforms(size, mean, std):
     """Like fundamental_transforms, with a random resized crop, a horizontal flip and colour
