@@ -99,10 +99,10 @@ print(models.ResNet.__name__)
                                "to an exercise of notebook 02_layers"), lines[1]
     assert lines[2] == "None"                             # no instructor's side
     # the answer networks of locked notebooks cannot be built; what is given around them stays
-    assert lines[3].startswith("LockedAnswer | coursekit.models.BasicBlock is the answer to an exercise "
+    assert lines[3].startswith("LockedAnswer | coursekit.models.resnet.BasicBlock is the answer to an exercise "
                                "of notebook 06_architectures"), lines[3]
-    assert lines[4].startswith("LockedAnswer | coursekit.models.DeepMLP") and \
-        lines[5].startswith("LockedAnswer | coursekit.models.SimpleNetFinal"), lines[4:6]
+    assert lines[4].startswith("LockedAnswer | coursekit.models.residual.DeepMLP") and \
+        lines[5].startswith("LockedAnswer | coursekit.models.scene_nets.SimpleNetFinal"), lines[4:6]
     assert lines[6] == "ResNet"
 
 

@@ -90,7 +90,7 @@ def locked_answer(name: str, notebook: str, arguments: dict | None = None):
             return recorded.replay(name, arguments)
         except KeyError:
             pass
-    where = f"coursekit.{name}" if name.startswith("models.") else f"coursekit.reference.{name}"
+    where = name if name.startswith("coursekit.") else f"coursekit.reference.{name}"  # a network: its module
     raise LockedAnswer(
         f"{where} is the answer to an exercise of notebook {notebook}, which "
         "is not unlocked in this copy of coursekit: write it yourself (or, if your instructor "

@@ -58,7 +58,7 @@ REFERENCE_TRICKS = {
                 "return next(c.cell_contents for c in getattr(_r, name).__closure__\n"
                 "            if getattr(c.cell_contents, '__name__', '') == name)"),
     "exec-globals": ("code exec'd with coursekit-looking globals",
-                     "g = {'__name__': 'coursekit.checks.fake'}\n"
+                     "g = {'__name__': 'coursekit.checks.student'}\n"
                      "exec(f'import coursekit.reference.backprop as r\\nf = r.{name}', g)\nreturn g['f']"),
     "helper": ("a coursekit helper that calls what it is given",
                "from coursekit.checks.student import call\n"
@@ -71,7 +71,7 @@ REFERENCE_TRICKS = {
                      "return lambda *a, **k: (getattr(_r, name)(*a, **k), R.reset_recorded_calls())[0]"),
     "fake-globals": ("a copy of the wrapper with coursekit-looking globals",
                      "import types\nw = getattr(_r, name)\n"
-                     "return types.FunctionType(w.__code__, {**w.__globals__, '__name__': 'coursekit.fake'},\n"
+                     "return types.FunctionType(w.__code__, {**w.__globals__, '__name__': 'coursekit.checks.student'},\n"
                      "                          name, w.__defaults__, w.__closure__)"),
     "exec-source": ("the reference module's own source exec'd",
                     "import ast\ntree = ast.parse(open(_r.__file__).read())\n"

@@ -12,6 +12,7 @@ wheel holds no locked body (tests/test_distribution.py).
 from __future__ import annotations
 
 import ast
+import compileall
 import shutil
 import subprocess
 import sys
@@ -68,8 +69,8 @@ def lock_module(source: str, locked_names: dict[str, str]) -> str:
     return ast.unparse(ast.fix_missing_locations(tree)) + "\n"
 
 
-def lock_models(source: str, classes: list[str], notebook: str) -> str:
-    """``source`` of a module of coursekit.models in which ``classes`` are answers of
+def lock_models(source: str, module: str, classes: list[str], notebook: str) -> str:
+    """``source`` of ``module`` (of coursekit.models) in which ``classes`` are answers of
     ``notebook``: each of them keeps its name and docstring and cannot be built, and the private
     functions only they use are gone; the rest of the module (a ResNet that takes the
     student's blocks) stays."""
@@ -86,7 +87,7 @@ def lock_models(source: str, classes: list[str], notebook: str) -> str:
         if name in classes:
             doc = ast.get_docstring(node)
             node = ast.parse(f"class {name}:\n    {doc!r}\n    def __init__(self, *args, **kwargs):\n"
-                             f"        locked_answer({'models.' + name!r}, {notebook!r})\n").body[0]
+                             f"        locked_answer({module + '.' + name!r}, {notebook!r})\n").body[0]
         body.append(node)
     body.insert(_after_imports(ast.Module(body=body, type_ignores=[])),
                 ast.parse("from ..reference import locked_answer").body[0])
@@ -122,7 +123,7 @@ def stage(root: Path, staging: Path, unlocked: list[str]) -> dict[str, str]:
         if notebook not in set(names.values()):
             continue
         path = staging.joinpath(*module.split(".")).with_suffix(".py")
-        path.write_text(lock_models(path.read_text(), classes, notebook))
+        path.write_text(lock_models(path.read_text(), module, classes, notebook))
     (staging / "coursekit" / "reference" / "_locked.py").write_text(
         '"""The references this students\' coursekit holds without their bodies."""\n'
         f"LOCKED = frozenset({sorted(names)!r})\n")
@@ -205,6 +206,8 @@ def grading_copy(root: Path, folder: Path, release: Path) -> Path:
     for part in GRADING_SIDE:
         (folder / "coursekit" / "grading" / part).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(source / part, folder / "coursekit" / "grading" / part)
+    # compiled now: the kernels cannot write beside it, and would compile it at every start
+    compileall.compile_dir(str(folder / "coursekit"), quiet=1, workers=1)
     return folder
 
 
