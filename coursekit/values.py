@@ -53,6 +53,28 @@ def sync(local, remote) -> None:
         np.copyto(local, remote, casting="unsafe")
 
 
+def left_as(args, kwargs) -> tuple[list, dict]:
+    """What a call left its arguments as, sent back for the caller's :func:`sync_arguments`:
+    containers by value (a plain copy, not a subclass that would travel as the caller's own
+    object and sync nothing), arrays and generators as they are, anything else None."""
+    def one(value):
+        if isinstance(value, dict):
+            return dict(value)
+        if isinstance(value, list):
+            return list(value)
+        return value if isinstance(value, SYNCED) else None
+    return [one(a) for a in args], {k: one(a) for k, a in kwargs.items()}
+
+
+def sync_arguments(args, kwargs, new_args, new_kwargs) -> None:
+    """:func:`sync` each argument of a call with what the call left it as (:func:`left_as`)."""
+    for local, remote in zip(args, new_args if isinstance(new_args, list) else []):
+        sync(local, remote)
+    new_kwargs = new_kwargs if isinstance(new_kwargs, dict) else {}
+    for key in kwargs:
+        sync(kwargs[key], new_kwargs.get(key))
+
+
 def is_module(value) -> bool:
     """Whether ``value`` is a torch ``nn.Module`` (without importing torch where it is not)."""
     torch = sys.modules.get("torch")

@@ -111,16 +111,6 @@ class Remote(Judged):
 
 
 
-def _mutable(value):
-    """What an argument of the judge's function is sent back as, for the caller to sync: a
-    container by value (not as the student's object it came from, which would sync nothing)."""
-    if isinstance(value, dict):
-        return dict(value)
-    if isinstance(value, list):
-        return list(value)
-    return value if isinstance(value, codec.SYNCED) else None
-
-
 def _refuse(node):
     raise codec.WireError("the student's kernel sent an object the judge does not hold")
 
@@ -282,9 +272,9 @@ class Judge:
                 value = fn(*args, **kwargs)
             finally:
                 self.called_back += time.perf_counter() - start
-            reply = {"ok": self._encode(value, arrays),  # and what it changed in its arguments
-                     "args": self._encode([_mutable(a) for a in args], arrays),
-                     "kwargs": self._encode({k: _mutable(a) for k, a in kwargs.items()}, arrays)}
+            new_args, new_kwargs = codec.left_as(args, kwargs)  # and what it changed in its arguments
+            reply = {"ok": self._encode(value, arrays), "args": self._encode(new_args, arrays),
+                     "kwargs": self._encode(new_kwargs, arrays)}
         except Exception as exc:  # goes back to the student's code as its exception
             arrays = []
             reply = {"error": {"type": type(exc).__name__, "message": str(exc)[:2000]}}
@@ -341,10 +331,7 @@ class Judge:
             if not self._depth:  # a judge's function the student's code kept answers no more
                 self.functions.clear()
         value, new_args, new_kwargs = result
-        for local, remote in zip(args, new_args):
-            codec.sync(local, remote)
-        for key in kwargs:
-            codec.sync(kwargs[key], new_kwargs.get(key))
+        codec.sync_arguments(args, kwargs, new_args, new_kwargs)
         for local in (*args, *kwargs.values()):  # the student's code may have changed a model
             if codec.is_module(local) and hasattr(local, "pull"):  # a mirror.RemoteModule
                 local.pull()

@@ -56,11 +56,8 @@ class _JudgeFunction:
         if "error" in tree:
             raise RuntimeError(f"{self.__name__}: {tree['error']['type']}: {tree['error']['message']}")
         decoded = lambda node: codec.decode(node, reply_arrays, _object, _original)  # noqa: E731
-        for local, remote in zip(args, decoded(tree.get("args", {"k": "list", "v": []}))):
-            codec.sync(local, remote)  # what the judge's function changed in its arguments
-        new_kwargs = decoded(tree.get("kwargs", {"k": "dict", "v": []}))
-        for key in kwargs:
-            codec.sync(kwargs[key], new_kwargs.get(key))
+        codec.sync_arguments(args, kwargs, decoded(tree.get("args", {"k": "list", "v": []})),
+                             decoded(tree.get("kwargs", {"k": "dict", "v": []})))  # what the judge's function changed
         return decoded(tree["ok"])
 
 
@@ -90,10 +87,6 @@ def _namespace() -> dict:
 @student_call_site
 def _invoke(fn, args, kwargs):
     return fn(*args, **kwargs)
-
-
-def _mutable(value):
-    return value if isinstance(value, codec.SYNCED) else None
 
 
 # --- modules: the judge holds a copy (coursekit.grading.judge.mirror), forward runs here ----------------
@@ -143,7 +136,7 @@ def _call(tree, decoded):
     with using_references(fn, {}, extra):  # the references it builds on: the judge's, called back
         value = _invoke(fn, args, kwargs)
     if tree.get("return_args"):  # what the judge syncs back: containers and arrays
-        value = (value, [_mutable(a) for a in args], {k: _mutable(a) for k, a in kwargs.items()})
+        value = (value, *codec.left_as(args, kwargs))
     return value
 
 
