@@ -55,3 +55,11 @@ def test_checkers_own_use_of_the_reference_is_not_recorded():
 def test_wrapper_hides_the_unwrapped_function():
     assert not hasattr(R.softmax_nll, "__wrapped__")
     assert R.softmax_nll.__name__ == "softmax_nll" and "(N, C)" in R.softmax_nll.__doc__
+
+
+def test_a_locked_answer_shows_its_message_not_a_traceback():
+    """In a students' coursekit (and in the student's kernel while it is graded) a locked
+    answer reaches the notebook as one line that says which notebook unlocks it."""
+    exc = pytest.raises(reference.LockedAnswer, reference.locked_answer, "conv.im2col", "03_conv").value
+    lines = exc._render_traceback_()
+    assert len(lines) == 1 and "LockedAnswer" in lines[0] and "notebook 03_conv" in lines[0], lines

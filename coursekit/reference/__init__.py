@@ -81,6 +81,9 @@ class LockedAnswer(RuntimeError):
     """A reference whose notebook the instructor has not unlocked yet: in the students'
     coursekit (built by ``coursekit release --wheel``) its body is not there."""
 
+    def _render_traceback_(self):  # IPython shows this message, not a traceback into coursekit
+        return [f"\x1b[0;31m✗ {type(self).__name__}\x1b[0m: {self}"]
+
 
 def locked_answer(name: str, notebook: str, arguments: dict | None = None):
     """The body of the locked reference ``name`` in the students' coursekit: what it computed
