@@ -25,3 +25,10 @@ def pytest_configure(config):
     from coursekit.grading.course.directory import ensure_tools_on_path
 
     ensure_tools_on_path()
+    # What coursekit caches (the self-checks' recordings) goes to this test run's own folder:
+    # shared by its tests, never the user's ~/.cache, never one an earlier run left.
+    import os
+    import tempfile
+
+    if "COURSEKIT_CACHE" not in os.environ:
+        os.environ["COURSEKIT_CACHE"] = tempfile.mkdtemp(prefix="coursekit-test-cache-")

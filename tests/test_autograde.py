@@ -137,6 +137,12 @@ def test_feedback_is_for_the_student(graded):
         assert html.count("<math") > 20, student  # LaTeX became MathML
         assert "Test cell" not in html and "Grade cell:" not in html, student
         assert '<a href="#ex4_tests">Exercise 4 · Vectorised gradients' in html, student
+        # the student's kernel holds no answer, yet its self-checks say what they said at home;
+        # only frank, whose answer calls the reference, is told it is not there
+        if student != "frank":
+            assert "LockedAnswer" not in html and "not unlocked in this copy" not in html, student
+    assert "coursekit.reference.backprop.softmax_nll is the answer to an exercise of notebook 01_backprop" \
+        in pages["frank"]
     assert "q is still the placeholder `...`: replace it with your answer." in pages["bob"]
     assert "rel_error is not implemented yet" in pages["bob"]
     # dave's ex6a answer was stopped: ex6b's graded cell, which uses it, says why it fails

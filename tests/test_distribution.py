@@ -225,6 +225,24 @@ def self_checks(root, released, notebook, tmp):
     return _errors(right), theirs, instructors
 
 
+def test_a_recording_is_made_once_for_what_it_depends_on(tmp_path, root, released, monkeypatch):
+    """The self-checks of a notebook are recorded once for the wheel and every class run that
+    grades it, again when what they depend on changes (here: the kernel's thread setting)."""
+    import json
+
+    from coursekit.grading.course.distribution import recorded_self_checks
+
+    monkeypatch.setenv("COURSEKIT_CACHE", str(tmp_path / "cache"))
+    first = recorded_self_checks(root, released / "01_backprop.ipynb", {"OMP_NUM_THREADS": "2", "DATA": "/here"})
+    calls = json.loads(first.read_text())
+    assert calls and {c["name"] for c in calls.values()} >= {"backprop.scalar_graph"}, sorted(calls)[:3]
+    made = first.stat().st_mtime_ns
+    again = recorded_self_checks(root, released / "01_backprop.ipynb", {"OMP_NUM_THREADS": "2", "DATA": "/there"})
+    assert again == first and again.stat().st_mtime_ns == made  # another run's folder: the same
+    assert recorded_self_checks(root, released / "01_backprop.ipynb", {"OMP_NUM_THREADS": "1", "DATA": "/here"}) != first
+    assert [p.name for p in (tmp_path / "cache" / "self-checks").iterdir() if p.name.startswith(".")] == []
+
+
 @pytest.mark.parametrize("notebook", CI_NOTEBOOKS)
 def test_the_self_checks_of_a_notebook_as_handed_out_pass_right_answers_and_name_each_mistake(
         tmp_path, root, released, notebook):

@@ -46,3 +46,24 @@ def test_only_the_students_cells_are_read():
     added = nbformat.v4.new_code_cell("import coursekit")
     text = nbformat.v4.new_markdown_cell("from coursekit.reference.conv import im2col")
     assert student_sources([locked, answer, added, text]) == ["def im2col(x): ...", "import coursekit"]
+
+
+def test_a_given_function_that_computes_an_exercise_is_forbidden_in_its_answer():
+    """04 gives bn_mlp_training_loss (a forward pass of exercise 7 inside) to train with: the
+    graded check of exercise 7 asks whether the answer's source uses it, as it asks of the
+    exercise's reference."""
+    from coursekit import reference
+    from coursekit.checks import ReferenceUsedError
+    from coursekit.checks import normalisation as check
+    from coursekit.reference.networks import bn_mlp_loss
+
+    asked = []
+    source = "from coursekit.reference.networks import bn_mlp_training_loss\ndef bn_mlp_forward(p, s, X, mode): ..."
+    reference.set_uses(lambda names: asked.extend(names) or used([source], names))
+    try:
+        with pytest.raises(ReferenceUsedError, match="coursekit.reference.networks.bn_mlp_training_loss "
+                           r"\(from coursekit.reference.networks import bn_mlp_training_loss\)"):
+            check.bn_mlp_forward(lambda p, s, X, mode: bn_mlp_loss(p, X, state=s, mode=mode, momentum=0.99), graded=True)
+    finally:
+        reference.set_uses(None)
+    assert "networks.bn_mlp_training_loss" in asked and "networks.bn_mlp_loss" in asked

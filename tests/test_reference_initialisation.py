@@ -122,3 +122,30 @@ def test_batch_norm_makes_every_setting_train():
         assert not loss < 1.0                                              # stuck at ln 3, or NaN
         bn = init_bn_mlp(dims, seed=1, scale=scale)
         assert train(bn, functools.partial(bn_mlp_loss, state={}), X, y, epochs=100, lr=0.1)[-1] < 0.2
+
+
+def test_the_training_loss_04_gives_is_the_nets_loss_built_on_the_batch_norm_given():
+    """bn_mlp_training_loss(forward, backward) trains like bn_mlp_loss with the reference's batch
+    norm, uses the batch norm it is given (the student's), and gives no scores."""
+    from coursekit.reference import normalisation as norm
+    from coursekit.reference.networks import bn_mlp_training_loss
+
+    X, y = make_spirals(50, 3, seed=0)
+    params = init_bn_mlp([2, 8, 8, 3], seed=0)
+    loss_fn = bn_mlp_training_loss(norm.batchnorm_forward, norm.batchnorm_backward_alt)
+    theirs_state, ours_state = {}, {}
+    loss, grads = loss_fn(params, X, y, state=theirs_state, momentum=0.99)
+    expected, expected_grads = bn_mlp_loss(params, X, y, state=ours_state, mode="train", momentum=0.99)
+    assert loss == pytest.approx(expected) and grads.keys() == expected_grads.keys()
+    for name in grads:
+        np.testing.assert_allclose(grads[name], expected_grads[name])
+    np.testing.assert_allclose(theirs_state[1]["running_mean"], ours_state[1]["running_mean"])
+    calls = []
+
+    def counted_forward(*args):
+        calls.append(args[4])  # the mode it was asked for
+        return norm.batchnorm_forward(*args)
+    bn_mlp_training_loss(counted_forward, norm.batchnorm_backward_alt)(params, X, y, state={})
+    assert calls == ["train", "train"]
+    with pytest.raises(ValueError, match="give it the labels y .* predict with your own bn_mlp_forward"):
+        loss_fn(params, X, None, state={})

@@ -5,7 +5,8 @@ A checker is a check body (the student's functions or values in, a success messa
 otherwise) that knows
 
 * its **exercise**: the reference functions an answer must not call (``exercise=``), checked
-  when the checker grades;
+  when the checker grades, and the given functions that would compute it too (``forbids=``:
+  04 gives ``bn_mlp_training_loss`` to train with, which holds a forward pass of exercise 7);
 * what the exercise **builds on**: the earlier exercises its function calls, as notebook name
   -> reference name (``builds_on=``, plus ``extra()`` objects), so that graded, the function is
   checked with coursekit's versions of those and a mistake there costs only its own points;
@@ -34,9 +35,10 @@ class Checker:
     plus ``seed``, ``quiet``, ``isolate`` and ``graded``."""
 
     def __init__(self, body: Callable[..., str], label: str, exercise: Sequence[str],
-                 builds_on: Mapping[str, str] | None, extra: Callable[[], Mapping[str, object]]):
+                 builds_on: Mapping[str, str] | None, extra: Callable[[], Mapping[str, object]],
+                 forbids: Sequence[str] = ()):
         self.body, self.label = body, label
-        self.exercise = tuple(exercise)
+        self.exercise, self.forbids = tuple(exercise), tuple(forbids)
         self.builds_on = None if builds_on is None else dict(builds_on)
         self.extra = extra
         self._takes_seed = "seed" in inspect.signature(body).parameters
@@ -50,7 +52,7 @@ class Checker:
             values["seed"] = seed
         graded_work = graded is not None and graded is not False and self.exercise
         if graded_work:  # first: an answer built on the reference fails for that, whatever else
-            assert_own_work(*self.exercise)
+            assert_own_work(*self.exercise, *self.forbids)
         run = lambda: self.body(*args, **values)  # noqa: E731
         with recorded.checking():  # what the release records for the students' coursekit
             if self.builds_on is None or not args or not callable(args[-1]):
@@ -60,7 +62,7 @@ class Checker:
                 builds_on = {k: ref for k, ref in self.builds_on.items() if ref not in self.exercise}
                 message = graded_alone(self.label, run, args[-1], isolate, builds_on, self.extra())
         if graded_work:  # and after: in one kernel, the calls the check made are counted
-            assert_own_work(*self.exercise)
+            assert_own_work(*self.exercise, *self.forbids)
         message, value = message if isinstance(message, tuple) else (message, None)
         passed(message, quiet)
         return value
@@ -70,7 +72,9 @@ class Checker:
 
 
 def checker(label: str, *, exercise: Sequence[str] = (), builds_on: Mapping[str, str] | None = None,
-            extra: Callable[[], Mapping[str, object]] = dict) -> Callable[[Callable[..., str]], Checker]:
+            extra: Callable[[], Mapping[str, object]] = dict,
+            forbids: Sequence[str] = ()) -> Callable[[Callable[..., str]], Checker]:
     """Make the decorated body (``body(*functions, seed=0, **values) -> message``) a checker of
-    ``exercise`` that builds on ``builds_on`` (None: the body calls no earlier exercise)."""
-    return lambda body: Checker(body, label, exercise, builds_on, extra)
+    ``exercise`` that builds on ``builds_on`` (None: the body calls no earlier exercise) and
+    whose answer may not use the given functions ``forbids`` either."""
+    return lambda body: Checker(body, label, exercise, builds_on, extra, forbids)

@@ -353,7 +353,8 @@ def _bn_net_case(rng, dims, n):
     return params, state, rng.standard_normal((n, dims[0]))
 
 
-@checker("bn_mlp_forward", exercise=("networks.bn_mlp_loss",), builds_on=NORM_NAMES)
+@checker("bn_mlp_forward", exercise=("networks.bn_mlp_loss",), builds_on=NORM_NAMES,
+         forbids=("networks.bn_mlp_training_loss",))
 def bn_mlp_forward(fn, *, seed=0):
     """Check the scores of (affine - BN - ReLU) x (L-1) - affine in both modes, the running
     statistics, and that a test-mode prediction does not depend on the batch."""

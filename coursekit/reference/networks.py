@@ -168,6 +168,23 @@ def bn_mlp_loss(params, X, y=None, *, state, mode=None, momentum=0.9):
     and "test" when it is not, so ``loss_fn(params, X)`` predicts like a deployed net.
     Returns scores (N, C) if y is None, else (loss, grads).
     """
+    return _bn_mlp(params, X, y, state, mode, momentum, norm.batchnorm_forward, norm.batchnorm_backward_alt)
+
+
+def bn_mlp_training_loss(batchnorm_forward: Callable, batchnorm_backward: Callable) -> Callable:
+    """The training loss of :func:`bn_mlp_loss` built on the batch norm layer given (notebook
+    04 gives the student's own, so their batch norm trains the net):
+    ``loss_fn(params, X, y, *, state, momentum=0.9) -> (loss, grads)``, in train mode. It gives
+    no scores: predicting with the net is exercise 7."""
+    def loss_fn(params, X, y, *, state, momentum=0.9):
+        if y is None:
+            raise ValueError("bn_mlp_training_loss trains: give it the labels y (it returns (loss, grads), "
+                             "not scores; predict with your own bn_mlp_forward)")
+        return _bn_mlp(params, X, y, state, "train", momentum, batchnorm_forward, batchnorm_backward)
+    return loss_fn
+
+
+def _bn_mlp(params, X, y, state, mode, momentum, bn_forward, bn_backward):
     mode = mode or ("test" if y is None else "train")
     depth = sum(1 for name in params if name.startswith("W"))
     caches, h = [], X
@@ -175,8 +192,8 @@ def bn_mlp_loss(params, X, y=None, *, state, mode=None, momentum=0.9):
         h, affine_cache = L.affine_forward(h, params[f"W{i}"], params[f"b{i}"])
         bn_cache = relu_cache = None
         if i < depth:
-            h, bn_cache = norm.batchnorm_forward(h, params[f"gamma{i}"], params[f"beta{i}"],
-                                                 state.setdefault(i, {}), mode, momentum)
+            h, bn_cache = bn_forward(h, params[f"gamma{i}"], params[f"beta{i}"],
+                                     state.setdefault(i, {}), mode, momentum)
             h, relu_cache = L.relu_forward(h)
         caches.append((affine_cache, bn_cache, relu_cache))
     if y is None:
@@ -187,6 +204,6 @@ def bn_mlp_loss(params, X, y=None, *, state, mode=None, momentum=0.9):
         affine_cache, bn_cache, relu_cache = caches[i - 1]
         if bn_cache is not None:
             dh = L.relu_backward(dh, relu_cache)
-            dh, grads[f"gamma{i}"], grads[f"beta{i}"] = norm.batchnorm_backward_alt(dh, bn_cache)
+            dh, grads[f"gamma{i}"], grads[f"beta{i}"] = bn_backward(dh, bn_cache)
         dh, grads[f"W{i}"], grads[f"b{i}"] = L.affine_backward(dh, affine_cache)
     return loss, grads

@@ -13,6 +13,9 @@ from __future__ import annotations
 
 import ast
 import compileall
+import hashlib
+import json
+import os
 import shutil
 import subprocess
 import sys
@@ -188,20 +191,28 @@ def given_but_locked(release_dir: Path, names: dict[str, str]) -> list[str]:
 GRADING_SIDE = ("__init__.py", "judge/__init__.py", "judge/server.py", "judge/protocol.py", "judge/mirror.py")
 
 
-def grading_copy(root: Path, folder: Path, release: Path) -> Path:
+def grading_copy(root: Path, folder: Path, release: Path, env: dict[str, str] | None = None) -> Path:
     """The coursekit a submission of the notebook ``release`` (its release file) is graded
     with, written into ``folder`` (which holds ``coursekit/`` afterwards; returned): the
     students' package with every answer locked except those of the notebooks it is given
     answers from (``from coursekit.reference.layers import affine_forward`` in 03), plus the
     student's side of the judge. The references of the graded exercises are not in the
-    student's kernel at all, so no trick in an answer cell can call them."""
+    student's kernel at all, so no trick in an answer cell can call them. Its self-checks
+    replay what the instructor's answers made them compute (:func:`recorded_self_checks`, in
+    the grading kernels' environment ``env``), as in the students' wheel: the feedback shows
+    what the student saw at home, not a locked answer under every self-check."""
     import coursekit
+
+    from ...reference import recorded
 
     notebooks = assignments(root)
     given = answers_used(release, locked(notebooks, []))
     unlocked = [nb for nb in with_dependencies(notebooks, list(given)) if nb != release.stem]
-    stage(root, folder, unlocked)
+    names = stage(root, folder, unlocked)
     (folder / "pyproject.toml").unlink()
+    if release.stem in set(names.values()):
+        part = recorded_self_checks(root, release, env)
+        recorded.merge([part], folder / "coursekit" / "reference" / recorded.DATA.name)
     source = Path(coursekit.__file__).resolve().parent / "grading"
     for part in GRADING_SIDE:
         (folder / "coursekit" / "grading" / part).parent.mkdir(parents=True, exist_ok=True)
@@ -211,10 +222,65 @@ def grading_copy(root: Path, folder: Path, release: Path) -> Path:
     return folder
 
 
-def record_self_checks(root: Path, release_dir: Path, notebooks: list[str], work: Path) -> list[Path]:
+def cache_home() -> Path:
+    """Where coursekit keeps what it can compute again: ``$COURSEKIT_CACHE``, else
+    ``$XDG_CACHE_HOME/coursekit``, else ``~/.cache/coursekit``."""
+    if os.environ.get("COURSEKIT_CACHE"):
+        return Path(os.environ["COURSEKIT_CACHE"])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "coursekit"
+
+
+def _recording_key(root: Path, release: Path, env: dict[str, str] | None) -> str:
+    """What a recording of ``release``'s self-checks depends on: its cells, the instructor's
+    answers, every coursekit source file, the numeric libraries' versions and the names of the
+    kernel's environment and its settings (its folders differ from run to run, their contents
+    do not)."""
+    import nbformat
+    import numpy
+    import torch
+
+    import coursekit
+
+    digest = hashlib.sha256()
+    for path in (release, root / "solutions" / release.name):
+        cells = nbformat.read(path, as_version=4).cells
+        digest.update(json.dumps([(c.cell_type, c.source) for c in cells]).encode())
+    package = Path(coursekit.__file__).resolve().parent
+    for path in sorted(package.rglob("*.py")):
+        digest.update(path.relative_to(package).as_posix().encode() + path.read_bytes())
+    settings = sorted((k, "<folder>" if v.startswith(os.sep) else v) for k, v in (env or {}).items())
+    digest.update(f"{numpy.__version__} {torch.__version__} {settings}".encode())
+    return digest.hexdigest()[:24]
+
+
+def recorded_self_checks(root: Path, release: Path, env: dict[str, str] | None = None) -> Path:
+    """The recording of the self-checks of the notebook ``release`` (its release file), as
+    :func:`record_self_checks` makes it, kept in :func:`cache_home` under what it depends on:
+    a class run, a second class run and the wheel's build record a notebook once between them."""
+    folder = cache_home() / "self-checks"
+    dest = folder / f"{release.stem}-{_recording_key(root, release, env)}"
+    if not (dest / f"{release.stem}.json").exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=folder, prefix=f".{release.stem}.") as tmp:
+            part = record_self_checks(root, release.parent, [release.stem], Path(tmp) / "run", env)[0]
+            kept = Path(tmp) / "kept"
+            kept.mkdir()
+            for made in (part, part.with_suffix(".npz")):
+                shutil.copyfile(made, kept / made.name)
+            try:
+                kept.rename(dest)
+            except OSError:  # recorded at the same time by another run: the same calls
+                if not (dest / part.name).exists():
+                    raise
+    return dest / f"{release.stem}.json"
+
+
+def record_self_checks(root: Path, release_dir: Path, notebooks: list[str], work: Path,
+                       env: dict[str, str] | None = None) -> list[Path]:
     """Run each of ``notebooks`` as a student who gives the instructor's answers (the release
-    with solutions/' answer cells: no hidden test runs) and record every reference call its
-    self-checks make (:mod:`coursekit.reference.recorded`). Returns the recordings."""
+    with solutions/' answer cells: no hidden test runs), its kernel with ``env`` added to this
+    process's environment, and record every reference call its self-checks make
+    (:mod:`coursekit.reference.recorded`). Returns the recordings."""
     import nbformat
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError
@@ -223,7 +289,7 @@ def record_self_checks(root: Path, release_dir: Path, notebooks: list[str], work
     from ..classes.sample import student_notebook
 
     parts = []
-    for name in tqdm(notebooks, desc="recording self-checks", unit="notebook"):
+    for name in tqdm(notebooks, desc="recording self-checks", unit="notebook", disable=None):
         nb = student_notebook(release_dir / f"{name}.ipynb", root / "solutions" / f"{name}.ipynb")
         folder = work / name
         folder.mkdir(parents=True)
@@ -231,7 +297,7 @@ def record_self_checks(root: Path, release_dir: Path, notebooks: list[str], work
         nb.cells.append(nbformat.v4.new_code_cell(f"_recorded.save({str(folder)!r}, {name!r})"))
         try:
             NotebookClient(nb, timeout=600, kernel_name="python3", extra_arguments=["--IPKernelApp.log_level=ERROR"],
-                           resources={"metadata": {"path": str(folder)}}).execute()
+                           resources={"metadata": {"path": str(folder)}}).execute(env={**os.environ, **(env or {})})
         except CellExecutionError as exc:
             raise CourseError(f"{name} with the instructor's answers failed while recording its "
                               f"self-checks:\n{str(exc)[-1500:]}") from None
@@ -260,7 +326,7 @@ def build_student_wheel(root: Path, out: Path, unlocked: list[str], release_dir:
 
                 release_dir = Path(tmp) / "release"
                 release(root, release_dir)
-            parts = record_self_checks(root, release_dir, locked_notebooks, Path(tmp) / "recording")
+            parts = [recorded_self_checks(root, release_dir / f"{nb}.ipynb") for nb in locked_notebooks]
             recorded.merge(parts, staging / "coursekit" / "reference" / recorded.DATA.name)
         done = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
                                "--quiet", "-w", str(out), str(staging)], capture_output=True, text=True)

@@ -98,12 +98,12 @@ def _write_jobs(plan: Plan, students: dict, timeout: int | None, limits: dict) -
     shutil.copytree(plan.coursedir / "source", template / "source")
     shutil.copyfile(plan.coursedir / "gradebook.db", template / "gradebook.db")
     read, env = prepare(plan.api.config, plan.work / "shared", plan.names)
-    packages = {name: str(grading_copy(plan.root, plan.work / "shared" / "coursekit" / name,
-                                       plan.coursedir / "release" / name / f"{name}.ipynb"))
-                for name in plan.names}
     # Share the cores between the kernels graded at once instead of oversubscribing them.
     threads = str(max(1, (os.cpu_count() or 1) // plan.concurrency))
     env.update(OMP_NUM_THREADS=threads, MKL_NUM_THREADS=threads, OPENBLAS_NUM_THREADS=threads)
+    packages = {name: str(grading_copy(plan.root, plan.work / "shared" / "coursekit" / name,
+                                       plan.coursedir / "release" / name / f"{name}.ipynb", env))
+                for name in plan.names}
     for student, notebooks in sorted(students.items()):
         for name in plan.names:
             result = plan.results[(student, name)] = NotebookResult(student, name, 0.0, 0.0)
