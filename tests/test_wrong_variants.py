@@ -1,10 +1,14 @@
-"""Grading notebooks 02 and 03 end to end: one class run per notebook through nbgrader.
+"""Grading notebooks 02 to 07 end to end: one class run per notebook through nbgrader.
 
 The class holds the instructor's answers (full marks), the untouched release (0), and, for
-every exercise, a submission whose answer to that exercise alone is a plausible wrong
-variant (a missing transpose, a wrong axis, a missing 1/N, an off-by-one, ...). Each of
-those must lose that exercise's points and keep every other exercise's: a mistake costs once,
-even where later exercises build on the broken function.
+every exercise, a plausible wrong variant of its answer (a missing transpose, a wrong axis, a
+missing 1/N, an off-by-one, ...). Each must lose that exercise's points and keep every other
+exercise's: a mistake costs once, even where later exercises build on the broken function.
+
+To keep the class small, a submission carries up to three variants of exercises that are
+independent of one another (:func:`independent`: no cell of one reads what the other's answer
+defines, nor anything computed from it), so each variant's loss can only be its own, and the
+submission must lose exactly those exercises.
 """
 import re
 
@@ -144,14 +148,91 @@ VARIANTS = {
 }
 
 
+#: the most variants one submission carries
+PER_STUDENT = 3
+
+
+def _names(source: str) -> set[str]:
+    import ast
+
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return set()
+    return {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)} | \
+        {n.name for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.ClassDef))}
+
+
+def _assigned(source: str) -> set[str]:
+    import ast
+
+    found = set()
+    for node in ast.parse(source).body:  # what the cell leaves defined, not a function's locals
+        if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+            found.add(node.name)
+        else:
+            found |= {n.id for n in ast.walk(node) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
+    return found
+
+
+def depends_on(solution, exercise: str) -> set[str]:
+    """The exercises of ``solution`` (a notebook) whose cells read what ``exercise``'s answer
+    defines, or anything a later cell computed from it: the answer's names, followed cell by
+    cell through every name a cell assigns when it reads a followed one."""
+    followed, reached = set(), set()
+    seen_answer = False
+    for cell in solution.cells:
+        if cell.cell_type != "code":
+            continue
+        grade_id = cell.metadata.get("nbgrader", {}).get("grade_id", "")
+        if grade_id == f"{exercise}_answer":
+            followed |= _assigned(cell.source)
+            seen_answer = True
+            continue
+        if not seen_answer or not _names(cell.source) & followed:
+            continue
+        followed |= _assigned(cell.source)
+        owner = grade_id.rsplit("_", 1)[0]
+        if grade_id.endswith(("_answer", "_selfcheck", "_tests")) and owner != exercise:
+            reached.add(owner)
+    return reached
+
+
+def independent(solution, exercises) -> bool:
+    """Whether no exercise among ``exercises`` reads what another one's answer defines."""
+    return all(other not in depends_on(solution, exercise) for exercise in exercises for other in exercises)
+
+
+def students_of(root, notebook) -> dict[str, list[str]]:
+    """Submission name -> the variants it carries: up to PER_STUDENT, of distinct exercises
+    independent of one another, in VARIANTS' order."""
+    solution = nbformat.read(root / "solutions" / f"{notebook}.ipynb", as_version=4)
+    groups: list[list[str]] = []
+    for variant, (exercise, _) in VARIANTS[notebook].items():
+        for group in groups:
+            exercises = [VARIANTS[notebook][v][0] for v in group]
+            if len(group) < PER_STUDENT and exercise not in exercises and independent(solution, [*exercises, exercise]):
+                group.append(variant)
+                break
+        else:
+            groups.append([variant])
+    return {"+".join(group): group for group in groups}
+
+
+def student_with(root, notebook, variant) -> str:
+    """The submission that carries ``variant``."""
+    return next(student for student, group in students_of(root, notebook).items() if variant in group)
+
+
 def grade_variants(root, released, notebook, subs, out, progress=False):
-    """Write the class of ``notebook`` (instructor, untouched, one student per variant) into
-    ``subs`` and autograde it into ``out``."""
+    """Write the class of ``notebook`` (instructor, untouched, the variants in students_of)
+    into ``subs`` and autograde it into ``out``."""
     release, solution = released / f"{notebook}.ipynb", root / "solutions" / f"{notebook}.ipynb"
     students = {"instructor": student_notebook(release, solution),
                 "untouched": student_notebook(release, solution, answered=False)}
-    for student, (exercise, edit) in VARIANTS[notebook].items():
-        students[student] = student_notebook(release, solution, {f"{exercise}_answer": edit})
+    for student, group in students_of(root, notebook).items():
+        edits = {f"{VARIANTS[notebook][v][0]}_answer": VARIANTS[notebook][v][1] for v in group}
+        students[student] = student_notebook(release, solution, edits)
     for student, nb in students.items():
         (subs / student).mkdir(parents=True)
         nbformat.write(nb, subs / student / f"{notebook}.ipynb")
@@ -208,20 +289,38 @@ def test_instructor_full_marks_and_untouched_release_zero(graded):
     assert graded_cells == {f"{ex}_tests" for ex, _ in VARIANTS[notebook].values()}
 
 
-def test_each_wrong_variant_loses_exactly_its_exercise(graded):
+def test_each_wrong_variant_loses_exactly_its_exercise(graded, root):
     notebook, result = graded
     full = _scores(result, "instructor", notebook)
-    lost = {}
-    for student, (exercise, _) in VARIANTS[notebook].items():
+    lost, expected = {}, {}
+    for student, group in students_of(root, notebook).items():
         scores = _scores(result, student, notebook)
         lost[student] = sorted(g for g, (score, top) in scores.items() if score < top)
-        assert scores[f"{exercise}_tests"][0] == 0, (student, scores)
-        assert result.get(student, notebook).score == \
-            result.get("instructor", notebook).score - full[f"{exercise}_tests"][1], (student, lost[student])
-    assert lost == {student: [f"{exercise}_tests"] for student, (exercise, _) in VARIANTS[notebook].items()}
+        expected[student] = sorted(f"{VARIANTS[notebook][v][0]}_tests" for v in group)
+        for graded_id in expected[student]:
+            assert scores[graded_id][0] == 0, (student, scores)
+        assert result.get(student, notebook).score == result.get("instructor", notebook).score - \
+            sum(full[g][1] for g in expected[student]), (student, lost[student])
+    assert lost == expected
 
 
-def test_feedback_names_the_mistake(graded):
+def test_a_submission_carries_only_variants_of_independent_exercises(root):
+    """The grouping above is what makes a shared submission prove as much as one per variant:
+    02's network (exercise 6) reads the layers of exercise 1, so no submission has both wrong;
+    03's parameter count (exercise 2) and receptive field (3) are independent."""
+    solution = nbformat.read(root / "solutions" / "02_layers.ipynb", as_version=4)
+    assert "ex6" in depends_on(solution, "ex1") and not independent(solution, ["ex1", "ex6"])
+    assert independent(nbformat.read(root / "solutions" / "03_conv.ipynb", as_version=4), ["ex2", "ex3"])
+    for notebook in VARIANTS:
+        groups = students_of(root, notebook)
+        assert sorted(v for group in groups.values() for v in group) == sorted(VARIANTS[notebook])
+        solution = nbformat.read(root / "solutions" / f"{notebook}.ipynb", as_version=4)
+        for group in groups.values():
+            exercises = [VARIANTS[notebook][v][0] for v in group]
+            assert len(set(exercises)) == len(exercises) <= PER_STUDENT and independent(solution, exercises)
+
+
+def test_feedback_names_the_mistake(graded, root):
     notebook, result = graded
     expected = {"02_layers": ("dw-transposed", "a missing transpose"),
                 "03_conv": ("size-off-by-one", "you forgot the + 1"),
@@ -229,8 +328,8 @@ def test_feedback_names_the_mistake(graded):
                 "05_initialisation": ("xavier-fan-out", "not fan_out"),
                 "06_architectures": ("conv-params-no-bias", "you forgot the biases"),
                 "07_scenes": ("transposed-confusion", "your matrix is transposed")}
-    student, phrase = expected[notebook]
-    html = result.get(student, notebook).feedback.read_text()
+    variant, phrase = expected[notebook]
+    html = result.get(student_with(root, notebook, variant), notebook).feedback.read_text()
     assert phrase in html
     assert "BEGIN HIDDEN TESTS" not in html
     text = page_text(html)
@@ -257,7 +356,8 @@ if __name__ == "__main__":
             result = grade_variants(root, tmp / "release", notebook, tmp / notebook / "subs",
                                     tmp / notebook / "out", progress=True)
             print(result.table())
-            for student, (exercise, _) in VARIANTS[notebook].items():
+            for student, group in students_of(root, notebook).items():
+                wrong = ", ".join(VARIANTS[notebook][v][0] for v in group)
                 lost = [f"{e.grade_id} ({e.score:g}/{e.max_score:g})"
                         for e in result.get(student, notebook).exercises if e.score < e.max_score]
-                print(f"  {student:22s} wrong in {exercise:5s} lost: {', '.join(lost) or 'nothing'}")
+                print(f"  {student:60s} wrong in {wrong:15s} lost: {', '.join(lost) or 'nothing'}")
