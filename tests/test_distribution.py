@@ -243,6 +243,24 @@ def test_a_recording_is_made_once_for_what_it_depends_on(tmp_path, root, release
     assert [p.name for p in (tmp_path / "cache" / "self-checks").iterdir() if p.name.startswith(".")] == []
 
 
+def test_a_recording_that_fails_leaves_a_note_and_grading_goes_on(tmp_path, root, released, monkeypatch):
+    """The instructor's answers failing to run (a dataset gone, a broken solution) costs the
+    feedback under the self-checks, never the grading: the copy is built, the run says why."""
+    from coursekit.grading.course import distribution
+
+    def fails(*args, **kwargs):
+        raise CourseError("01_backprop with the instructor's answers failed while recording its self-checks: boom")
+    monkeypatch.setenv("COURSEKIT_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(distribution, "record_self_checks", fails)
+    notes = []
+    copy = distribution.grading_copy(root, tmp_path / "copy", released / "01_backprop.ipynb", {}, notes)
+    assert (copy / "coursekit" / "reference" / "backprop.py").is_file()
+    assert not (copy / "coursekit" / "reference" / "recorded.json").exists()
+    assert notes == ["01_backprop: its self-checks could not be recorded, so in the feedback those that need a "
+                     "reference say it is locked (grading is not affected): 01_backprop with the instructor's "
+                     "answers failed while recording its self-checks: boom"]
+
+
 @pytest.mark.parametrize("notebook", CI_NOTEBOOKS)
 def test_the_self_checks_of_a_notebook_as_handed_out_pass_right_answers_and_name_each_mistake(
         tmp_path, root, released, notebook):

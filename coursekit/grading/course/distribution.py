@@ -191,7 +191,8 @@ def given_but_locked(release_dir: Path, names: dict[str, str]) -> list[str]:
 GRADING_SIDE = ("__init__.py", "judge/__init__.py", "judge/server.py", "judge/protocol.py", "judge/mirror.py")
 
 
-def grading_copy(root: Path, folder: Path, release: Path, env: dict[str, str] | None = None) -> Path:
+def grading_copy(root: Path, folder: Path, release: Path, env: dict[str, str] | None = None,
+                 notes: list[str] | None = None) -> Path:
     """The coursekit a submission of the notebook ``release`` (its release file) is graded
     with, written into ``folder`` (which holds ``coursekit/`` afterwards; returned): the
     students' package with every answer locked except those of the notebooks it is given
@@ -200,7 +201,9 @@ def grading_copy(root: Path, folder: Path, release: Path, env: dict[str, str] | 
     student's kernel at all, so no trick in an answer cell can call them. Its self-checks
     replay what the instructor's answers made them compute (:func:`recorded_self_checks`, in
     the grading kernels' environment ``env``), as in the students' wheel: the feedback shows
-    what the student saw at home, not a locked answer under every self-check."""
+    what the student saw at home, not a locked answer under every self-check. When the
+    instructor's answers cannot be run (``notes`` says why), grading goes on without it: only
+    the feedback under the self-checks is poorer."""
     import coursekit
 
     from ...reference import recorded
@@ -211,8 +214,14 @@ def grading_copy(root: Path, folder: Path, release: Path, env: dict[str, str] | 
     names = stage(root, folder, unlocked)
     (folder / "pyproject.toml").unlink()
     if release.stem in set(names.values()):
-        part = recorded_self_checks(root, release, env)
-        recorded.merge([part], folder / "coursekit" / "reference" / recorded.DATA.name)
+        try:
+            part = recorded_self_checks(root, release, env)
+        except CourseError as exc:
+            (notes if notes is not None else []).append(
+                f"{release.stem}: its self-checks could not be recorded, so in the feedback those that "
+                f"need a reference say it is locked (grading is not affected): {str(exc)[:300]}")
+        else:
+            recorded.merge([part], folder / "coursekit" / "reference" / recorded.DATA.name)
     source = Path(coursekit.__file__).resolve().parent / "grading"
     for part in GRADING_SIDE:
         (folder / "coursekit" / "grading" / part).parent.mkdir(parents=True, exist_ok=True)

@@ -102,7 +102,7 @@ def _write_jobs(plan: Plan, students: dict, timeout: int | None, limits: dict) -
     threads = str(max(1, (os.cpu_count() or 1) // plan.concurrency))
     env.update(OMP_NUM_THREADS=threads, MKL_NUM_THREADS=threads, OPENBLAS_NUM_THREADS=threads)
     packages = {name: str(grading_copy(plan.root, plan.work / "shared" / "coursekit" / name,
-                                       plan.coursedir / "release" / name / f"{name}.ipynb", env))
+                                       plan.coursedir / "release" / name / f"{name}.ipynb", env, plan.notes))
                 for name in plan.names}
     for student, notebooks in sorted(students.items()):
         for name in plan.names:
