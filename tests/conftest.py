@@ -30,5 +30,13 @@ def pytest_configure(config):
     import os
     import tempfile
 
-    if "COURSEKIT_CACHE" not in os.environ:
+    if "COURSEKIT_CACHE" not in os.environ:  # the xdist workers inherit the one made here
         os.environ["COURSEKIT_CACHE"] = tempfile.mkdtemp(prefix="coursekit-test-cache-")
+        config._coursekit_cache = os.environ["COURSEKIT_CACHE"]
+
+
+def pytest_unconfigure(config):
+    import shutil
+
+    if getattr(config, "_coursekit_cache", None):
+        shutil.rmtree(config._coursekit_cache, ignore_errors=True)
