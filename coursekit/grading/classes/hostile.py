@@ -204,7 +204,9 @@ CASES: dict[str, Case] = {
                       {"ex3b_answer": _first("import os, time\nwhile True:\n    if os.fork() == 0:\n"
                                              "        time.sleep(120)\n        os._exit(0)")}, hostile=False),
     "print-flood": Case("prints 200 MB in exercise 2b (answers right)", FULL,
-                        {"ex2b_answer": _first("line = 'x' * (1 << 20)\nfor _ in range(200):\n    print(line)")},
+                        # after the answer: on a loaded machine 200 MB can take longer than the 5 s
+                        # cell limit, and a flood cut short must not cost the answer above it
+                        {"ex2b_answer": _then("line = 'x' * (1 << 20)\nfor _ in range(200):\n    print(line)")},
                         hostile=False),
     # --- files and network: cannot reach anything outside its submission ------------------------
     "delete-gradebook": Case("deletes every gradebook.db it can find (answers right)", FULL, {
