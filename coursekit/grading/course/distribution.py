@@ -271,7 +271,7 @@ def recorded_self_checks(root: Path, release: Path, env: dict[str, str] | None =
     if not (dest / f"{release.stem}.json").exists():
         folder.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=folder, prefix=f".{release.stem}.") as tmp:
-            part = record_self_checks(root, release.parent, [release.stem], Path(tmp) / "run", env)[0]
+            part = record_self_checks(root, release, Path(tmp) / "run", env)
             kept = Path(tmp) / "kept"
             kept.mkdir()
             for made in (part, part.with_suffix(".npz")):
@@ -284,34 +284,29 @@ def recorded_self_checks(root: Path, release: Path, env: dict[str, str] | None =
     return dest / f"{release.stem}.json"
 
 
-def record_self_checks(root: Path, release_dir: Path, notebooks: list[str], work: Path,
-                       env: dict[str, str] | None = None) -> list[Path]:
-    """Run each of ``notebooks`` as a student who gives the instructor's answers (the release
-    with solutions/' answer cells: no hidden test runs), its kernel with ``env`` added to this
-    process's environment, and record every reference call its self-checks make
-    (:mod:`coursekit.reference.recorded`). Returns the recordings."""
+def record_self_checks(root: Path, release: Path, work: Path, env: dict[str, str] | None = None) -> Path:
+    """Run the notebook ``release`` (its release file) as a student who gives the instructor's
+    answers (solutions/' answer cells: no hidden test runs), in ``work``, its kernel with ``env``
+    added to this process's environment, and record every reference call its self-checks make
+    (:mod:`coursekit.reference.recorded`). Returns the recording."""
     import nbformat
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError
-    from tqdm.auto import tqdm
 
     from ..classes.sample import student_notebook
 
-    parts = []
-    for name in tqdm(notebooks, desc="recording self-checks", unit="notebook", disable=None):
-        nb = student_notebook(release_dir / f"{name}.ipynb", root / "solutions" / f"{name}.ipynb")
-        folder = work / name
-        folder.mkdir(parents=True)
-        nb.cells.insert(0, nbformat.v4.new_code_cell("import coursekit.reference.recorded as _recorded\n_recorded.start()"))
-        nb.cells.append(nbformat.v4.new_code_cell(f"_recorded.save({str(folder)!r}, {name!r})"))
-        try:
-            NotebookClient(nb, timeout=600, kernel_name="python3", extra_arguments=["--IPKernelApp.log_level=ERROR"],
-                           resources={"metadata": {"path": str(folder)}}).execute(env={**os.environ, **(env or {})})
-        except CellExecutionError as exc:
-            raise CourseError(f"{name} with the instructor's answers failed while recording its "
-                              f"self-checks:\n{str(exc)[-1500:]}") from None
-        parts.append(folder / f"{name}.json")
-    return parts
+    name = release.stem
+    nb = student_notebook(release, root / "solutions" / release.name)
+    work.mkdir(parents=True)
+    nb.cells.insert(0, nbformat.v4.new_code_cell("import coursekit.reference.recorded as _recorded\n_recorded.start()"))
+    nb.cells.append(nbformat.v4.new_code_cell(f"_recorded.save({str(work)!r}, {name!r})"))
+    try:
+        NotebookClient(nb, timeout=600, kernel_name="python3", extra_arguments=["--IPKernelApp.log_level=ERROR"],
+                       resources={"metadata": {"path": str(work)}}).execute(env={**os.environ, **(env or {})})
+    except CellExecutionError as exc:
+        raise CourseError(f"{name} with the instructor's answers failed while recording its "
+                          f"self-checks:\n{str(exc)[-1500:]}") from None
+    return work / f"{name}.json"
 
 
 def build_student_wheel(root: Path, out: Path, unlocked: list[str], release_dir: Path | None = None,
@@ -335,7 +330,10 @@ def build_student_wheel(root: Path, out: Path, unlocked: list[str], release_dir:
 
                 release_dir = Path(tmp) / "release"
                 release(root, release_dir)
-            parts = [recorded_self_checks(root, release_dir / f"{nb}.ipynb") for nb in locked_notebooks]
+            from tqdm.auto import tqdm
+
+            parts = [recorded_self_checks(root, release_dir / f"{nb}.ipynb")
+                     for nb in tqdm(locked_notebooks, desc="recording self-checks", unit="notebook", disable=None)]
             recorded.merge(parts, staging / "coursekit" / "reference" / recorded.DATA.name)
         done = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
                                "--quiet", "-w", str(out), str(staging)], capture_output=True, text=True)
