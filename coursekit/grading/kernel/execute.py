@@ -166,6 +166,8 @@ class SandboxedExecute(RecoveringExecute):
         remove_tree(self._exchange(), keep_root=True)
 
     def output(self, outs, msg, display_id, cell_index):
+        if self._output_cut:
+            return None
         size = len(json.dumps(msg.get("content", {}), default=str))
         self._output_bytes += size
         if self._output_bytes > self._limits.output_kb * 1024:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from jupyter_client.manager import AsyncKernelManager
 
+from . import capped_output
 from .sandbox import Policy
 
 #: The module that applies a policy and then becomes the kernel (``python -m SANDBOX POLICY -- CMD``).
@@ -33,10 +34,13 @@ class SandboxedKernelManager(AsyncKernelManager):
         if self.policy is None:
             return cmd
         ports = [self.shell_port, self.iopub_port, self.stdin_port, self.control_port, self.hb_port]
+        limit = 2 * self.policy.limits.output_kb * 1024  # the grader still sees its budget run out
         policy = dataclasses.replace(self.policy, ports=ports,
-                                     read=[*self.policy.read, self.connection_file])
+                                     read=[*self.policy.read, self.connection_file],
+                                     env={**self.policy.env, capped_output.LIMIT: str(limit)})
         path = Path(self.policy_dir) / f"policy-{uuid.uuid4().hex}.json"
         policy.dump(path)
         if policy.uid and os.geteuid() == 0:  # the kernel, as its own uid, reads its connection file
             os.chown(self.connection_file, policy.uid, policy.uid)
-        return [sys.executable, "-m", SANDBOX, str(path), "--", *cmd]
+        return [sys.executable, "-m", SANDBOX, str(path), "--", *cmd,
+                f"--IPKernelApp.outstream_class={capped_output.__name__}.CappedOutStream"]
