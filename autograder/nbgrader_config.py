@@ -7,6 +7,7 @@ from coursekit.grading.kernel.execute import SandboxedExecute
 import os
 
 import nbgrader
+from coursekit.grading.course.deadlines import LatePenalty
 from coursekit.grading.course.feedback import TEMPLATES, HideHiddenTests, NameExercises, RenderMath
 from nbconvert.preprocessors import ClearMetadataPreprocessor, CSSHTMLHeaderPreprocessor
 from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, GetGrades,
@@ -42,6 +43,18 @@ c.Autograde.autograde_preprocessors = [
     AssignLatePenalties,
     CheckCellMetadata,
 ]
+
+# Due dates, per notebook (anything nbgrader reads: "2026-10-09 17:00:00 Europe/London"; no zone
+# means UTC). A notebook without one is never late. A submission's time is nbgrader's
+# timestamp.txt beside it (or the time in an LMS zip's file names: coursekit.grading.pipeline.collect).
+c.Deadlines.due = {}
+# Late penalties through nbgrader's late-submission plugin mechanism: "none", "zero" (nbgrader's)
+# or "per_day": percent_per_day of the score per day or part of a day late, keeping at least
+# floor_percent of it (coursekit.grading.course.deadlines.LatePenalty).
+c.AssignLatePenalties.plugin_class = LatePenalty
+c.LatePenalty.penalty_method = "per_day"
+c.LatePenalty.percent_per_day = 10.0
+c.LatePenalty.floor_percent = 50.0
 
 # Feedback HTML shows each graded cell's score and the checker's message, not the hidden
 # tests' source; its math is MathML (no MathJax from a CDN: it renders offline) and it names the

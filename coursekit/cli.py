@@ -2,13 +2,16 @@
 
   coursekit release                  solutions/ -> notebooks/ (the student release)
   coursekit release --wheel DIR      ... and the students' coursekit wheel (--unlock 01,02)
-  coursekit autograde SUBMISSIONS    grade a class; grades.csv, feedback, summary table
+  coursekit autograde SUBMISSIONS    grade what is new or changed into the term's course; CSVs, feedback
+  coursekit export                   the term's grades for Canvas, Moodle and nbgrader (--roster)
+  coursekit feedback                 each student's feedback pages as one zip, for the LMS
   coursekit sample-class OUT         write the bundled sample class of submissions
   coursekit demo                     release + sample class + autograde, in build/demo
   coursekit data fetch 15-scene      download (or --from ARCHIVE) the 15-Scene dataset
   coursekit bench scenes             train the project's models on 15-Scene, one row each
   coursekit bench grading            grading time, one submission at a time vs several
   coursekit bench neighbour          a CPU-hogging submission's effect on the one beside it
+  coursekit bench term               an incremental week's run against a full regrade of the class
 """
 from __future__ import annotations
 
@@ -27,11 +30,14 @@ def _report(result, seconds: float) -> None:
     """Print the class table and where the files are; a CourseError if any submission could not
     be graded (the run did not do its job, so the command exits non-zero)."""
     print(result.table())
-    done = len(result.results) - len(result.failed)
+    skipped = len(result.skipped)
+    handed = len(result.handed_in) - skipped    # what this run was to grade
+    done = handed - len([r for r in result.failed if not r.missing])
     where = f"grades in {_shown(result.out / 'grades.csv')}"
     if (result.out / "feedback").is_dir():
         where += f", feedback in {_shown(result.out / 'feedback')}{os.sep}<student>{os.sep}"
-    print(f"\ngraded {done} of {len(result.results)} submission(s) in {seconds:.1f} s; {where}")
+    kept = f", skipped {skipped} unchanged since graded" if skipped else ""
+    print(f"\ngraded {done} of {handed} submission(s) in {seconds:.1f} s{kept}; {where}")
     if result.failed:
         listed = "; ".join(f"{r.student}/{r.notebook}: {r.problems[-1] if r.problems else 'not graded'}"
                            for r in result.failed[:5])
@@ -83,9 +89,42 @@ def _autograde(args) -> None:
     start = time.perf_counter()
     limits = {k: v for k, v in (("memory_mb", args.memory_mb), ("notebook_seconds", args.notebook_seconds),
                                 ("disk_mb", args.disk_mb)) if v is not None}
+    if args.roster is not None and not args.roster.is_file():
+        raise CourseError(f"no roster at {args.roster}: expected a CSV with a student_id column")
     result = autograde(root, args.submissions, args.out, timeout=args.timeout, jobs=args.jobs,
-                       limits=limits, progress=not args.no_progress)
+                       limits=limits, progress=not args.no_progress, regrade=args.regrade or [],
+                       regrade_outdated=args.regrade_outdated, roster=args.roster)
     _report(result, time.perf_counter() - start)
+
+
+def _export(args) -> None:
+    from .grading.lms.exports import FORMATS, export
+
+    formats = [f.strip() for f in args.format.split(",") if f.strip()] if args.format else list(FORMATS)
+    if args.roster is not None and not args.roster.is_file():
+        raise CourseError(f"no roster at {args.roster}: expected a CSV with a student_id column")
+    done = export(args.out, formats, args.roster, args.to)
+    for fmt, path in done.files.items():
+        print(f"wrote {_shown(path)} ({fmt})")
+    for fmt, students in done.left_out.items():
+        for line in students:
+            print(f"not in {fmt}: {line}")
+    if done.not_in_roster:
+        print(f"graded but not in the roster (left out of the LMS files, kept in nbgrader.csv): "
+              f"{', '.join(done.not_in_roster)}")
+    for student, names in done.no_submission.items():
+        print(f"in the roster, nothing graded for {', '.join(names)} (0 in the files): {student}")
+
+
+def _feedback(args) -> None:
+    from .grading.lms.bundles import bundle
+
+    made = bundle(args.out, args.to)
+    if not made:
+        raise CourseError(f"no feedback pages under {_shown(args.out / 'feedback')}")
+    folder = next(iter(made.values())).parent
+    print(f"wrote {len(made)} zip(s) of feedback pages into {_shown(folder)}{os.sep}: "
+          f"one per student ({', '.join(list(made)[:5])}{' ...' if len(made) > 5 else ''})")
 
 
 def _sample_class(args) -> None:
@@ -114,6 +153,10 @@ def _demo(args) -> None:
                                             out / "submissions").items():
         print(f"    {student:6s} {story}")
     print(f"3/3 autograding the sample class (cell time limit {args.timeout} s)")
+    from .grading.kernel.scratch import remove_tree
+
+    if not remove_tree(out / "grading"):  # the demo grades afresh; a term's course is kept
+        raise CourseError(f"could not remove {out / 'grading'} left by an earlier demo: remove it and retry")
     start = time.perf_counter()
     result = autograde(root, out / "submissions", out / "grading", timeout=args.timeout,
                        progress=not args.no_progress)
@@ -148,6 +191,8 @@ def _bench(args) -> None:
         from .benchmarks import grading as bench
     elif args.which == "neighbour":
         from .benchmarks import neighbour as bench
+    elif args.which == "term":
+        from .benchmarks import term as bench
     else:
         from .benchmarks import scene_training as bench
 
@@ -180,13 +225,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_release)
 
     p = sub.add_parser("autograde", help="autograde a class of submissions", epilog=EXIT_STATUS,
-                       description="Grade every submission under SUBMISSIONS with nbgrader, each in "
-                       "its own sandbox; write grades.csv, grades_by_exercise.csv, feedback/ and the "
-                       "nbgrader course/ under --out, and print the class table.")
-    p.add_argument("submissions", type=Path,
-                   help="a folder with one folder per student, or an LMS zip of notebooks")
+                       description="Grade what is new or changed under SUBMISSIONS with nbgrader, each "
+                       "submission in its own sandbox, into the term's course under --out (created by the "
+                       "first run, added to by each later one: grade notebook 02 next week into the same "
+                       "--out); write grades.csv (every student and notebook so far, and a total), "
+                       "submissions.csv (late penalties, status), grades_by_exercise.csv and feedback/, "
+                       "and print the table of this run.")
+    p.add_argument("submissions", type=Path, nargs="?", default=None,
+                   help="a folder with one folder per student (timestamp.txt beside a notebook gives "
+                   "its submission time), or an LMS zip of notebooks; may be left out with --regrade")
     p.add_argument("--out", type=Path, default=Path("grading-output"),
-                   help="where grades, feedback and the nbgrader course go (default: grading-output)")
+                   help="the term's folder: grades, feedback and the nbgrader course (default: grading-output)")
+    p.add_argument("--regrade", action="append", metavar="STUDENT[/NOTEBOOK]",
+                   help="grade again what the course holds of STUDENT (every notebook, or one), even if "
+                   "unchanged (repeatable)")
+    p.add_argument("--regrade-outdated", action="store_true",
+                   help="grade again every submission graded against an older solutions/ notebook "
+                   "(the run lists them)")
+    p.add_argument("--roster", type=Path, default=None, metavar="ROSTER.csv",
+                   help="the class roster (student_id, first_name, last_name, email, ...): names for "
+                   "formgrader and the gradebook, kept for `coursekit export`")
     p.add_argument("--timeout", type=int, default=None,
                    help="per-cell time limit in seconds (default: autograder/nbgrader_config.py, 30)")
     p.add_argument("--jobs", type=int, default=None,
@@ -197,6 +255,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--disk-mb", type=int, default=None, help="files one submission may write (default 256)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_autograde)
+
+    p = sub.add_parser("export", help="the term's grades as Canvas, Moodle and nbgrader CSVs",
+                       description="Write the gradebook under --out as Canvas's gradebook CSV, Moodle's "
+                       "grade-import CSV and nbgrader's CSV (into OUT/export/), names and LMS ids from "
+                       "the roster; students missing from the roster or from the submissions are listed.")
+    p.add_argument("--out", type=Path, default=Path("grading-output"), help="the term's folder (default: grading-output)")
+    p.add_argument("--roster", type=Path, default=None, metavar="ROSTER.csv",
+                   help="the class roster (default: the one the last `coursekit autograde --roster` was given)")
+    p.add_argument("--format", default="", metavar="canvas,moodle,nbgrader",
+                   help="which files (default: all three)")
+    p.add_argument("--to", type=Path, default=None, help="where to write them (default: OUT/export)")
+    p.set_defaults(func=_export)
+
+    p = sub.add_parser("feedback", help="each student's feedback pages as one zip, for the LMS",
+                       description="Bundle OUT/feedback/<student>/*.html into OUT/feedback-zips/<student>.zip.")
+    p.add_argument("--out", type=Path, default=Path("grading-output"), help="the term's folder (default: grading-output)")
+    p.add_argument("--to", type=Path, default=None, help="where to write the zips (default: OUT/feedback-zips)")
+    p.set_defaults(func=_feedback)
 
     p = sub.add_parser("sample-class", help="write the bundled sample class of submissions")
     p.add_argument("out", type=Path)
@@ -224,10 +300,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=_data_fetch)
 
-    p = sub.add_parser("bench", help="coursekit bench scenes|grading|neighbour [...]: the 15-scene "
-                       "benchmark, grading time sequential vs parallel, or a CPU hog's effect on the "
-                       "submission graded beside it")
-    p.add_argument("which", choices=["scenes", "grading", "neighbour"])
+    p = sub.add_parser("bench", help="coursekit bench scenes|grading|neighbour|term [...]: the 15-scene "
+                       "benchmark, grading time sequential vs parallel, a CPU hog's effect on the "
+                       "submission graded beside it, or a term's incremental run against a full regrade")
+    p.add_argument("which", choices=["scenes", "grading", "neighbour", "term"])
     p.add_argument("rest", nargs=argparse.REMAINDER, help="options of python -m coursekit.benchmarks.scene_training")
     p.set_defaults(func=_bench)
     return parser

@@ -111,8 +111,8 @@ def test_grades_csv_and_feedback(graded):
     assert {r["student"] for r in rows} == {"alice", "bob", "carol", "dave", "erin", "frank",
                                             "gina", "hank", "ivan"}
     by_student = {r["student"]: r for r in rows}
-    assert float(by_student["alice"]["score"]) == float(by_student["alice"]["max_score"])
-    assert float(by_student["bob"]["score"]) == 0
+    assert float(by_student["alice"]["01_backprop"]) == float(by_student["alice"]["max_total"]) == 23
+    assert float(by_student["bob"]["01_backprop"]) == 0
     for r in result.results:
         if r.student in ("gina", "hank"):
             assert r.feedback is None
@@ -196,7 +196,7 @@ def test_a_report_that_cannot_be_recorded_marks_only_its_submission(tmp_path, ro
     """The class run trusts no worker's report: one whose grades name a cell the gradebook does
     not have (a worker gone wrong) marks that submission, leaves no half-written submission in
     the gradebook, and the other student is recorded and grades.csv written as usual."""
-    from coursekit.grading.pipeline.gradebook import merge
+    from coursekit.grading.pipeline.gradebook import Recorder, class_gradebook
     from coursekit.grading.pipeline.plan import plan_class
     from coursekit.grading.pipeline.pool import run_workers
     from coursekit.grading.pipeline.results import write_csvs
@@ -206,11 +206,18 @@ def test_a_report_that_cannot_be_recorded_marks_only_its_submission(tmp_path, ro
         (tmp_path / "subs" / student).mkdir(parents=True)
         nbformat.write(nb, tmp_path / "subs" / student / f"{NOTEBOOK}.ipynb")
     plan = plan_class(root, tmp_path / "subs", tmp_path / "out", timeout=TIMEOUT, jobs=2, limits=None)
-    reports = run_workers(plan.jobs, plan.concurrency, plan.wall, progress=False)
-    reports[("spoilt", NOTEBOOK)].grades["no_such_cell"] = [1.0, 1.0]
-    merge(plan, reports)
-    ordered = [plan.results[key] for key in sorted(plan.results)]
-    write_csvs(plan.out, ordered)
+
+    def spoil(key, report):
+        if key == ("spoilt", NOTEBOOK):
+            report.grades["no_such_cell"] = [1.0, 1.0]
+        recorder.report(key, report)
+
+    with class_gradebook(plan) as gb:
+        recorder = Recorder(plan, gb)
+        run_workers(plan.jobs, plan.concurrency, plan.wall, progress=False, on_report=spoil)
+        recorder.finish()
+        write_csvs(plan.out, gb, plan.releases, {k: v.content for k, v in plan.stored.items()})
+    plan.lock.close()
     good, spoilt = plan.results[("good", NOTEBOOK)], plan.results[("spoilt", NOTEBOOK)]
     assert (good.score, good.failed) == (good.max_score, False) and good.max_score > 0
     assert spoilt.failed and any("could not record this submission" in p for p in spoilt.problems)

@@ -80,7 +80,7 @@ def test_autograde_with_its_default_out_grades_from_anywhere(tmp_path, root, whe
     assert "could not be graded" not in graded.stdout
     assert "grades in grading-output/grades.csv, feedback in grading-output/feedback/" in graded.stdout
     with open(cwd / "grading-output" / "grades.csv") as fh:
-        scores = {row["student"]: float(row["score"]) for row in csv.DictReader(fh)}
+        scores = {row["student"]: float(row["01_backprop"]) for row in csv.DictReader(fh)}
     assert scores["alice"] == 23 and all(s < 23 for name, s in scores.items() if name != "alice")
     assert (cwd / "grading-output" / "feedback" / "carol" / "01_backprop.html").is_file()
 

@@ -72,7 +72,7 @@ def test_readme_command_1_on_a_fresh_copy(tmp_path):
     assert said, run.stdout[-1500:]
     grades, feedback = repo / said.group(1), repo / said.group(2)
     with open(grades) as fh:
-        written = {row["student"]: float(row["score"]) for row in csv.DictReader(fh)}
+        written = {row["student"]: float(row["01_backprop"]) for row in csv.DictReader(fh)}
     assert written == {student: score for student, (score, _) in rows.items()}
     for student in rows:
         assert (feedback / student / "01_backprop.html").stat().st_size > 1000

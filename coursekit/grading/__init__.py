@@ -2,8 +2,8 @@
 
 How one submission travels (each box a process; ``python -m`` names the module it runs)::
 
-    coursekit autograde SUBS                       pipeline/   plan -> run -> merge -> write
-      | plan_class: course dir, intake, job.json   (collect, intake, prepare, plan, jobs)
+    coursekit autograde SUBS                       pipeline/   plan -> run -> record -> write
+      | plan_class: the term's course, what changed (collect, ledger, intake, prepare, plan, jobs)
       | run_workers, N at a time ----------------> pipeline.worker JOB        (pool, worker)
       |                                              | nbgrader autograde + feedback, in a
       |                                              | private copy of the course   (course/)
@@ -13,17 +13,21 @@ How one submission travels (each box a process; ``python -m`` names the module i
       |                                              |   |     answer cells; judge.server answers
       |                                              |   '-- judge kernel:   kernel.sandbox -> ipykernel
       |                                              |         graded cells; judge.client asks  (judge/)
-      | merge: report.json -> class gradebook <------' report.json
-      '-> grades.csv, feedback/<student>/<notebook>.html
+      | record each report as it arrives <---------' report.json
+      |   -> the term's gradebook (gradebook, ledger)
+      '-> late penalties; grades.csv, submissions.csv, feedback/<student>/<notebook>.html
 
-pipeline/  the class run: plan, collect, intake, prepare, the worker pool, a worker, merge, results
+pipeline/  the class run: plan (what is new or changed), collect (and submission times), intake,
+           prepare, the worker pool, a worker, gradebook (recording), ledger (what is complete), results
 kernel/    one notebook's execution: sandbox (Landlock, rlimits, cgroups), privileges (pid namespace,
            uid, seccomp), scratch clean-up (no link followed), recovering from a dead or
            hung kernel, time/disk/output budgets, what can happen to a cell (outcomes)
 judge/     graded cells in a kernel that never runs student code: protocol (every message),
            client (judge side; values cross in coursekit.values), server (student side), mirror (nn.Module),
            rules (which names a graded cell gets: checked at release), session (the executor's side)
-course/    nbgrader plumbing: the course directory, release, feedback pages (+ templates/), answers
+course/    nbgrader plumbing: the course directory, the term's course (term), due dates and late
+           penalties (deadlines), the roster, release, feedback pages (+ templates/), answers
            (which reference answers which notebook's exercise; a source scan for them)
+lms/       what leaves for a learning-management system: Canvas/Moodle/nbgrader CSVs, feedback zips
 classes/   the bundled sample and hostile classes (the demo and the tests)
 """

@@ -391,6 +391,7 @@ def main(argv: list[str] | None = None) -> int:
     import time
 
     from ..pipeline.autograde import autograde
+    from ..kernel.scratch import remove_tree
     from ..course.directory import find_course_root
     from ..course.release import release
 
@@ -403,6 +404,8 @@ def main(argv: list[str] | None = None) -> int:
     released = args.out / "release"
     release(root, released)
     make_hostile_class(released, root / "solutions", args.out / "submissions")
+    if not remove_tree(args.out / "grading"):  # graded afresh, not added to an earlier run's term
+        raise SystemExit(f"could not remove {args.out / 'grading'}")
     start = time.perf_counter()
     result = autograde(root, args.out / "submissions", args.out / "grading", timeout=args.timeout,
                        jobs=args.jobs, progress=True)

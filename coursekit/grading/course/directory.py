@@ -98,3 +98,32 @@ def generate_assignments(root: Path, coursedir: Path, names: list[str], api) -> 
         source.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(root / "solutions" / f"{name}.ipynb", source / f"{name}.ipynb")
         check(api.generate_assignment(name, force=True), f"generate_assignment {name}")
+
+
+#: The configuration coursekit writes into the term's course directory, for nbgrader's own tools
+#: run there (formgrader, ``nbgrader generate_feedback``): the course's configuration (so feedback
+#: never shows hidden tests), its root, and autograding through coursekit.
+COURSE_CONFIG = """\
+# Written by coursekit autograde: nbgrader's tools run in this folder (formgrader, nbgrader
+# generate_feedback) use the course's own configuration. Edit {config}, not this file.
+c = get_config()  # noqa: F821
+load_subconfig({config!r})  # noqa: F821
+c.CourseDirectory.root = {coursedir!r}
+c.Exchange.root = {exchange!r}
+# Grading runs students' code: formgrader's Autograde button (and `nbgrader autograde` here)
+# grades through `coursekit autograde --regrade STUDENT/NOTEBOOK`, in its sandbox and judge.
+c.SandboxedExecute.term = {{"course": {root!r}, "out": {out!r}}}
+"""
+
+
+def write_course_config(root: Path, coursedir: Path) -> Path:
+    """Write ``nbgrader_config.py`` into the term's course directory (see :data:`COURSE_CONFIG`)."""
+    path = coursedir / "nbgrader_config.py"
+    text = COURSE_CONFIG.format(config=str(root / "autograder" / "nbgrader_config.py"),
+                                coursedir=str(coursedir), exchange=str(coursedir / "exchange"),
+                                root=str(root), out=str(coursedir.parent))
+    if not path.is_file() or path.read_text() != text:
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    return path

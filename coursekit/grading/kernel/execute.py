@@ -33,6 +33,10 @@ from .sandbox import Limits, Policy, make_cgroup, make_cpu_cgroup, remove_cgroup
 from .scratch import folder_size, remove_tree
 
 
+class CoursekitGradingFailed(RuntimeError):
+    """Grading one submission through `coursekit autograde` (from formgrader) did not succeed."""
+
+
 class SandboxedExecute(RecoveringExecute):
     """RecoveringExecute with the kernel in a sandbox and graded cells in a judge (see above)."""
 
@@ -46,11 +50,18 @@ class SandboxedExecute(RecoveringExecute):
                               "locked); only with the judge, where the checkers run.").tag(config=True)
     judge = Bool(True, help="Run graded cells in a judge kernel that never runs the student's "
                  "code (coursekit.grading.judge); only with a sandbox.").tag(config=True)
+    term = Dict({}, help="{'course': the course repository, 'out': the term's folder}: set in the "
+                "term's course directory (coursekit.grading.course.directory.COURSE_CONFIG), where "
+                "nbgrader's own autograde (formgrader's Autograde button) grades the submission with "
+                "`coursekit autograde --regrade STUDENT/NOTEBOOK` instead of running it unconfined "
+                "here.").tag(config=True)
     in_kernel = List(Unicode(), [], help="Graded cells ('notebook:grade_id') whose checkers "
                      "run in the student's kernel, as in plain nbgrader (for a checker the judge "
                      "cannot run; coursekit's need none).").tag(config=True)
 
     def preprocess(self, nb, resources=None, km=None):
+        if self.term and not self.scratch:
+            return self._grade_through_coursekit(nb, resources)
         self._limits = Limits(**self.limits)
         self._deadline = time.monotonic() + self._limits.notebook_seconds
         self._output_bytes = 0
@@ -178,6 +189,30 @@ class SandboxedExecute(RecoveringExecute):
                     "the rest of its output was dropped]\n")))
             return None
         return super().output(outs, msg, display_id, cell_index)
+
+    def _grade_through_coursekit(self, nb, resources):
+        """nbgrader's autograde asked for in the term's course (formgrader's Autograde button): the
+        submission is graded by `coursekit autograde --regrade STUDENT/NOTEBOOK`, in its sandbox
+        and judge, and what it made of the notebook is handed back to nbgrader's next steps."""
+        import subprocess
+        import sys
+
+        info = (resources or {}).get("nbgrader", {})
+        student, notebook = info.get("student"), info.get("notebook")
+        out = Path(self.term["out"])
+        command = [sys.executable, "-m", "coursekit.cli", "--course", self.term["course"], "autograde",
+                   "--regrade", f"{student}/{notebook}", "--out", str(out), "--no-progress"]
+        self.log.info("Grading %s/%s with coursekit: %s", student, notebook, " ".join(command))
+        done = subprocess.run(command, capture_output=True, text=True)
+        graded = out / "course" / "autograded" / student / notebook / f"{notebook}.ipynb"
+        if done.returncode != 0 or not graded.is_file():
+            raise CoursekitGradingFailed(f"coursekit autograde --regrade {student}/{notebook} failed "
+                                         f"(exit status {done.returncode}): "
+                                         f"{(done.stderr or done.stdout).strip()[-1500:]}")
+        self.log.info("%s", done.stdout.strip())
+        import nbformat
+
+        return nbformat.read(graded, as_version=4), resources
 
     # --- graded cells: in the judge ---------------------------------------------------------------
 

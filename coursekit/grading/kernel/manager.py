@@ -35,9 +35,12 @@ class SandboxedKernelManager(AsyncKernelManager):
             return cmd
         ports = [self.shell_port, self.iopub_port, self.stdin_port, self.control_port, self.hb_port]
         limit = 2 * self.policy.limits.output_kb * 1024  # the grader still sees its budget run out
+        # matplotlib's configuration and font cache in the kernel's own folder: one it cannot write
+        # makes matplotlib warn, with the grader's paths, under the first cell that imports it
+        mpl = str(Path(self.policy.scratch) / ".matplotlib")
         policy = dataclasses.replace(self.policy, ports=ports,
                                      read=[*self.policy.read, self.connection_file],
-                                     env={**self.policy.env, capped_output.LIMIT: str(limit)})
+                                     env={**self.policy.env, capped_output.LIMIT: str(limit), "MPLCONFIGDIR": mpl})
         path = Path(self.policy_dir) / f"policy-{uuid.uuid4().hex}.json"
         policy.dump(path)
         if policy.uid and os.geteuid() == 0:  # the kernel, as its own uid, reads its connection file

@@ -1,1 +1,1 @@
-"""The class run: plan (collect, intake, prepare, jobs) -> run (pool of workers) -> merge -> write (results)."""
+"""The class run: plan (collect, ledger, intake, prepare, jobs) -> run (pool of workers) -> record (gradebook) -> write (results)."""

@@ -1,14 +1,18 @@
-"""`coursekit autograde SUBMISSIONS`: grade a class with nbgrader.
+"""`coursekit autograde SUBMISSIONS`: grade a class with nbgrader, into the term's course.
 
 SUBMISSIONS is either a folder with one folder per student, each holding that student's
-notebooks (``alice/01_backprop.ipynb``, or nbgrader's ``alice/01_backprop/01_backprop.ipynb``),
-or an LMS-style zip of notebooks whose file names start with the student id
-(``alice_01_backprop.ipynb``), collected with nbgrader's zip_collect.
+notebooks (``alice/01_backprop.ipynb``, or nbgrader's ``alice/01_backprop/01_backprop.ipynb``,
+with nbgrader's ``timestamp.txt`` where the submission time is known), or an LMS-style zip of
+notebooks whose file names start with the student id (``alice_01_backprop.ipynb``), collected
+with nbgrader's zip_collect.
 
-Everything is written under OUT: ``course/`` (the nbgrader course directory with its
-gradebook, created fresh), ``feedback/<student>/<notebook>.html``, ``grades.csv`` (student,
-notebook, score, max_score) and ``grades_by_exercise.csv``. A submission that hangs, raises
-or kills its kernel keeps the points it earned and never stops the run.
+Everything is written under OUT, which holds the whole term: ``course/`` (the nbgrader course
+directory with its gradebook, created by the first run and added to by every later one:
+:mod:`..course.term`), ``feedback/<student>/<notebook>.html``, and the CSVs of every student
+and notebook graded so far: ``grades.csv``, ``submissions.csv``, ``grades_by_exercise.csv``.
+Only what is new or changed is graded (:mod:`.plan`); a submission that hangs, raises or kills
+its kernel keeps the points it earned and never stops the run; a run killed at any point
+leaves the gradebook consistent, and the next run grades what it did not record.
 """
 from __future__ import annotations
 
@@ -16,34 +20,44 @@ import os
 from pathlib import Path
 
 from ..kernel.scratch import remove_tree
-
-from .gradebook import merge
+from .gradebook import Recorder, class_gradebook
 from .plan import plan_class
 from .pool import run_workers
-from .results import ClassResult, write_csvs
+from .results import ClassResult, write_csvs, write_run_csv
 
 
-def autograde(root: Path, submissions: Path, out: Path, *, timeout: int | None = None,
-              jobs: int | None = None, limits: dict | None = None,
-              progress: bool = True) -> ClassResult:
-    """Grade every submission under ``submissions``; write grades and feedback under ``out``.
+def autograde(root: Path, submissions: Path | None, out: Path, *, timeout: int | None = None,
+              jobs: int | None = None, limits: dict | None = None, progress: bool = True,
+              regrade: list[str] | tuple = (), regrade_outdated: bool = False,
+              roster: Path | None = None) -> ClassResult:
+    """Grade what is new or changed under ``submissions`` (and what ``regrade`` names:
+    ``STUDENT`` or ``STUDENT/NOTEBOOK``; every submission graded against an older notebook with
+    ``regrade_outdated``) into the term's course under ``out``; write the term's CSVs.
 
     ``jobs`` submissions are graded at a time (default: the number of cores, at most 8), each
     in its own sandbox under ``limits`` (fields of :class:`coursekit.grading.kernel.sandbox.Limits`).
+    ``roster`` (a CSV, :mod:`..course.roster`) gives the students' names to the gradebook.
     The workers' folders (``OUT/work``: job, report, worker.log) are removed afterwards unless
     ``$COURSEKIT_KEEP_WORK`` is set, for looking into a submission the grader failed on.
     """
-    plan = plan_class(root, submissions, out, timeout=timeout, jobs=jobs, limits=limits)
-    reports = run_workers(plan.jobs, plan.concurrency, plan.wall, progress)
+    plan = plan_class(root, submissions, out, timeout=timeout, jobs=jobs, limits=limits,
+                      regrade=regrade, regrade_outdated=regrade_outdated, roster=roster)
     try:
-        merge(plan, reports)
-    except Exception as exc:  # the gradebook as a whole: every submission is marked, the CSVs still written
-        plan.notes.append(f"the class gradebook could not be written: {type(exc).__name__}: {exc}")
+        with class_gradebook(plan) as gb:
+            recorder = Recorder(plan, gb)
+            recorder.refusals()
+            run_workers(plan.jobs, plan.concurrency, plan.wall, progress, on_report=recorder.report)
+            recorder.finish()
+            write_csvs(plan.out, gb, plan.releases, {k: v.content for k, v in plan.stored.items()})
+    except Exception as exc:  # the gradebook as a whole: every submission is marked
+        plan.notes.append(f"the class gradebook could not be written: {type(exc).__name__}: {exc}; "
+                          "grades.csv holds this run's results only")
         for result in plan.results.values():
             result.failed = True
             result.problems.append("not recorded: the class gradebook could not be written")
+        write_run_csv(plan.out, list(plan.results.values()))
     if not os.environ.get("COURSEKIT_KEEP_WORK"):
         remove_tree(plan.work)
+    plan.lock.close()
     ordered = [plan.results[key] for key in sorted(plan.results)]
-    write_csvs(plan.out, ordered)
     return ClassResult(ordered, plan.out, plan.notes)

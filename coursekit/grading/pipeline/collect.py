@@ -1,15 +1,23 @@
-"""Finding the class's submissions: a folder of student folders, or an LMS zip."""
+"""Finding the class's submissions: a folder of student folders, or an LMS zip, and when each
+was handed in (nbgrader's ``timestamp.txt``)."""
 from __future__ import annotations
 
 import shutil
 from pathlib import Path
 
+from nbgrader.plugins import FileNameCollectorPlugin
+
+from ..course.deadlines import parse_time
 from ..course.directory import CourseError
 
 # zip_collect matches this against each extracted file's full path. File names are
 # "<student>_<notebook>.ipynb" or "<student>_<anything>_<notebook>.ipynb" (Moodle, Canvas, ...);
-# student ids are letters, digits, '.' and '-'.
-ZIP_NAME_REGEXP = r".*/(?P<student_id>[A-Za-z0-9.-]+)_(?:.*_)?(?P<file_id>\d\d_[A-Za-z0-9_]+\.ipynb)$"
+# student ids are letters, digits, '.' and '-'. Where the LMS puts the submission time in the
+# name, as Blackboard does ("<student>_attempt_2026-10-09-17-05-00_<notebook>.ipynb", UTC), it
+# becomes the submission's timestamp.txt.
+ZIP_NAME_REGEXP = (r".*/(?P<student_id>[A-Za-z0-9.-]+)_(?:attempt_(?P<timestamp>\d{4}-\d\d-\d\d-\d\d-\d\d-\d\d)_)?"
+                   r"(?:.*_)?(?P<file_id>\d\d_[A-Za-z0-9_]+\.ipynb)$")
+TIMESTAMP = "timestamp.txt"
 
 
 def collect_folder(submissions: Path, names: list[str]) -> tuple[dict[str, dict[str, Path]], list[str]]:
@@ -32,8 +40,29 @@ def collect_folder(submissions: Path, names: list[str]) -> tuple[dict[str, dict[
     return students, notes
 
 
-def collect_zip(archive: Path, names: list[str], coursedir: Path, api) -> dict[str, dict[str, Path]]:
-    """Collect an LMS zip with nbgrader's zip_collect into the course's submitted/ folder."""
+def submission_time(notebook: Path, top: Path) -> tuple[str, str]:
+    """When ``notebook`` was handed in, from the nearest ``timestamp.txt`` in its folder or a
+    folder above it up to ``top`` (the student's folder), as (time in UTC, "") or ("", why
+    the file could not be read); ("", "") when there is none. The time is written as nbgrader
+    writes it: ``2026-10-09 17:05:00``."""
+    folder = notebook.parent
+    while True:
+        stamp = folder / TIMESTAMP
+        if stamp.is_file():
+            try:
+                return parse_time(stamp.read_text(errors="strict").strip()).isoformat(" "), ""
+            except (OSError, UnicodeDecodeError, ValueError) as exc:
+                return "", (f"{stamp.relative_to(top.parent)} is not a time ({exc}; expected e.g. "
+                            "'2026-10-09 17:05:00 UTC'): graded as on time")
+        if folder == top or top not in folder.parents:
+            return "", ""
+        folder = folder.parent
+
+
+def collect_zip(archive: Path, names: list[str], staging: Path, api) -> dict[str, dict[str, Path]]:
+    """Collect an LMS zip with nbgrader's zip_collect into ``staging/submitted/<student>/<notebook>/``
+    (``staging`` is the course directory ``api`` works on: a scratch one, so that the term's
+    stored submissions are compared with the zip's, never overwritten by it)."""
     import zipfile
 
     from nbgrader.apps import ZipCollectApp
@@ -43,11 +72,12 @@ def collect_zip(archive: Path, names: list[str], coursedir: Path, api) -> dict[s
                           "a zip of notebooks named like <student>_<notebook>.ipynb")
     students: dict[str, dict[str, Path]] = {}
     for name in names:
-        downloaded = coursedir / "downloaded" / name / "archive"
+        downloaded = staging / "downloaded" / name / "archive"
         downloaded.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(archive, downloaded / archive.name)
         app = ZipCollectApp(config=api.config, coursedir=api.coursedir)
         app.config.FileNameCollectorPlugin.named_regexp = ZIP_NAME_REGEXP
+        app.config.ZipCollectApp.collector_plugin = TimedNames
         app.config.FileNameCollectorPlugin.valid_ext = [".ipynb"]
         app.coursedir.assignment_id = name
         app.force = True
@@ -59,9 +89,20 @@ def collect_zip(archive: Path, names: list[str], coursedir: Path, api) -> dict[s
                 raise CourseError(f"zip_collect could not read {archive}") from None
         except Exception as exc:
             raise CourseError(f"zip_collect could not read {archive}: {exc}") from None
-        for nb in sorted((coursedir / "submitted").glob(f"*/{name}/{name}.ipynb")):
+        for nb in sorted((staging / "submitted").glob(f"*/{name}/{name}.ipynb")):
             students.setdefault(nb.parts[-3], {})[name] = nb
     if not students:
         raise CourseError(f"{archive} holds no notebook named like <student>_<notebook>.ipynb "
                           f"for the notebooks {', '.join(names)}")
     return students
+
+
+class TimedNames(FileNameCollectorPlugin):
+    """nbgrader's file-name collector, reading Blackboard's 2026-10-09-17-05-00 as a UTC time."""
+
+    def collect(self, submitted_file):
+        info = super().collect(submitted_file)
+        stamp = (info or {}).get("timestamp")
+        if stamp:
+            info["timestamp"] = f"{stamp[:10]} {stamp[11:].replace('-', ':')} UTC"
+        return info

@@ -18,9 +18,10 @@ WORKER = "coursekit.grading.pipeline.worker"
 
 
 def run_workers(jobs: list[tuple[str, str, Path]], concurrency: int, wall: float,
-                progress: bool) -> dict[tuple[str, str], Report]:
+                progress: bool, on_report=None) -> dict[tuple[str, str], Report]:
     """Run each (student, notebook, job file) with ``python -m WORKER``, ``concurrency`` at a
-    time; a worker past ``wall`` seconds is killed with everything it started."""
+    time; a worker past ``wall`` seconds is killed with everything it started. Each report is
+    handed to ``on_report(key, report)`` as soon as its worker ends."""
     reports: dict[tuple[str, str], Report] = {}
     pending = list(jobs)
     running: dict[tuple[str, str], tuple[subprocess.Popen, float, Path]] = {}
@@ -29,7 +30,7 @@ def run_workers(jobs: list[tuple[str, str, Path]], concurrency: int, wall: float
         while pending and len(running) < concurrency:
             student, name, job_file = pending.pop(0)
             log = open(job_file.with_name("worker.log"), "wb")
-            proc = subprocess.Popen([sys.executable, "-m", WORKER, str(job_file)],
+            proc = subprocess.Popen([sys.executable, "-m", WORKER, str(job_file), str(os.getpid())],
                                     stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
             log.close()
             running[(student, name)] = (proc, time.monotonic(), job_file)
@@ -42,6 +43,8 @@ def run_workers(jobs: list[tuple[str, str, Path]], concurrency: int, wall: float
                 _kill_group(proc)
             del running[key]
             reports[key] = _read_report(job_file, proc.returncode, overdue, wall)
+            if on_report is not None:
+                on_report(key, reports[key])
             bar.update(1)
     bar.close()
     return reports

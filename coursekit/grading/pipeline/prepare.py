@@ -1,18 +1,15 @@
 """What every kernel of a class run may read, prepared once before grading starts.
 
-A matplotlib configuration with its font cache built (each kernel would otherwise build it),
-and whatever a notebook needs that its course configuration names: in
+What a notebook needs that its course configuration names: in
 ``autograder/nbgrader_config.py``, ``c.GradingPreparation.prepare = {"07_scenes":
 "coursekit.data.fifteen_scene:prepare_for_grading"}`` (``module:function``, called with a
 folder to fill; it returns the environment variables that tell the notebook where it is).
-The folders are readable, not writable, by the sandboxed kernels.
+The folders are readable, not writable, by the sandboxed kernels. (matplotlib's configuration
+and font cache are each kernel's own, in its folder: :mod:`..kernel.manager`.)
 """
 from __future__ import annotations
 
 import importlib
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 from traitlets import Dict, Unicode
@@ -29,12 +26,8 @@ class GradingPreparation(Configurable):
 
 def prepare(config, shared: Path, names: list[str]) -> tuple[list[str], dict[str, str]]:
     """Prepare under ``shared`` what grading ``names`` needs. Returns (readable paths, environment)."""
-    mpl = shared / "matplotlib"
-    mpl.mkdir(parents=True, exist_ok=True)
-    env = {"MPLCONFIGDIR": str(mpl), "MPLBACKEND": "agg", "PYTHONWARNINGS": "ignore"}
-    subprocess.run([sys.executable, "-c", "import matplotlib.font_manager"], env={**os.environ, **env},
-                   check=False, capture_output=True)
-    paths = [str(mpl)]
+    env = {"MPLBACKEND": "agg", "PYTHONWARNINGS": "ignore"}
+    paths = []
     for name, target in GradingPreparation(config=config).prepare.items():
         if name not in names:
             continue

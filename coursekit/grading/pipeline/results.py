@@ -1,7 +1,9 @@
-"""What a class run produces: a result per (student, notebook), the table, the CSVs."""
+"""What a class run produces: a result per (student, notebook) it was about, the table, and the
+term's CSVs, written from the gradebook (every student and every notebook graded so far)."""
 from __future__ import annotations
 
 import csv
+import os
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,13 +20,17 @@ class ExerciseScore:
 class NotebookResult:
     student: str
     notebook: str
-    score: float
+    score: float               # after the late penalty
     max_score: float
     seconds: float = 0.0
     exercises: list[ExerciseScore] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     feedback: Path | None = None
     failed: bool = False      # the grader could not grade it (not the student's doing)
+    skipped: bool = False     # unchanged since it was graded: its grade was kept
+    missing: bool = False     # nothing handed in (0, "no submission")
+    submitted: str = ""       # when it was handed in (UTC), "" if the submission carried no time
+    late_penalty: float = 0.0  # points taken for lateness (nbgrader's late_submission_penalty)
 
 
 @dataclass
@@ -38,6 +44,15 @@ class ClassResult:
         """The submissions the grader could not grade (a run with any is not done)."""
         return [r for r in self.results if r.failed]
 
+    @property
+    def skipped(self) -> list[NotebookResult]:
+        return [r for r in self.results if r.skipped]
+
+    @property
+    def handed_in(self) -> list[NotebookResult]:
+        """The results of notebooks someone handed in (not "no submission")."""
+        return [r for r in self.results if not r.missing]
+
     def get(self, student: str, notebook: str) -> NotebookResult:
         for r in self.results:
             if r.student == student and r.notebook == notebook:
@@ -46,8 +61,8 @@ class ClassResult:
 
     def table(self) -> str:
         rows = [("student", "notebook", "score", "max", "seconds", "notes")]
-        rows += [(r.student, r.notebook, f"{r.score:g}", f"{r.max_score:g}", f"{r.seconds:.1f}",
-                  "; ".join(r.problems)) for r in self.results]
+        rows += [(r.student, r.notebook, f"{r.score:g}", f"{r.max_score:g}",
+                  "-" if r.skipped else f"{r.seconds:.1f}", "; ".join(r.problems)) for r in self.results]
         widths = [max(len(row[i]) for row in rows) for i in range(5)]
         lines = ["  ".join(cell.ljust(w) for cell, w in zip(row[:5], widths)) + "  " + row[5]
                  for row in rows]
@@ -73,16 +88,145 @@ def gradebook_scores(out: Path) -> dict[tuple[str, str, str], tuple]:
     return scores
 
 
-def write_csvs(out: Path, results: list[NotebookResult]) -> None:
-    with open(out / "grades.csv", "w", newline="") as fh:
+@dataclass
+class Row:
+    """One (student, notebook) of the term, as the CSVs show it."""
+    student: str
+    notebook: str
+    score: float = 0.0          # raw_score - late_penalty
+    raw_score: float = 0.0
+    late_penalty: float = 0.0
+    max_score: float = 0.0
+    submitted: str = ""
+    due: str = ""
+    seconds_late: float = 0.0
+    status: str = "no submission"   # graded, or why not (refused: ..., no submission)
+    graded_against: str = ""        # current, or older (solutions/ changed since)
+    graded_at: str = ""
+    exercises: list[ExerciseScore] = field(default_factory=list)
+
+
+#: the status of a stored submission that has no complete grade yet (the next run grades it)
+WAITING = "not graded yet: the grader failed on it or its run was interrupted; the next run grades it"
+NEWER_WAITING = ("graded; a newer submission is not graded yet: the grader failed on it or its run "
+                 "was interrupted; the next run grades it")
+
+
+def term_rows(gb, releases: dict[str, str], stored: dict[tuple[str, str], str] | None = None
+              ) -> tuple[list[str], list[str], dict[tuple[str, str], Row]]:
+    """(notebooks, students, rows) of everything the gradebook ``gb`` holds: every notebook graded
+    so far (in course order), every student it knows, and a Row for each pair. ``stored`` (the
+    sha256 of each submission the course holds) marks those not graded in their last version."""
+    from . import ledger
+
+    notebooks = sorted(a.name for a in gb.assignments)
+    entries = ledger.entries(gb)
+    stored = {k: v for k, v in (stored or {}).items() if k[1] in notebooks}
+    students = sorted({s.id for s in gb.students} | {s for s, _ in entries} | {s for s, _ in stored})
+    maxima = {a.name: float(a.max_score or 0.0) for a in gb.assignments}
+    due = {a.name: a.duedate for a in gb.assignments}
+    rows = {(s, n): Row(s, n, max_score=maxima[n], due=_time(due[n])) for s in students for n in notebooks}
+    for name in notebooks:
+        for submission in gb.assignment_submissions(name):
+            row = rows[(submission.student.id, name)]
+            row.submitted = _time(submission.timestamp)
+            row.seconds_late = float(submission.total_seconds_late or 0.0)
+            for nb in submission.notebooks:
+                row.raw_score += float(nb.score or 0.0)
+                row.late_penalty += float(nb.late_submission_penalty or 0.0)
+                row.exercises += [ExerciseScore(g.name, float(g.score or 0.0), float(g.max_score))
+                                  for g in sorted(nb.grades, key=lambda g: g.name)]
+            row.score = row.raw_score - row.late_penalty
+            row.status = "graded"
+    for (student, name), entry in entries.items():
+        row = rows.get((student, name))
+        if row is None:
+            continue
+        row.graded_at = entry.graded_at
+        if entry.status != ledger.GRADED:
+            row.status = entry.status
+            row.submitted = row.submitted or entry.submitted
+        elif name in releases:
+            row.graded_against = "current" if entry.release == releases[name] else "older"
+    for key, content in stored.items():
+        entry = entries.get(key)
+        if entry is None or entry.content != content:
+            rows[key].status = NEWER_WAITING if rows[key].status == "graded" else WAITING
+    return notebooks, students, rows
+
+
+def _time(value) -> str:
+    return value.isoformat(" ", timespec="seconds") if value is not None else ""
+
+
+def write_csvs(out: Path, gb, releases: dict[str, str], stored: dict[tuple[str, str], str] | None = None) -> None:
+    """The term's CSVs under ``out``, from the gradebook ``gb``:
+
+    * ``grades.csv``: a row per student, a column per notebook graded so far (the score after any
+      late penalty; 0 where nothing was handed in), then ``total`` and ``max_total``;
+    * ``submissions.csv``: a row per student and notebook: score, raw score, late penalty,
+      when it was handed in, its due date, how late, its status, whether it was graded against
+      the current notebook, and when;
+    * ``grades_by_exercise.csv``: a row per graded exercise.
+
+    ``stored`` (see :func:`term_rows`) keeps a student whose submission could not be graded in
+    the files, with that status. Each file is written whole and then renamed into place."""
+    notebooks, students, rows = term_rows(gb, releases, stored)
+    maxima = {n: rows[(students[0], n)].max_score if students else 0.0 for n in notebooks}
+    with whole_file(out / "grades.csv") as fh:
         writer = csv.writer(fh)
-        writer.writerow(["student", "notebook", "score", "max_score"])
-        for r in results:
-            writer.writerow([r.student, r.notebook, f"{r.score:g}", f"{r.max_score:g}"])
-    with open(out / "grades_by_exercise.csv", "w", newline="") as fh:
+        writer.writerow(["student", *notebooks, "total", "max_total"])
+        for s in students:
+            scores = [rows[(s, n)].score for n in notebooks]
+            writer.writerow([s, *(f"{x:g}" for x in scores), f"{sum(scores):g}", f"{sum(maxima.values()):g}"])
+    with whole_file(out / "submissions.csv") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["student", "notebook", "score", "raw_score", "late_penalty", "max_score",
+                         "submitted", "due", "days_late", "status", "graded_against", "graded_at"])
+        for s in students:
+            for n in notebooks:
+                r = rows[(s, n)]
+                writer.writerow([s, n, f"{r.score:g}", f"{r.raw_score:g}", f"{r.late_penalty:g}",
+                                 f"{r.max_score:g}", r.submitted, r.due,
+                                 f"{r.seconds_late / 86400:.2f}" if r.seconds_late else "",
+                                 r.status, r.graded_against, r.graded_at])
+    with whole_file(out / "grades_by_exercise.csv") as fh:
         writer = csv.writer(fh)
         writer.writerow(["student", "notebook", "exercise", "score", "max_score"])
-        for r in results:
-            for e in r.exercises:
-                writer.writerow([r.student, r.notebook, e.grade_id, f"{e.score:g}", f"{e.max_score:g}"])
+        for s in students:
+            for n in notebooks:
+                for e in rows[(s, n)].exercises:
+                    writer.writerow([s, n, e.grade_id, f"{e.score:g}", f"{e.max_score:g}"])
 
+
+def write_run_csv(out: Path, results: list[NotebookResult]) -> None:
+    """``grades.csv`` from one run's results alone (when the gradebook cannot be read), in the
+    same columns as :func:`write_csvs` writes."""
+    notebooks = sorted({r.notebook for r in results})
+    table = {(r.student, r.notebook): r for r in results}
+    with whole_file(out / "grades.csv") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["student", *notebooks, "total", "max_total"])
+        for s in sorted({r.student for r in results}):
+            mine = [table.get((s, n)) for n in notebooks]
+            scores = [r.score if r else 0.0 for r in mine]
+            top = sum(r.max_score for r in mine if r)
+            writer.writerow([s, *(f"{x:g}" for x in scores), f"{sum(scores):g}", f"{top:g}"])
+
+
+class whole_file:  # noqa: N801 (used as a function: with whole_file(path) as fh)
+    """Write ``path`` through a temporary file renamed over it at the end (never half a CSV)."""
+
+    def __init__(self, path: Path):
+        self.path, self.tmp = path, path.with_name(f".{path.name}.tmp")
+
+    def __enter__(self):
+        self.fh = open(self.tmp, "w", newline="")
+        return self.fh
+
+    def __exit__(self, kind, *_):
+        self.fh.close()
+        if kind is None:
+            os.replace(self.tmp, self.path)
+        else:
+            self.tmp.unlink(missing_ok=True)

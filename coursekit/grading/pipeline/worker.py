@@ -1,4 +1,4 @@
-"""Grade one submission in a course directory of its own: ``python -m coursekit.grading.pipeline.worker JOB``.
+"""Grade one submission in a course directory of its own: ``python -m coursekit.grading.pipeline.worker JOB [PID]``.
 
 `coursekit autograde` starts one worker per (student, notebook), several at a time. A worker
 gets a private copy of the gradebook and the source notebook, runs nbgrader's autograde there
@@ -22,6 +22,7 @@ from traitlets.config import Config
 
 from ..course.directory import nbgrader_api
 from ..kernel.outcomes import problems_in
+from ..kernel.privileges import die_with_parent
 from ..kernel.scratch import remove_tree
 from .jobs import Job, Report
 
@@ -90,6 +91,8 @@ def _cause(result: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     job_file = Path(argv[0])
+    if len(argv) > 1:  # the class run's pid: a worker dies with it (a killed run leaves no orphans)
+        die_with_parent(int(argv[1]))
     job = Job(**json.loads(job_file.read_text()))
     os.environ.setdefault("PYTHONWARNINGS", "ignore")
     try:

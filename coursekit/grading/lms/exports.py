@@ -1,0 +1,128 @@
+"""`coursekit export`: the term's gradebook in the formats learning-management systems import.
+
+* **Canvas** (``canvas.csv``): Canvas's gradebook CSV, as its *Export* writes it and its *Import*
+  reads it: ``Student`` ("Last, First"), ``ID`` (Canvas's numeric user id), ``SIS User ID``,
+  ``SIS Login ID``, ``Section``, then one column per notebook; the second row is
+  ``Points Possible``. Canvas matches a row by ``ID``, else by SIS User ID or SIS Login ID;
+  a column it does not know becomes a new assignment.
+* **Moodle** (``moodle.csv``): a file for Moodle's *Import → CSV file*: ``First name``,
+  ``Last name``, ``ID number``, ``Email address``, then one column per notebook. Moodle stops
+  the whole import at a row whose user it cannot find, so every row carries the
+  ``Email address`` to map from (*Identify user by: Email address*); a student without one in
+  the roster is left out and listed.
+* **nbgrader** (``nbgrader.csv``): nbgrader's own CSV export (``CsvExportPlugin``), a row per
+  student and notebook with raw score, late penalty and score.
+
+Scores are after late penalties; a notebook a student did not hand in (or that was refused)
+scores 0, as in ``grades.csv``. Names and ids come from the roster (:mod:`..course.roster`);
+students of the gradebook who are not in the roster and roster students with no submission are
+listed, never dropped silently.
+"""
+from __future__ import annotations
+
+import csv
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..course.directory import CourseError
+from ..course.roster import ROSTER, Person, read_roster
+from ..pipeline.results import whole_file, term_rows
+
+FORMATS = ("canvas", "moodle", "nbgrader")
+CANVAS_COLUMNS = ["Student", "ID", "SIS User ID", "SIS Login ID", "Section"]
+MOODLE_COLUMNS = ["First name", "Last name", "ID number", "Email address"]
+
+
+@dataclass
+class Exported:
+    files: dict[str, Path] = field(default_factory=dict)        # format -> file written
+    not_in_roster: list[str] = field(default_factory=list)      # graded, but no roster row
+    no_submission: dict[str, list[str]] = field(default_factory=dict)  # student -> notebooks with nothing graded
+    left_out: dict[str, list[str]] = field(default_factory=dict)  # format -> students left out, and why
+
+
+def export(out: Path, formats: list[str], roster: Path | None = None, to: Path | None = None) -> Exported:
+    """Write the chosen ``formats`` of the term under ``out`` (its ``course/`` gradebook) into
+    ``to`` (default ``out/export``)."""
+    from nbgrader.api import Gradebook
+
+    out = Path(out)
+    gradebook = out / "course" / "gradebook.db"
+    if not gradebook.is_file():
+        raise CourseError(f"no gradebook at {gradebook}: grade a class into {out} first "
+                          f"(coursekit autograde SUBMISSIONS --out {out})")
+    unknown = [f for f in formats if f not in FORMATS]
+    if unknown or not formats:
+        raise CourseError(f"unknown export format {', '.join(unknown) or '(none)'}: expected "
+                          f"{', '.join(FORMATS)}")
+    roster = roster if roster is not None else (out / "course" / ROSTER if (out / "course" / ROSTER).is_file() else None)
+    people = read_roster(roster) if roster is not None else None
+    if people is None and set(formats) & {"canvas", "moodle"}:
+        raise CourseError("Canvas and Moodle match students by their LMS ids and e-mail addresses: "
+                          "give the class roster with --roster ROSTER.csv (columns student_id, "
+                          "first_name, last_name, email, sis_user_id, sis_login_id, section, canvas_id)")
+    to = Path(to) if to is not None else out / "export"
+    to.mkdir(parents=True, exist_ok=True)
+    done = Exported()
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", module="nbgrader")
+        with Gradebook(f"sqlite:///{gradebook}", "coursekit") as gb:
+            if people is not None:
+                _names_into(gb, people)
+            notebooks, students, rows = term_rows(gb, {})
+            maxima = {a.name: float(a.max_score or 0.0) for a in gb.assignments}
+            if people is not None:
+                done.not_in_roster = [s for s in students if s not in people]
+                for sid in people:
+                    missing = [n for n in notebooks if (sid, n) not in rows or rows[(sid, n)].status != "graded"]
+                    if missing:
+                        done.no_submission[sid] = missing
+            score = {key: row.score for key, row in rows.items()}
+            if "canvas" in formats:
+                done.files["canvas"] = _canvas(to / "canvas.csv", people, notebooks, maxima, score)
+            if "moodle" in formats:
+                done.files["moodle"], done.left_out["moodle"] = _moodle(to / "moodle.csv", people, notebooks, score)
+            if "nbgrader" in formats:
+                from nbgrader.plugins import CsvExportPlugin
+
+                CsvExportPlugin(to=str(to / "nbgrader.csv")).export(gb)
+                done.files["nbgrader"] = to / "nbgrader.csv"
+    return done
+
+
+def _names_into(gb, people: dict[str, Person]) -> None:
+    """The roster's names into the gradebook (nbgrader's export and formgrader read them there)."""
+    for person in people.values():
+        gb.update_or_create_student(person.student_id, first_name=person.first_name or None,
+                                    last_name=person.last_name or None, email=person.email or None,
+                                    lms_user_id=person.canvas_id or None)
+
+
+def _cell(value: float) -> str:
+    return f"{value:g}"
+
+
+def _canvas(path: Path, people, notebooks, maxima, score) -> Path:
+    with whole_file(path) as fh:
+        writer = csv.writer(fh)
+        writer.writerow([*CANVAS_COLUMNS, *notebooks])
+        writer.writerow(["    Points Possible", "", "", "", "", *(_cell(maxima[n]) for n in notebooks)])
+        for sid, p in sorted(people.items(), key=lambda kv: (kv[1].sortable_name.lower(), kv[0])):
+            writer.writerow([p.sortable_name, p.canvas_id, p.sis_user_id, p.sis_login_id or sid, p.section,
+                             *(_cell(score.get((sid, n), 0.0)) for n in notebooks)])
+    return path
+
+
+def _moodle(path: Path, people, notebooks, score) -> tuple[Path, list[str]]:
+    left_out = []
+    with whole_file(path) as fh:
+        writer = csv.writer(fh)
+        writer.writerow([*MOODLE_COLUMNS, *notebooks])
+        for sid, p in sorted(people.items()):
+            if not p.email:
+                left_out.append(f"{sid} (no email in the roster: Moodle matches rows by Email address)")
+                continue
+            writer.writerow([p.first_name, p.last_name, p.sis_user_id, p.email,
+                             *(_cell(score.get((sid, n), 0.0)) for n in notebooks)])
+    return path, left_out
