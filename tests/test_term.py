@@ -7,6 +7,7 @@ five submissions. Due dates and late penalties are the course configuration's
 (``autograder/nbgrader_config.py`` of a copy of the course, with due dates added).
 """
 import csv
+import json
 import os
 import re
 import shutil
@@ -20,11 +21,13 @@ import urllib.request
 import zipfile
 from pathlib import Path
 
-import json
 import nbformat
 import pytest
 
+from nbgrader.api import Gradebook
+
 from coursekit.grading.classes.sample import STUDENTS, student_notebook
+from coursekit.grading.pipeline import ledger
 from coursekit.grading.pipeline.autograde import autograde
 from coursekit.grading.pipeline.results import gradebook_scores
 
@@ -156,9 +159,9 @@ def test_week_4_adds_notebook_02_grades_what_changed_and_applies_late_penalties(
     subs = {(r["student"], r["notebook"]): r for r in read_csv(out / "submissions.csv")}
     assert subs[("dan", "01_backprop")]["late_penalty"] == "6.9"
     assert subs[("dan", "01_backprop")]["raw_score"] == "23"
-    assert subs[("dan", "01_backprop")]["submitted"] == "2026-10-11 20:00:00"
-    assert subs[("dan", "01_backprop")]["due"] == "2026-10-09 17:00:00"
-    assert subs[("ben", "02_layers")]["due"] == "2026-10-23 17:00:00"
+    assert subs[("dan", "01_backprop")]["submitted_utc"] == "2026-10-11 20:00:00"
+    assert subs[("dan", "01_backprop")]["due_utc"] == "2026-10-09 17:00:00"
+    assert subs[("ben", "02_layers")]["due_utc"] == "2026-10-23 17:00:00"
     assert subs[("ann", "01_backprop")]["graded_against"] == "current"
     assert subs[("eve", "02_layers")]["status"] == "no submission"
     # the unchanged submission kept its grade; the changed one replaced the old one
@@ -231,6 +234,12 @@ def test_a_fixed_hidden_test_is_detected_and_regraded_on_request(term, tmp_path)
     subs = {(r["student"], r["notebook"]): r for r in read_csv(out / "submissions.csv")}
     assert subs[("ann", "01_backprop")]["graded_against"] == "older"
     assert subs[("ann", "02_layers")]["graded_against"] == "current"
+    # what the instructor did by hand in formgrader meanwhile: a manual score for ann's exercise 1
+    # (1 of 2 points) and a three-day extension for dan; regrading the same files keeps both
+    with Gradebook(f"sqlite:///{out / 'course' / 'gradebook.db'}") as gb:
+        gb.find_grade("ex1_tests", "01_backprop", "01_backprop", "ann").manual_score = 1.0
+        gb.db.commit()
+        gb.grant_extension("01_backprop", "dan", days=3)
     one = coursekit("--course", course, "autograde", "--regrade", "ann/01_backprop", "--out", out,
                     "--timeout", TIMEOUT, "--no-progress")
     assert one.returncode == 0, one.stderr
@@ -241,9 +250,21 @@ def test_a_fixed_hidden_test_is_detected_and_regraded_on_request(term, tmp_path)
     assert "graded 2 of 2 submission(s)" in rest.stdout and "older" not in rest.stdout
     subs = {(r["student"], r["notebook"]): r for r in read_csv(out / "submissions.csv")}
     assert {r["graded_against"] for r in subs.values() if r["status"] == "graded"} == {"current"}
-    # the grades are the same (the fix changed a seed) and the late penalties still apply
+    # the autograded scores are the same (the fix changed a seed); the manual score and the
+    # extension survived the regrades
     assert gradebook_scores(out) == gradebook_scores(term["out"])
-    assert float(subs[("dan", "01_backprop")]["late_penalty"]) == pytest.approx(late(23, 3))
+    assert float(subs[("ann", "01_backprop")]["score"]) == 22   # 23 with exercise 1 at 1 of 2 by hand
+    assert float(subs[("dan", "01_backprop")]["late_penalty"]) == 0    # 2 d 3 h late, 3 days' extension
+    assert float(subs[("ben", "01_backprop")]["late_penalty"]) == pytest.approx(late(23, 1))
+    # a regrade cut off by a kill (the row left "regrading") is graded again by the next run
+    with Gradebook(f"sqlite:///{out / 'course' / 'gradebook.db'}") as gb:
+        ledger.mark(gb, "ben", "01_backprop", ledger.REGRADING)
+    again = coursekit("--course", course, "autograde", term["tmp"] / "week4", "--out", out, "--timeout", TIMEOUT,
+                      "--no-progress")
+    assert again.returncode == 0, again.stderr
+    assert "graded 1 of 1 submission(s)" in again.stdout and "skipped 4 unchanged" in again.stdout
+    assert re.search(r"^ben\s+01_backprop\s+20.7\s+23\s+\d", again.stdout, re.M), again.stdout
+    assert gradebook_scores(out) == gradebook_scores(term["out"])
 
 
 # --- formgrader on the term's course ---------------------------------------------------------------
@@ -413,6 +434,12 @@ def test_export_writes_canvas_moodle_and_nbgrader_csvs_and_lists_who_is_missing(
     dan = next(r for r in rows if r["student_id"] == "dan" and r["assignment"] == "01_backprop")
     assert (float(dan["raw_score"]), float(dan["late_submission_penalty"]), float(dan["score"])) == \
         pytest.approx((23, late(23, 3), 23 - late(23, 3)))
+    # the wrong roster (ids that are not the students' folders) is refused, and nothing is written
+    (term["tmp"] / "other-class.csv").write_text("student_id,email\nzed,zed@uni.example\n")
+    before = (out / "export" / "canvas.csv").read_bytes()
+    wrong = coursekit("export", "--out", out, "--roster", "other-class.csv", cwd=term["tmp"])
+    assert wrong.returncode == 1 and "no student of the roster other-class.csv has anything graded" in wrong.stderr
+    assert (out / "export" / "canvas.csv").read_bytes() == before
 
 
 def test_feedback_bundles_one_zip_per_student(term):

@@ -59,6 +59,16 @@ def test_late_by_reads_like_a_person_writes_it():
     assert [late_by(s) for s in (59, 3600, 3660, 2 * DAY + 3 * 3600)] == ["1 min", "1 h 0 min", "1 h 1 min", "2 d 3 h"]
 
 
+def test_canvass_own_gradebook_export_works_as_a_roster(tmp_path):
+    roster = tmp_path / "canvas-export.csv"
+    roster.write_text("Student,ID,SIS User ID,SIS Login ID,Section,01_backprop (123)\n"
+                      "    Points Possible,,,,,23\n"
+                      "\"Lovelace, Ada\",1001,S001,ann,Section A,\n")
+    ann = read_roster(roster)["ann"]
+    assert (ann.first_name, ann.last_name, ann.canvas_id, ann.sis_user_id, ann.sis_login_id) == \
+        ("Ada", "Lovelace", "1001", "S001", "ann")
+
+
 def test_roster_columns_are_matched_loosely_and_bad_rosters_say_what_is_wrong(tmp_path):
     roster = tmp_path / "roster.csv"
     roster.write_text("\ufeffStudent ID,Name,Email Address,SIS User ID,Section\nann,Ada Lovelace,ada@x,S1,A\n\n")
@@ -89,14 +99,20 @@ def test_a_submission_time_comes_from_the_nearest_timestamp_txt(tmp_path):
 
 def test_an_lms_zip_with_submission_times_in_its_names_gives_nbgraders_timestamps(tmp_path, root):
     archive = tmp_path / "class.zip"
-    with zipfile.ZipFile(archive, "w") as z:
-        z.writestr("gradebook/ann_attempt_2026-10-10-12-00-00_01_backprop.ipynb", "{}")
-        z.writestr("gradebook/ben_01_backprop.ipynb", "{}")
+    with zipfile.ZipFile(archive, "w") as z:   # Blackboard's names, with and without the assignment
+        z.writestr("gradebook/HW 1_ann_attempt_2026-10-10-12-00-00_01_backprop.ipynb", "{}")
+        z.writestr("gradebook/HW 1_ann_attempt_2026-10-10-12-00-00.txt", "the attempt's receipt")
+        z.writestr("gradebook/cat_attempt_2026-10-09-16-00-00_my_02_layers.ipynb", "{}")
+        z.writestr("gradebook/ben_01_backprop.ipynb", "{}")   # Moodle/Canvas-like: no time
     staging = tmp_path / "staging"
-    students = collect_zip(archive, NAMES, staging, nbgrader_api(root, staging))
-    assert set(students) == {"ann", "ben"}
+    api = nbgrader_api(root, staging)
+    api.config.TimedNames.time_zone = "Europe/London"   # Blackboard writes its server's time
+    students = collect_zip(archive, NAMES, staging, api)
+    assert {s: sorted(nbs) for s, nbs in students.items()} == {
+        "ann": ["01_backprop"], "ben": ["01_backprop"], "cat": ["02_layers"]}
     where = staging / "submitted"
-    assert submission_time(students["ann"]["01_backprop"], where / "ann") == ("2026-10-10 12:00:00", "")
+    assert submission_time(students["ann"]["01_backprop"], where / "ann") == ("2026-10-10 11:00:00", "")
+    assert submission_time(students["cat"]["02_layers"], where / "cat") == ("2026-10-09 15:00:00", "")
     assert submission_time(students["ben"]["01_backprop"], where / "ben") == ("", "")
 
 

@@ -1,11 +1,15 @@
 """The class roster: who the students are, as the instructor's CSV says.
 
-One row per student. ``student_id`` (or ``id``) is required: the name of the student's folder
-of submissions, or the id at the start of their file names in an LMS zip. The other columns
-are optional and go where a learning-management system wants them: ``first_name``,
-``last_name`` (or one ``name``), ``email``, ``sis_user_id``, ``sis_login_id``, ``section`` and
-``canvas_id`` (Canvas's numeric user id, its gradebook's ``ID``). Column names are matched
-without regard to case, spaces or underscores (``Student ID``, ``SIS User ID``).
+One row per student. ``student_id`` is required: the name of the student's folder of
+submissions, or the id at the start of their file names in an LMS zip. The other columns are
+optional and go where a learning-management system wants them: ``first_name``, ``last_name``
+(or one ``name``, "First Last" or "Last, First"), ``email``, ``sis_user_id``,
+``sis_login_id``, ``section`` and ``canvas_id`` (Canvas's numeric user id). Column names are
+matched without regard to case, spaces or underscores (``Student ID``, ``SIS User ID``).
+
+Canvas's own gradebook export works as a roster: its ``Student`` column is the name, ``ID``
+the Canvas id, and, with no ``student_id`` column, ``SIS Login ID`` is taken as the student id
+(name the students' folders by their login).
 """
 from __future__ import annotations
 
@@ -60,20 +64,21 @@ def read_roster(path: Path) -> dict[str, Person]:
     if not rows:
         raise CourseError(f"the roster {path} is empty: expected a header with student_id")
     header = [_key(c) for c in rows[0]]
-    columns = {"studentid": "student_id", "id": "student_id", "student": "student_id",
-               "firstname": "first_name", "lastname": "last_name", "surname": "last_name",
-               "name": "name", "email": "email", "emailaddress": "email",
-               "sisuserid": "sis_user_id", "sisloginid": "sis_login_id", "section": "section",
-               "canvasid": "canvas_id"}
+    columns = {"studentid": "student_id", "firstname": "first_name", "lastname": "last_name",
+               "surname": "last_name", "name": "name", "student": "name", "email": "email",
+               "emailaddress": "email", "sisuserid": "sis_user_id", "sisloginid": "sis_login_id",
+               "section": "section", "canvasid": "canvas_id", "id": "canvas_id"}
     where = {columns[h]: i for i, h in reversed(list(enumerate(header))) if h in columns}
+    if "student_id" not in where and "sis_login_id" in where:   # Canvas's gradebook export
+        where["student_id"] = where["sis_login_id"]
     if "student_id" not in where:
         raise CourseError(f"the roster {path} has no student_id column (its header is "
-                          f"{', '.join(rows[0])}): expected student_id, then e.g. first_name, "
-                          "last_name, email, sis_user_id, sis_login_id, section")
+                          f"{', '.join(rows[0])}): expected student_id (or Canvas's SIS Login ID), "
+                          "then e.g. first_name, last_name, email, sis_user_id, section, canvas_id")
     people: dict[str, Person] = {}
     for line, row in enumerate(rows[1:], start=2):
-        if not any(cell.strip() for cell in row):
-            continue
+        if not any(cell.strip() for cell in row) or (row and row[0].strip() == "Points Possible"):
+            continue   # a blank line, or the second row of a Canvas export
         cell = {field: (row[i].strip() if i < len(row) else "") for field, i in where.items()}
         sid = cell.pop("student_id")
         if not sid:
@@ -82,8 +87,12 @@ def read_roster(path: Path) -> dict[str, Person]:
             raise CourseError(f"the roster {path}, line {line}: student_id {sid!r} appears twice")
         name = cell.pop("name", "")
         if name and not (cell.get("first_name") or cell.get("last_name")):
-            first, _, last = name.rpartition(" ")
-            cell["first_name"], cell["last_name"] = (first, last) if first else (name, "")
+            if ", " in name:   # "Last, First", as Canvas writes it
+                last, _, first = name.partition(", ")
+            else:
+                first, _, last = name.rpartition(" ")
+                first, last = (first, last) if first else (name, "")
+            cell["first_name"], cell["last_name"] = first, last
         people[sid] = Person(sid, **{k: v for k, v in cell.items() if k in FIELDS})
     return people
 

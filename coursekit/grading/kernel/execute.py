@@ -205,10 +205,10 @@ class SandboxedExecute(RecoveringExecute):
         self.log.info("Grading %s/%s with coursekit: %s", student, notebook, " ".join(command))
         done = subprocess.run(command, capture_output=True, text=True)
         graded = out / "course" / "autograded" / student / notebook / f"{notebook}.ipynb"
-        if done.returncode != 0 or not graded.is_file():
-            raise CoursekitGradingFailed(f"coursekit autograde --regrade {student}/{notebook} failed "
-                                         f"(exit status {done.returncode}): "
-                                         f"{(done.stderr or done.stdout).strip()[-1500:]}")
+        if done.returncode != 0 or not graded.is_file():   # a refused file leaves none
+            raise CoursekitGradingFailed(f"coursekit autograde --regrade {student}/{notebook} did not grade "
+                                         f"it (exit status {done.returncode}):\n"
+                                         f"{(done.stdout + done.stderr).strip()[-1500:]}")
         self.log.info("%s", done.stdout.strip())
         import nbformat
 

@@ -12,6 +12,8 @@ from pathlib import Path
 
 from ..course.directory import CourseError
 
+#: the zips this command wrote into a folder (only those are ever removed from it)
+MANIFEST = ".coursekit-feedback-zips"
 #: a fixed date for every member: the same pages give the same zip, byte for byte
 _DATE = (2020, 1, 1, 0, 0, 0)
 
@@ -42,7 +44,14 @@ def bundle(out: Path, to: Path | None = None) -> dict[str, Path]:
         else:
             os.replace(tmp, dest)
         made[folder.name] = dest
-    for stale in to.glob("*.zip"):  # a student whose pages are all gone (a refused resubmission)
-        if stale.stem not in made:
-            stale.unlink()
+    # a zip this command wrote before for a student whose pages are all gone (a refused
+    # resubmission) is removed; nothing else in the folder is touched
+    manifest = to / MANIFEST
+    try:
+        before = set(manifest.read_text().split())
+    except OSError:
+        before = set()
+    for stale in sorted(before - {p.name for p in made.values()}):
+        (to / stale).unlink(missing_ok=True)
+    manifest.write_text("".join(f"{p.name}\n" for p in made.values()))
     return made

@@ -3,8 +3,9 @@
 * **Canvas** (``canvas.csv``): Canvas's gradebook CSV, as its *Export* writes it and its *Import*
   reads it: ``Student`` ("Last, First"), ``ID`` (Canvas's numeric user id), ``SIS User ID``,
   ``SIS Login ID``, ``Section``, then one column per notebook; the second row is
-  ``Points Possible``. Canvas matches a row by ``ID``, else by SIS User ID or SIS Login ID;
-  a column it does not know becomes a new assignment.
+  ``Points Possible``. Canvas matches a row by ``ID``, else by SIS User ID or SIS Login ID (a
+  student with none of them in the roster is left out and listed); a column it does not know
+  becomes a new assignment.
 * **Moodle** (``moodle.csv``): a file for Moodle's *Import → CSV file*: ``First name``,
   ``Last name``, ``ID number``, ``Email address``, then one column per notebook. Moodle stops
   the whole import at a row whose user it cannot find, so every row carries the
@@ -14,7 +15,9 @@
   student and notebook with raw score, late penalty and score.
 
 Scores are after late penalties; a notebook a student did not hand in (or that was refused)
-scores 0, as in ``grades.csv``. Names and ids come from the roster (:mod:`..course.roster`);
+scores 0, as in ``grades.csv``. The export holds the course's lock (not while a class run
+writes), leaves out what a killed run left half-written, and refuses a roster none of whose
+students has anything graded (the wrong roster, or ids that are not the folders' names). Names and ids come from the roster (:mod:`..course.roster`);
 students of the gradebook who are not in the roster and roster students with no submission are
 listed, never dropped silently.
 """
@@ -27,7 +30,9 @@ from pathlib import Path
 
 from ..course.directory import CourseError
 from ..course.roster import ROSTER, Person, read_roster
-from ..pipeline.results import whole_file, term_rows
+from ..course.term import lock_course
+from ..pipeline import ledger
+from ..pipeline.results import term_rows, whole_file
 
 FORMATS = ("canvas", "moodle", "nbgrader")
 CANVAS_COLUMNS = ["Student", "ID", "SIS User ID", "SIS Login ID", "Section"]
@@ -63,32 +68,48 @@ def export(out: Path, formats: list[str], roster: Path | None = None, to: Path |
                           "give the class roster with --roster ROSTER.csv (columns student_id, "
                           "first_name, last_name, email, sis_user_id, sis_login_id, section, canvas_id)")
     to = Path(to) if to is not None else out / "export"
-    to.mkdir(parents=True, exist_ok=True)
     done = Exported()
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", module="nbgrader")
-        with Gradebook(f"sqlite:///{gradebook}", "coursekit") as gb:
-            if people is not None:
-                _names_into(gb, people)
-            notebooks, students, rows = term_rows(gb, {})
-            maxima = {a.name: float(a.max_score or 0.0) for a in gb.assignments}
-            if people is not None:
-                done.not_in_roster = [s for s in students if s not in people]
-                for sid in people:
-                    missing = [n for n in notebooks if (sid, n) not in rows or rows[(sid, n)].status != "graded"]
-                    if missing:
-                        done.no_submission[sid] = missing
-            score = {key: row.score for key, row in rows.items()}
-            if "canvas" in formats:
-                done.files["canvas"] = _canvas(to / "canvas.csv", people, notebooks, maxima, score)
-            if "moodle" in formats:
-                done.files["moodle"], done.left_out["moodle"] = _moodle(to / "moodle.csv", people, notebooks, score)
-            if "nbgrader" in formats:
-                from nbgrader.plugins import CsvExportPlugin
-
-                CsvExportPlugin(to=str(to / "nbgrader.csv")).export(gb)
-                done.files["nbgrader"] = to / "nbgrader.csv"
+    lock = lock_course(out / "course")   # not while a class run writes the gradebook
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", module="nbgrader")
+            with Gradebook(f"sqlite:///{gradebook}", "coursekit") as gb:
+                _export(gb, formats, people, roster, to, done)
+    finally:
+        lock.close()
     return done
+
+
+def _export(gb, formats, people, roster, to: Path, done: Exported) -> None:
+    ledger.ensure(gb)
+    ledger.repair(gb)   # what a killed run left half-written is no grade (the next run grades it)
+    graded = {s for s, _ in ledger.entries(gb)}
+    if people is not None and graded and not graded & set(people):
+        raise CourseError(f"no student of the roster {roster} has anything graded (the roster's "
+                          f"student ids are e.g. {', '.join(sorted(people)[:3])}; the gradebook's "
+                          f"{', '.join(sorted(graded)[:3])}): is it the right roster, with the ids "
+                          "the students' folders are named by?")
+    to.mkdir(parents=True, exist_ok=True)
+    if people is not None:
+        _names_into(gb, people)
+    notebooks, students, rows = term_rows(gb, {})
+    maxima = {a.name: float(a.max_score or 0.0) for a in gb.assignments}
+    if people is not None:
+        done.not_in_roster = [s for s in students if s not in people]
+        for sid in people:
+            missing = [n for n in notebooks if (sid, n) not in rows or rows[(sid, n)].status != "graded"]
+            if missing:
+                done.no_submission[sid] = missing
+    score = {key: row.score for key, row in rows.items()}
+    if "canvas" in formats:
+        done.files["canvas"], done.left_out["canvas"] = _canvas(to / "canvas.csv", people, notebooks, maxima, score)
+    if "moodle" in formats:
+        done.files["moodle"], done.left_out["moodle"] = _moodle(to / "moodle.csv", people, notebooks, score)
+    if "nbgrader" in formats:
+        from nbgrader.plugins import CsvExportPlugin
+
+        CsvExportPlugin(to=str(to / "nbgrader.csv")).export(gb)
+        done.files["nbgrader"] = to / "nbgrader.csv"
 
 
 def _names_into(gb, people: dict[str, Person]) -> None:
@@ -103,15 +124,20 @@ def _cell(value: float) -> str:
     return f"{value:g}"
 
 
-def _canvas(path: Path, people, notebooks, maxima, score) -> Path:
+def _canvas(path: Path, people, notebooks, maxima, score) -> tuple[Path, list[str]]:
+    left_out = []
     with whole_file(path) as fh:
         writer = csv.writer(fh)
         writer.writerow([*CANVAS_COLUMNS, *notebooks])
         writer.writerow(["    Points Possible", "", "", "", "", *(_cell(maxima[n]) for n in notebooks)])
         for sid, p in sorted(people.items(), key=lambda kv: (kv[1].sortable_name.lower(), kv[0])):
-            writer.writerow([p.sortable_name, p.canvas_id, p.sis_user_id, p.sis_login_id or sid, p.section,
+            if not (p.canvas_id or p.sis_user_id or p.sis_login_id):
+                left_out.append(f"{sid} (no canvas_id, sis_user_id or sis_login_id in the roster: "
+                                "Canvas matches rows by one of them)")
+                continue
+            writer.writerow([p.sortable_name, p.canvas_id, p.sis_user_id, p.sis_login_id, p.section,
                              *(_cell(score.get((sid, n), 0.0)) for n in notebooks)])
-    return path
+    return path, left_out
 
 
 def _moodle(path: Path, people, notebooks, score) -> tuple[Path, list[str]]:

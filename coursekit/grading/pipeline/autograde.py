@@ -43,6 +43,15 @@ def autograde(root: Path, submissions: Path | None, out: Path, *, timeout: int |
     plan = plan_class(root, submissions, out, timeout=timeout, jobs=jobs, limits=limits,
                       regrade=regrade, regrade_outdated=regrade_outdated, roster=roster)
     try:
+        _grade(plan, progress)
+    finally:
+        plan.lock.close()
+    ordered = [plan.results[key] for key in sorted(plan.results)]
+    return ClassResult(ordered, plan.out, plan.notes)
+
+
+def _grade(plan, progress: bool) -> None:
+    try:
         with class_gradebook(plan) as gb:
             recorder = Recorder(plan, gb)
             recorder.refusals()
@@ -58,6 +67,3 @@ def autograde(root: Path, submissions: Path | None, out: Path, *, timeout: int |
         write_run_csv(plan.out, list(plan.results.values()))
     if not os.environ.get("COURSEKIT_KEEP_WORK"):
         remove_tree(plan.work)
-    plan.lock.close()
-    ordered = [plan.results[key] for key in sorted(plan.results)]
-    return ClassResult(ordered, plan.out, plan.notes)

@@ -2,21 +2,25 @@
 was handed in (nbgrader's ``timestamp.txt``)."""
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
 from nbgrader.plugins import FileNameCollectorPlugin
+from traitlets import Unicode
 
 from ..course.deadlines import parse_time
 from ..course.directory import CourseError
 
-# zip_collect matches this against each extracted file's full path. File names are
+# zip_collect matches these against each extracted file's full path. File names are
 # "<student>_<notebook>.ipynb" or "<student>_<anything>_<notebook>.ipynb" (Moodle, Canvas, ...);
-# student ids are letters, digits, '.' and '-'. Where the LMS puts the submission time in the
-# name, as Blackboard does ("<student>_attempt_2026-10-09-17-05-00_<notebook>.ipynb", UTC), it
-# becomes the submission's timestamp.txt.
-ZIP_NAME_REGEXP = (r".*/(?P<student_id>[A-Za-z0-9.-]+)_(?:attempt_(?P<timestamp>\d{4}-\d\d-\d\d-\d\d-\d\d-\d\d)_)?"
-                   r"(?:.*_)?(?P<file_id>\d\d_[A-Za-z0-9_]+\.ipynb)$")
+# student ids are letters, digits, '.' and '-'. Blackboard's names carry the submission time:
+# "<assignment>_<student>_attempt_2026-10-09-17-05-00_<notebook>.ipynb" (the assignment name
+# may be left out); the time becomes the submission's timestamp.txt, read in
+# ``c.TimedNames.time_zone`` (Blackboard writes its server's local time; default UTC).
+ZIP_NAME_REGEXP = r".*/(?P<student_id>[A-Za-z0-9.-]+)_(?:[^/]*_)?(?P<file_id>\d\d_[A-Za-z0-9_]+\.ipynb)$"
+BLACKBOARD_REGEXP = (r".*/(?:[^/]*_)?(?P<student_id>[A-Za-z0-9.-]+)_attempt_"
+                     r"(?P<timestamp>\d{4}-\d\d-\d\d-\d\d-\d\d-\d\d)_(?:[^/]*_)?(?P<file_id>\d\d_[A-Za-z0-9_]+\.ipynb)$")
 TIMESTAMP = "timestamp.txt"
 
 
@@ -77,7 +81,7 @@ def collect_zip(archive: Path, names: list[str], staging: Path, api) -> dict[str
         shutil.copyfile(archive, downloaded / archive.name)
         app = ZipCollectApp(config=api.config, coursedir=api.coursedir)
         app.config.FileNameCollectorPlugin.named_regexp = ZIP_NAME_REGEXP
-        app.config.ZipCollectApp.collector_plugin = TimedNames
+        app.collector_plugin = TimedNames   # a trait of the app already made: set on it, not its config
         app.config.FileNameCollectorPlugin.valid_ext = [".ipynb"]
         app.coursedir.assignment_id = name
         app.force = True
@@ -98,11 +102,19 @@ def collect_zip(archive: Path, names: list[str], staging: Path, api) -> dict[str
 
 
 class TimedNames(FileNameCollectorPlugin):
-    """nbgrader's file-name collector, reading Blackboard's 2026-10-09-17-05-00 as a UTC time."""
+    """nbgrader's file-name collector (ZIP_NAME_REGEXP), which first reads Blackboard's names
+    (BLACKBOARD_REGEXP), their 2026-10-09-17-05-00 a time in ``time_zone``."""
+
+    time_zone = Unicode("UTC", help="the zone of the times in an LMS zip's file names "
+                        "(Blackboard: its server's zone, e.g. 'America/New_York')").tag(config=True)
 
     def collect(self, submitted_file):
-        info = super().collect(submitted_file)
-        stamp = (info or {}).get("timestamp")
-        if stamp:
-            info["timestamp"] = f"{stamp[:10]} {stamp[11:].replace('-', ':')} UTC"
+        import os
+
+        match = re.match(BLACKBOARD_REGEXP, submitted_file)
+        if match is None or os.path.splitext(submitted_file)[1] not in self.valid_ext:
+            return super().collect(submitted_file)
+        info = match.groupdict()
+        stamp = info["timestamp"]
+        info["timestamp"] = f"{stamp[:10]} {stamp[11:].replace('-', ':')} {self.time_zone}"
         return info

@@ -1,17 +1,22 @@
 """Recording the workers' reports in the term's gradebook, which only the class run writes.
 
 Each report is recorded as soon as its worker ends (a run killed half-way keeps what it
-recorded), in this order: the autograded notebook and feedback page copied into place, the
-submission's ledger row removed (committed), its grades written, and its ledger row written in
-the same commit as the last grade (:mod:`.ledger`). After the last report, the late penalties
-of every submission are worked out again (nbgrader's late-submission plugin, from the due
-dates and submission times in the gradebook), and the results read back from the gradebook.
+recorded). A submission that was completely graded before is first marked REGRADING in the
+ledger (committed); then its autograded notebook and feedback page are copied into place; then
+its grades are updated in place (nbgrader's submission kept: an extension granted, and, for
+the same file graded again, formgrader's manual scores and comments stay), its late penalty set
+with nbgrader's late-submission plugin, and its ledger row written, all in one commit
+(:mod:`.ledger`). A kill at any point leaves either the old grades (row REGRADING: graded again
+next run) or the new ones, complete. After the last report every late penalty of the term is
+worked out again (the due dates or the penalty may have changed), and the results read back.
 """
 from __future__ import annotations
 
 import contextlib
 import shutil
 import warnings
+
+from nbgrader.utils import parse_utc
 
 from . import ledger
 from .jobs import Report
@@ -38,6 +43,7 @@ class Recorder:
     def __init__(self, plan: Plan, gb):
         self.plan, self.gb = plan, gb
         self.recorded: set[tuple[str, str]] = set()
+        self.assigner = late_penalty_assigner(plan.api.config)
 
     @property
     def feedback_root(self):
@@ -46,12 +52,20 @@ class Recorder:
     def refusals(self) -> None:
         """Record what intake refused (not a notebook, ...): the submission scores 0 and says why;
         a grade of an earlier version of it is removed (the last thing handed in counts)."""
+        from nbgrader.api import MissingEntry
+
         for (student, name), why in sorted(self.plan.refused.items()):
             try:
-                self._forget(student, name)
-                (self.feedback_root / student / f"{name}.html").unlink(missing_ok=True)
-                self.gb.update_or_create_student(student)
-                ledger.write(self.gb, self._entry(student, name, status=f"refused: {why}"))
+                ledger.forget(self.gb, student, name)
+                for old in (self.feedback_root / student / f"{name}.html",
+                            self.plan.coursedir / "autograded" / student / name / f"{name}.ipynb"):
+                    old.unlink(missing_ok=True)
+                try:
+                    self.gb.remove_submission(name, student)
+                except MissingEntry:
+                    pass
+                self._student(student)
+                ledger.write(self.gb, self._entry(student, name, status=f"{ledger.REFUSED}{why}"))
                 self.gb.db.commit()
             except Exception as exc:
                 self._failed(student, name, exc)
@@ -66,9 +80,12 @@ class Recorder:
             result.failed = True
             return
         try:
+            before = ledger.entries(self.gb, student, name).get(key)
+            if before is not None and before.status == ledger.GRADED:
+                ledger.mark(self.gb, student, name, ledger.REGRADING)   # committed
             self._copy_files(student, name, report, result)
-            ledger.forget(self.gb, student, name)
-            self._write_grades(student, name, report)
+            same_file = before is not None and before.content == self.plan.stored[key].content
+            self._write_grades(student, name, report, keep_manual=same_file)
             ledger.write(self.gb, self._entry(student, name, notes="\n".join(result.problems)))
             self.gb.db.commit()
             self.recorded.add(key)
@@ -113,43 +130,51 @@ class Recorder:
         else:
             page.unlink(missing_ok=True)
 
-    def _write_grades(self, student: str, name: str, report: Report) -> None:
-        """One worker's grades, as the submission of ``name`` by ``student`` (any earlier one removed)."""
+    def _student(self, student: str) -> None:
+        from nbgrader.api import MissingEntry
+
+        try:
+            self.gb.find_student(student)
+        except MissingEntry:
+            self.gb.add_student(student)
+
+    def _write_grades(self, student: str, name: str, report: Report, keep_manual: bool) -> None:
+        """One worker's grades into the submission of ``name`` by ``student``, updated in place
+        (made if there is none); not committed. A changed file loses the manual scores, comments
+        and extra credit given to the earlier one; the same file graded again keeps them."""
         from nbgrader.api import MissingEntry
 
         gb = self.gb
-        try:
-            gb.find_student(student)
-        except MissingEntry:
-            gb.add_student(student)
-        try:
-            gb.remove_submission(name, student)
-        except MissingEntry:
-            pass
+        self._student(student)
         submitted = self.plan.stored[(student, name)].submitted
-        gb.add_submission(name, student, **({"timestamp": submitted} if submitted else {}))
+        try:
+            submission = gb.find_submission(name, student)
+        except MissingEntry:  # commits an empty submission: without its ledger row, repair removes it
+            submission = gb.add_submission(name, student)
+        submission.timestamp = parse_utc(submitted) if submitted else None
         for grade_id, (score, _) in report.grades.items():
             grade = gb.find_grade(grade_id, name, name, student)
             grade.auto_score = score
             grade.needs_manual_grade = score is None
+            if not keep_manual:
+                grade.manual_score = grade.extra_credit = None
         for grade_id, text in report.comments.items():
-            gb.find_comment(grade_id, name, name, student).auto_comment = text
-
-    def _forget(self, student: str, name: str) -> None:
-        """Leave no half-written submission in the gradebook (nbgrader commits as it goes)."""
-        from nbgrader.api import MissingEntry
-
-        self.gb.db.rollback()
-        ledger.forget(self.gb, student, name)
-        try:
-            self.gb.remove_submission(name, student)
-        except MissingEntry:
-            pass
+            comment = gb.find_comment(grade_id, name, name, student)
+            comment.auto_comment = text
+            if not keep_manual:
+                comment.manual_comment = None
+        gb.db.flush()
+        for nb in submission.notebooks:
+            gb.db.refresh(nb)   # its score is computed by the database: read it after the new grades
+            penalise(nb, submission, self.assigner)
 
     def _failed(self, student: str, name: str, exc: Exception) -> None:
+        """Leave no half-written submission in the gradebook: what was not committed is rolled
+        back, and a submission without a complete or REGRADING ledger row is removed."""
         result = self.plan.results[(student, name)]
         try:
-            self._forget(student, name)
+            self.gb.db.rollback()
+            ledger.repair(self.gb, only=(student, name))
         except Exception:  # the gradebook itself is unwell: the class run reports that
             self.gb.db.rollback()
         result.failed, result.feedback = True, None
@@ -163,10 +188,10 @@ class Recorder:
         result.max_score = float(gb.find_notebook(name, name).max_score)
         if result.failed or entry is None or (student, name) not in self.plan.stored:
             return
-        if entry.status != ledger.GRADED:  # refused, now or when it was first handed in
+        if entry.status not in ledger.COMPLETE:  # refused, now or when it was first handed in
             if (student, name) in self.plan.skipped:
                 result.skipped = True
-                result.problems = [entry.status.removeprefix("refused: "), "unchanged: not graded again"]
+                result.problems = [entry.status.removeprefix(ledger.REFUSED), "unchanged: not graded again"]
             return
         try:
             nb = gb.find_submission_notebook(name, name, student)
@@ -198,28 +223,40 @@ def late_by(seconds: float) -> str:
     return f"{hours} h {minutes} min" if hours else f"{minutes} min"
 
 
-def apply_late_penalties(gb, config) -> int:
-    """Set every submitted notebook's late penalty from the gradebook's due dates and submission
-    times with nbgrader's configured late-submission plugin (``c.AssignLatePenalties.plugin_class``,
-    as nbgrader's own AssignLatePenalties preprocessor does, in one transaction for the term
-    instead of one database connection per notebook). Returns how many carry a penalty."""
+def late_penalty_assigner(config):
+    """nbgrader's AssignLatePenalties with its configured plugin (``c.AssignLatePenalties.plugin_class``)."""
     from nbgrader.preprocessors import AssignLatePenalties
 
     assigner = AssignLatePenalties(config=config)
     assigner.init_plugin()
+    return assigner
+
+
+def penalise(nb, submission, assigner) -> float | None:
+    """Set the late penalty of the submitted notebook ``nb`` (of ``submission``) as nbgrader's
+    AssignLatePenalties does: none when on time (or within an extension), else the plugin's,
+    never below 0 nor above the score. Not committed."""
+    seconds = float(submission.total_seconds_late or 0.0)
+    penalty = None
+    if seconds > 0:
+        penalty = assigner.plugin_inst.late_submission_penalty(submission.student.id, nb.score, seconds)
+        if penalty is not None:
+            penalty = min(max(float(penalty), 0.0), float(nb.score or 0.0))
+    if nb.late_submission_penalty != penalty:
+        nb.late_submission_penalty = penalty
+    return penalty
+
+
+def apply_late_penalties(gb, config) -> int:
+    """Every submitted notebook's late penalty from the gradebook's due dates, extensions and
+    submission times with nbgrader's configured plugin, in one transaction for the whole term
+    (the due dates or the penalty may have changed since a submission was graded: the term
+    always follows the configuration). Returns how many carry a penalty."""
+    assigner = late_penalty_assigner(config)
     penalised = 0
     for assignment in gb.assignments:
         for submission in gb.assignment_submissions(assignment.name):
-            seconds = float(submission.total_seconds_late or 0.0)
             for nb in submission.notebooks:
-                penalty = None
-                if seconds > 0:
-                    penalty = assigner.plugin_inst.late_submission_penalty(
-                        submission.student.id, nb.score, seconds)
-                    if penalty is not None:  # as nbgrader does: never below 0 nor above the score
-                        penalty = min(max(float(penalty), 0.0), float(nb.score or 0.0))
-                if nb.late_submission_penalty != penalty:
-                    nb.late_submission_penalty = penalty
-                penalised += bool(penalty)
+                penalised += bool(penalise(nb, submission, assigner))
     gb.db.commit()
     return penalised

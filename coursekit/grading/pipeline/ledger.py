@@ -6,12 +6,17 @@ completely recorded: the sha256 of the submitted file, the sha256 of the source 
 graded against (``solutions/<notebook>.ipynb``: a fixed hidden test changes it), the submission
 time, and whether it was graded or refused (and why).
 
-The row is what makes a class run safe to kill: it is removed (and committed) before a
-submission's grades are touched, and written in the same commit as its last grade, so a row
-says "these grades are complete". A submission in nbgrader's tables without a row was cut off
-by a killed run: :func:`repair` removes it, and the next run grades it again. A second table,
-``coursekit_release``, says which version of each notebook the course's own ``source/`` and
-gradebook hold.
+The row is what makes a class run safe to kill. Its status says what the grades are:
+
+* ``graded``: complete, for the file of ``content``; written in the same commit as its last grade;
+* ``regrading``: complete, but being graded again (set and committed before anything of it is
+  touched; the next run grades it again if the run that set it was killed);
+* ``refused: why``: the file is not gradable (nbgrader holds no submission for it).
+
+A submission in nbgrader's tables with neither a ``graded`` nor a ``regrading`` row was cut off
+by a killed run while it was first added: :func:`repair` removes it, and the next run grades it
+again. A second table, ``coursekit_release``, says which version of each notebook the course's
+own ``source/`` and gradebook hold.
 """
 from __future__ import annotations
 
@@ -20,6 +25,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 GRADED = "graded"
+REGRADING = "regrading"
+REFUSED = "refused: "   # + why
+COMPLETE = (GRADED, REGRADING)   # statuses under which nbgrader's grades are whole
 
 
 @dataclass(frozen=True)
@@ -57,10 +65,21 @@ def ensure(gb) -> None:
     gb.db.commit()
 
 
-def entries(gb) -> dict[tuple[str, str], Entry]:
+def entries(gb, student: str | None = None, notebook: str | None = None) -> dict[tuple[str, str], Entry]:
+    """The rows, or the one row of (``student``, ``notebook``)."""
+    where, params = "", {}
+    if student is not None:
+        where, params = " WHERE student = :s AND notebook = :n", {"s": student, "n": notebook}
     rows = _sql(gb, "SELECT student, notebook, content, release, submitted, status, graded_at, notes "
-                "FROM coursekit_graded").fetchall()
+                "FROM coursekit_graded" + where, **params).fetchall()
     return {(r[0], r[1]): Entry(*r) for r in rows}
+
+
+def mark(gb, student: str, notebook: str, status: str) -> None:
+    """Set the status of a row, committed."""
+    _sql(gb, "UPDATE coursekit_graded SET status = :st WHERE student = :s AND notebook = :n",
+         st=status, s=student, n=notebook)
+    gb.db.commit()
 
 
 def forget(gb, student: str, notebook: str) -> None:
@@ -85,17 +104,20 @@ def set_release(gb, notebook: str, release: str) -> None:
     gb.db.commit()
 
 
-def repair(gb) -> list[tuple[str, str]]:
-    """Remove every submission in nbgrader's tables that has no complete row (a killed run's);
-    returns them as (student, notebook)."""
+def repair(gb, only: tuple[str, str] | None = None) -> list[tuple[str, str]]:
+    """Remove every submission in nbgrader's tables (or the one of ``only``: (student, notebook))
+    whose row says neither ``graded`` nor ``regrading`` (a killed run's, cut off while it was
+    first added); returns them as (student, notebook)."""
     from nbgrader.api import MissingEntry
 
-    complete = {key for key, e in entries(gb).items() if e.status == GRADED}
+    whole = {key for key, e in entries(gb).items() if e.status in COMPLETE}
     removed = []
     for assignment in gb.assignments:
+        if only is not None and assignment.name != only[1]:
+            continue
         for submission in gb.assignment_submissions(assignment.name):
             key = (submission.student.id, assignment.name)
-            if key not in complete:
+            if key not in whole and (only is None or key == only):
                 removed.append(key)
     for student, notebook in removed:
         try:

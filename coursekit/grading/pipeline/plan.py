@@ -124,23 +124,26 @@ def _plan(root, out, coursedir, lock, all_names, due, people, roster, handed, se
         plan.notes.append(f"{len(cut)} submission(s) left half-recorded by an interrupted run were "
                           "removed from the gradebook and are graded again: "
                           + ", ".join(f"{s}/{n}" for s, n in cut[:10]) + (" ..." if len(cut) > 10 else ""))
+    hashes = StoredHashes(coursedir / "submitted")
     for (student, name), (path, when) in handed.items():
-        _store(coursedir / "submitted" / student / name, path, name, when)
-    plan.stored = _stored(coursedir, all_names)
+        problem = _store(coursedir / "submitted" / student / name, path, name, when, hashes)
+        if problem:
+            plan.notes.append(f"{student}: {problem}")
+    plan.stored = _stored(coursedir, all_names, hashes)
+    hashes.save()
     forced = _regrade_list(plan, regrade, all_names)
     current = {n: ledger.sha256(root / "solutions" / f"{n}.ipynb") for n in all_names
                if recorded.get(n) or any(k[1] == n for k in plan.stored)}
-    outdated = {key for key, e in entries.items() if e.status == ledger.GRADED and key in plan.stored
+    outdated = {key for key, e in entries.items() if e.status in ledger.COMPLETE and key in plan.stored
                 and e.release != current.get(key[1], e.release)}
     if regrade_outdated:
         forced |= outdated
     todo = []
     for key, stored in sorted(plan.stored.items()):
         entry = entries.get(key)
-        if key in forced or entry is None or entry.content != stored.content:
+        if (key in forced or entry is None or entry.content != stored.content
+                or entry.status == ledger.REGRADING):
             todo.append(key)   # new, changed, left unrecorded by an interrupted run, or asked for
-        elif key in handed:
-            plan.skipped.append(key)
     # The notebooks this run reports on and grades: what was handed in now, and what is graded.
     plan.names = [n for n in all_names if any(k[1] == n for k in [*handed, *todo])]
     if not plan.names:
@@ -160,11 +163,13 @@ def _plan(root, out, coursedir, lock, all_names, due, people, roster, handed, se
                           " (see coursekit.grading.kernel.sandbox); the other limits apply")
     # A result for every submission this run is about; for every student in SUBMISSIONS, a
     # result (with "no submission") for each notebook of the run.
-    for key in sorted({*todo, *plan.skipped, *((s, n) for s in seen for n in plan.names)}):
+    for key in sorted({*todo, *handed, *((s, n) for s in seen for n in plan.names)}):
         result = plan.results[key] = NotebookResult(*key, 0.0, 0.0)
         if key not in plan.stored:
             result.missing = True
             result.problems.append("no submission")
+        elif key not in todo:   # graded before and unchanged (handed in again, or not this time)
+            plan.skipped.append(key)
         result.submitted = plan.stored[key].submitted if key in plan.stored else ""
     limits = asdict(Limits(**(limits or {})))
     plan.wall = limits["notebook_seconds"] + 120
@@ -205,16 +210,46 @@ def _collect(root: Path, submissions: Path, names: list[str], staging: Path):
     return handed, set(students), notes
 
 
-def _store(folder: Path, path: Path, name: str, when: str) -> None:
+class StoredHashes:
+    """The sha256 of each stored submission, kept in ``submitted/.sha256.json`` by file size and
+    modification time, so that a run reads only the files that changed (a term of 1,000 students
+    and ten notebooks would otherwise read gigabytes each run)."""
+
+    def __init__(self, folder: Path):
+        self.path = folder / ".sha256.json"
+        try:
+            self.known = json.loads(self.path.read_text())
+        except (OSError, ValueError):
+            self.known = {}
+
+    def __call__(self, path: Path) -> str:
+        stat = path.stat()
+        key = path.relative_to(self.path.parent).as_posix()
+        size, mtime, sha = (self.known.get(key) or [None, None, None])
+        if (size, mtime) != (stat.st_size, stat.st_mtime_ns):
+            sha = ledger.sha256(path)
+            self.known[key] = [stat.st_size, stat.st_mtime_ns, sha]
+        return sha
+
+    def save(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(".sha256.json.tmp")
+        tmp.write_text(json.dumps(self.known))
+        os.replace(tmp, self.path)
+
+
+def _store(folder: Path, path: Path, name: str, when: str, hashes: StoredHashes) -> str:
     """Keep ``path`` as the course's copy of this submission, unless it holds the same bytes (a
-    submission's time is when its content was first handed in)."""
+    submission's time is when its content was first handed in). Returns a problem to note, or ""."""
     dest = folder / f"{name}.ipynb"
     try:
         content = ledger.sha256(path)
-    except OSError:
+    except OSError as exc:
+        if dest.is_file():  # a passing read error must not replace what was handed in before
+            return f"could not read {path.name} ({exc.strerror}): kept the copy handed in before"
         content = ""
-    if dest.is_file() and content and ledger.sha256(dest) == content:
-        return
+    if content and dest.is_file() and hashes(dest) == content:
+        return ""
     folder.mkdir(parents=True, exist_ok=True)
     tmp = folder / f".{name}.ipynb.tmp"
     try:
@@ -228,15 +263,16 @@ def _store(folder: Path, path: Path, name: str, when: str) -> None:
     elif stamp.exists():
         stamp.unlink()
     os.replace(tmp, dest)  # last: a stored notebook always has its own time beside it
+    return ""
 
 
-def _stored(coursedir: Path, names: list[str]) -> dict[tuple[str, str], Stored]:
+def _stored(coursedir: Path, names: list[str], hashes: StoredHashes) -> dict[tuple[str, str], Stored]:
     stored = {}
     for name in names:
         for path in sorted((coursedir / "submitted").glob(f"*/{name}/{name}.ipynb")):
             stamp = path.parent / TIMESTAMP
             when = stamp.read_text().strip() if stamp.is_file() else ""
-            stored[(path.parts[-3], name)] = Stored(path, ledger.sha256(path), when)
+            stored[(path.parts[-3], name)] = Stored(path, hashes(path), when)
     return stored
 
 

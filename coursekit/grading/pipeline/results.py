@@ -106,7 +106,7 @@ class Row:
     exercises: list[ExerciseScore] = field(default_factory=list)
 
 
-#: the status of a stored submission that has no complete grade yet (the next run grades it)
+#: the status of a submission that has no complete grade yet (the next run grades it)
 WAITING = "not graded yet: the grader failed on it or its run was interrupted; the next run grades it"
 NEWER_WAITING = ("graded; a newer submission is not graded yet: the grader failed on it or its run "
                  "was interrupted; the next run grades it")
@@ -115,8 +115,10 @@ NEWER_WAITING = ("graded; a newer submission is not graded yet: the grader faile
 def term_rows(gb, releases: dict[str, str], stored: dict[tuple[str, str], str] | None = None
               ) -> tuple[list[str], list[str], dict[tuple[str, str], Row]]:
     """(notebooks, students, rows) of everything the gradebook ``gb`` holds: every notebook graded
-    so far (in course order), every student it knows, and a Row for each pair. ``stored`` (the
-    sha256 of each submission the course holds) marks those not graded in their last version."""
+    so far (in course order), every student it knows, and a Row for each pair. Grades count only
+    where coursekit's ledger says they are whole (a submission a killed run left half-written
+    scores 0 and says so). ``stored`` (the sha256 of each submission the course holds) marks those
+    not graded in their last version."""
     from . import ledger
 
     notebooks = sorted(a.name for a in gb.assignments)
@@ -128,8 +130,12 @@ def term_rows(gb, releases: dict[str, str], stored: dict[tuple[str, str], str] |
     rows = {(s, n): Row(s, n, max_score=maxima[n], due=_time(due[n])) for s in students for n in notebooks}
     for name in notebooks:
         for submission in gb.assignment_submissions(name):
-            row = rows[(submission.student.id, name)]
+            key = (submission.student.id, name)
+            row, entry = rows[key], entries.get(key)
             row.submitted = _time(submission.timestamp)
+            if entry is None or entry.status not in ledger.COMPLETE:
+                row.status = WAITING
+                continue
             row.seconds_late = float(submission.total_seconds_late or 0.0)
             for nb in submission.notebooks:
                 row.raw_score += float(nb.score or 0.0)
@@ -137,13 +143,13 @@ def term_rows(gb, releases: dict[str, str], stored: dict[tuple[str, str], str] |
                 row.exercises += [ExerciseScore(g.name, float(g.score or 0.0), float(g.max_score))
                                   for g in sorted(nb.grades, key=lambda g: g.name)]
             row.score = row.raw_score - row.late_penalty
-            row.status = "graded"
+            row.status = "graded" if entry.status == ledger.GRADED else NEWER_WAITING
     for (student, name), entry in entries.items():
         row = rows.get((student, name))
         if row is None:
             continue
         row.graded_at = entry.graded_at
-        if entry.status != ledger.GRADED:
+        if entry.status not in ledger.COMPLETE:
             row.status = entry.status
             row.submitted = row.submitted or entry.submitted
         elif name in releases:
@@ -182,7 +188,7 @@ def write_csvs(out: Path, gb, releases: dict[str, str], stored: dict[tuple[str, 
     with whole_file(out / "submissions.csv") as fh:
         writer = csv.writer(fh)
         writer.writerow(["student", "notebook", "score", "raw_score", "late_penalty", "max_score",
-                         "submitted", "due", "days_late", "status", "graded_against", "graded_at"])
+                         "submitted_utc", "due_utc", "days_late", "status", "graded_against", "graded_at_utc"])
         for s in students:
             for n in notebooks:
                 r = rows[(s, n)]
