@@ -122,6 +122,8 @@ def test_grades_csv_and_feedback(graded):
         # the hidden tests stay hidden: neither their markers nor their seeds reach the student
         assert "HIDDEN TESTS" not in html and not re.search(r"graded=\d", html)
         assert "hidden tests ran here" in html
+        # no matplotlib warning naming the grader's folders under the first cell
+        assert "not a writable directory" not in html and "Matplotlib created a temporary" not in html
     carol = result.get("carol", NOTEBOOK).feedback.read_text()
     assert "CheckError: dW: the transpose of 2 q x^T" in carol  # the diagnosis does reach them
 

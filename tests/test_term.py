@@ -386,6 +386,9 @@ def test_formgrader_in_a_headless_browser(term, formgrader, root, released):
         browser.get(f"{formgrader['base']}/formgrader/manage_assignments")
         button = wait.until(ec.element_to_be_clickable((By.CSS_SELECTOR, "td.generate-feedback a")))
         browser.save_screenshot(str(shots / "formgrader-assignments.png"))
+        page_text = browser.find_element(By.TAG_NAME, "body").text
+        assert "2026-10-09 17:00:00 UTC" in page_text    # 01's due date, from the course configuration
+        assert "could not be created" not in page_text   # no warning about nbgrader's exchange
         button.click()
         modal = wait.until(ec.visibility_of_element_located((By.ID, "success-modal")))
         time.sleep(1)  # the modal fades in

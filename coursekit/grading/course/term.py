@@ -11,7 +11,8 @@
   ``timestamp.txt`` when the submission carried a time;
 * ``autograded/`` and the feedback pages: what grading made of it;
 * ``nbgrader_config.py``: the course's configuration for nbgrader's own tools run in this
-  folder (formgrader: :func:`.directory.write_course_config`).
+  folder (formgrader: :func:`.directory.write_course_config`), and ``exchange/``, the nbgrader
+  exchange it names (coursekit does not use it; formgrader wants it to exist).
 """
 from __future__ import annotations
 
@@ -40,6 +41,7 @@ def open_course(root: Path, coursedir: Path) -> Path:
                               "choose another --out to start this term's course there")
     coursedir.mkdir(parents=True, exist_ok=True)
     (coursedir / MARKER).write_text("1\n")
+    (coursedir / "exchange").mkdir(exist_ok=True)   # nbgrader's exchange (formgrader warns without one)
     write_course_config(root, coursedir)
     return coursedir
 

@@ -12,6 +12,13 @@ from jupyter_client.manager import AsyncKernelManager
 from . import capped_output
 from .sandbox import Policy
 
+#: Run in a graded kernel before its first cell (binding no name): matplotlib's own warnings are
+#: not the student's output. As a uid of its own under a folder its uid cannot search (a root
+#: grader's /root or /tmp/pytest-of-root), matplotlib's access() check calls even the kernel's
+#: own folder unwritable and says so, with the grader's paths, under the first cell that
+#: imports it; it then works from a temporary folder, as it should.
+QUIET_MATPLOTLIB = ['__import__("logging").getLogger("matplotlib").setLevel(40)']
+
 #: The module that applies a policy and then becomes the kernel (``python -m SANDBOX POLICY -- CMD``).
 SANDBOX = "coursekit.grading.kernel.sandbox"
 
@@ -46,4 +53,5 @@ class SandboxedKernelManager(AsyncKernelManager):
         if policy.uid and os.geteuid() == 0:  # the kernel, as its own uid, reads its connection file
             os.chown(self.connection_file, policy.uid, policy.uid)
         return [sys.executable, "-m", SANDBOX, str(path), "--", *cmd,
-                f"--IPKernelApp.outstream_class={capped_output.__name__}.CappedOutStream"]
+                f"--IPKernelApp.outstream_class={capped_output.__name__}.CappedOutStream",
+                f"--IPKernelApp.exec_lines={QUIET_MATPLOTLIB!r}"]
