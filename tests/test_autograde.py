@@ -100,8 +100,19 @@ def test_broken_and_missing_submissions_score_zero_and_say_why(graded):
 
 
 def test_hanging_cell_is_cut_off_by_the_timeout(graded):
-    dave = graded[0].get("dave", NOTEBOOK)
-    assert TIMEOUT <= dave.seconds < TIMEOUT + 20
+    """The cell that never ends ran for the time limit and a moment more (nbclient's own timing
+    of the cell, from its start to the kernel's reply after the interrupt): not the whole
+    notebook's time, which a loaded machine stretches."""
+    from datetime import datetime
+
+    result = graded[0]
+    dave = result.get("dave", NOTEBOOK)
+    nb = nbformat.read(result.out / "course" / "autograded" / "dave" / NOTEBOOK / f"{NOTEBOOK}.ipynb", 4)
+    cell = next(c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "ex6a_answer")
+    timing = {k: datetime.fromisoformat(v.replace("Z", "+00:00")) for k, v in cell.metadata.execution.items()}
+    ran = (timing["shell.execute_reply"] - timing["iopub.status.busy"]).total_seconds()
+    assert TIMEOUT <= ran < TIMEOUT + 5, ran
+    assert dave.seconds >= TIMEOUT
 
 
 def test_grades_csv_and_feedback(graded):
