@@ -434,6 +434,8 @@ def test_export_writes_canvas_moodle_and_nbgrader_csvs_and_lists_who_is_missing(
     rows = read_csv(out / "export" / "nbgrader.csv")
     assert list(rows[0]) == ["assignment", "duedate", "timestamp", "student_id", "last_name", "first_name",
                              "email", "raw_score", "late_submission_penalty", "score", "max_score"]
+    ben = next(r for r in rows if r["student_id"] == "ben" and r["assignment"] == "01_backprop")
+    assert (ben["last_name"], ben["first_name"], float(ben["score"])) == ("Bitdiddle, Jr.", "Ben", pytest.approx(23 - late(23, 1)))
     dan = next(r for r in rows if r["student_id"] == "dan" and r["assignment"] == "01_backprop")
     assert (float(dan["raw_score"]), float(dan["late_submission_penalty"]), float(dan["score"])) == \
         pytest.approx((23, late(23, 3), 23 - late(23, 3)))

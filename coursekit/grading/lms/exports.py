@@ -11,8 +11,9 @@
   the whole import at a row whose user it cannot find, so every row carries the
   ``Email address`` to map from (*Identify user by: Email address*); a student without one in
   the roster is left out and listed.
-* **nbgrader** (``nbgrader.csv``): nbgrader's own CSV export (``CsvExportPlugin``), a row per
-  student and notebook with raw score, late penalty and score.
+* **nbgrader** (``nbgrader.csv``): nbgrader's own CSV export (``CsvExportPlugin``'s columns), a
+  row per student and notebook with raw score, late penalty and score, quoted where a field
+  holds a comma (nbgrader's plugin does not quote).
 
 Scores are after late penalties; a notebook a student did not hand in (or that was refused)
 scores 0, as in ``grades.csv``. The export holds the course's lock (not while a class run
@@ -106,10 +107,7 @@ def _export(gb, formats, people, roster, to: Path, done: Exported) -> None:
     if "moodle" in formats:
         done.files["moodle"], done.left_out["moodle"] = _moodle(to / "moodle.csv", people, notebooks, score)
     if "nbgrader" in formats:
-        from nbgrader.plugins import CsvExportPlugin
-
-        CsvExportPlugin(to=str(to / "nbgrader.csv")).export(gb)
-        done.files["nbgrader"] = to / "nbgrader.csv"
+        done.files["nbgrader"] = _nbgrader(to / "nbgrader.csv", gb, rows)
 
 
 def _names_into(gb, people: dict[str, Person]) -> None:
@@ -138,6 +136,33 @@ def _canvas(path: Path, people, notebooks, maxima, score) -> tuple[Path, list[st
             writer.writerow([p.sortable_name, p.canvas_id, p.sis_user_id, p.sis_login_id, p.section,
                              *(_cell(score.get((sid, n), 0.0)) for n in notebooks)])
     return path, left_out
+
+
+#: nbgrader's CSV export (``nbgrader export``, CsvExportPlugin): its columns, in its order
+NBGRADER_COLUMNS = ["assignment", "duedate", "timestamp", "student_id", "last_name", "first_name", "email",
+                    "raw_score", "late_submission_penalty", "score", "max_score"]
+
+
+def _nbgrader(path: Path, gb, rows) -> Path:
+    """nbgrader's CSV export, a row per notebook and student with what nbgrader writes (a student
+    who handed nothing in: 0 and no timestamp), written by the csv module: nbgrader's own plugin
+    does not quote, so a name with a comma ("Bitdiddle, Jr.") shifts every column after it."""
+    with whole_file(path) as fh:
+        writer = csv.writer(fh)
+        writer.writerow(NBGRADER_COLUMNS)
+        for assignment in gb.assignments:
+            for student in gb.students:
+                row = rows.get((student.id, assignment.name))
+                if row is None:
+                    continue
+                writer.writerow([assignment.name, _time(assignment.duedate), row.submitted, student.id,
+                                 student.last_name or "", student.first_name or "", student.email or "",
+                                 row.raw_score, row.late_penalty, max(0.0, row.score), float(assignment.max_score or 0.0)])
+    return path
+
+
+def _time(value) -> str:
+    return value.isoformat(" ", timespec="seconds") if value is not None else ""
 
 
 def _moodle(path: Path, people, notebooks, score) -> tuple[Path, list[str]]:

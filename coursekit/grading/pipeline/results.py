@@ -62,7 +62,7 @@ class ClassResult:
     def table(self) -> str:
         rows = [("student", "notebook", "score", "max", "seconds", "notes")]
         rows += [(r.student, r.notebook, f"{r.score:g}", f"{r.max_score:g}",
-                  "-" if r.skipped else f"{r.seconds:.1f}", "; ".join(r.problems)) for r in self.results]
+                  "-" if r.skipped or r.missing else f"{r.seconds:.1f}", "; ".join(r.problems)) for r in self.results]
         widths = [max(len(row[i]) for row in rows) for i in range(5)]
         lines = ["  ".join(cell.ljust(w) for cell, w in zip(row[:5], widths)) + "  " + row[5]
                  for row in rows]
