@@ -93,7 +93,7 @@ def _autograde(args) -> None:
         raise CourseError(f"no roster at {args.roster}: expected a CSV with a student_id column")
     result = autograde(root, args.submissions, args.out, timeout=args.timeout, jobs=args.jobs,
                        limits=limits, progress=not args.no_progress, regrade=args.regrade or [],
-                       regrade_outdated=args.regrade_outdated, roster=args.roster)
+                       regrade_outdated=args.regrade_outdated, roster=args.roster, cluster=args.cluster)
     _report(result, time.perf_counter() - start)
 
 
@@ -249,6 +249,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="per-cell time limit in seconds (default: autograder/nbgrader_config.py, 30)")
     p.add_argument("--jobs", type=int, default=None,
                    help="submissions graded at a time (default: the number of cores, at most 8)")
+    p.add_argument("--cluster", default=None, metavar="ADDRESS|local:N",
+                   help="grade on the workers of a running Dask scheduler (tcp://host:8786), or on N "
+                   "local Dask workers (local:N); default: worker processes on this machine (--jobs)")
     p.add_argument("--notebook-seconds", type=int, default=None,
                    help="wall-time budget of one notebook (default 600)")
     p.add_argument("--memory-mb", type=int, default=None, help="memory per kernel process (default 4096)")

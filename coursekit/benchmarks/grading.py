@@ -1,8 +1,15 @@
-"""How long grading a class takes, one submission at a time against several at a time.
+"""How long grading a class takes, one submission at a time against several at a time, and
+where a submission's time goes.
 
 ``coursekit bench grading [--students 30] [--jobs 1 2]`` builds a class of N copies of the
 instructor's answers to notebook 01 (each a separate student), grades it once per --jobs value,
 checks that every run gives the same gradebook, and prints a table of seconds.
+
+``coursekit bench grading --profile [--students 2] [--notebooks 01_backprop ...]`` grades N
+right-answer submissions of each notebook one at a time and prints, per notebook, the mean
+seconds per submission in each phase of grading (:mod:`coursekit.grading.timing`), then the
+same submissions graded by bare ``nbgrader autograde`` (no sandbox, no judge, no feedback:
+the floor) and the ratio of the two.
 """
 from __future__ import annotations
 
@@ -24,11 +31,18 @@ def main(argv: list[str] | None = None) -> int:
     from ..grading.classes.sample import NOTEBOOK, student_notebook
 
     parser = argparse.ArgumentParser(prog="coursekit bench grading", description=__doc__)
-    parser.add_argument("--students", type=int, default=30)
+    parser.add_argument("--students", type=int, default=None, help="default 30 (2 with --profile)")
     parser.add_argument("--jobs", type=int, nargs="+", default=[1, os.cpu_count() or 1])
     parser.add_argument("--timeout", type=int, default=10, help="per-cell time limit (s)")
+    parser.add_argument("--profile", action="store_true", help="where each notebook's grading time goes")
+    parser.add_argument("--notebooks", nargs="+", default=None, help="with --profile (default: all)")
+    parser.add_argument("--no-bare", action="store_true", help="with --profile: skip bare nbgrader")
     args = parser.parse_args(argv)
     root = find_course_root()
+    if args.profile:
+        from .profile import profile
+        return profile(root, args.notebooks, args.students or 2, args.timeout, bare=not args.no_bare)
+    args.students = args.students or 30
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         release(root, tmp / "release")

@@ -31,3 +31,12 @@ course/    nbgrader plumbing: the course directory, the term's course (term), du
 lms/       what leaves for a learning-management system: Canvas/Moodle/nbgrader CSVs, feedback zips
 classes/   the bundled sample and hostile classes (the demo and the tests)
 """
+
+import sys as _sys
+
+# jsonschema, under nbformat, loads rfc3987_syntax when it is installed (jupyter-events asks for
+# jsonschema[format-nongpl]), and rfc3987_syntax builds three Earley parsers as it is imported:
+# 2 to 5 s in every process that reads a notebook (each worker, each `coursekit` command). Only
+# jsonschema's optional "iri" format check uses it, which no notebook schema asks for: it is
+# not loaded here (an import of it raises ImportError, which jsonschema expects when it is absent).
+_sys.modules.setdefault("rfc3987_syntax", None)

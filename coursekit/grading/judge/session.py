@@ -18,6 +18,7 @@ from nbgrader.preprocessors import Execute
 from ..kernel.manager import SandboxedKernelManager
 from ..kernel.sandbox import Limits, Policy
 from ..kernel.scratch import remove_tree
+from ..timing import phase
 from . import own_work, protocol, rules
 
 
@@ -40,9 +41,11 @@ class JudgeSession:
         self.km = None
         self.executor: Execute | None = None
         self.ready_upto = 0   # the cells whose imports the judge has run
+        self._launched = None  # a kernel launch() started and start() has not taken yet
 
-    def start(self) -> None:
-        """Start the judge kernel and make it the judge of the student's kernel."""
+    async def launch(self) -> None:
+        """Start the judge kernel's process (it boots while the student's kernel does, and
+        while the notebook's own cells run); :meth:`start` finishes the job."""
         self.exchange.mkdir(parents=True, exist_ok=True)
         student = self.student_km
         km = SandboxedKernelManager(kernel_name=self.kernel_name, config=self.config)
@@ -50,35 +53,61 @@ class JudgeSession:
                                        read=[*self.read, student.connection_file],
                                        connect=[student.shell_port, student.control_port],
                                        limits=self.limits, env=dict(self.env), uid=self.uid))
-        run_sync(km.start_kernel)(extra_arguments=self.extra_arguments, cwd=str(self.folder))
-        kc = km.client()
-        kc.start_channels()
-        run_sync(kc.wait_for_ready)(timeout=self.startup_timeout)
+        await km.start_kernel(extra_arguments=self.extra_arguments, cwd=str(self.folder))
+        self._launched = km
+
+    def start(self) -> None:
+        """Start the judge kernel (unless :meth:`launch` did) and make it the judge of the
+        student's kernel."""
+        km, self._launched = self._launched, None
+        if km is None or not run_sync(km.is_alive)():
+            if km is not None:
+                self._shutdown(km)
+            run_sync(self.launch)()
+            km, self._launched = self._launched, None
+        try:
+            kc = km.client()
+            kc.start_channels()
+            run_sync(kc.wait_for_ready)(timeout=self.startup_timeout)
+        except BaseException:
+            self._shutdown(km)
+            raise
         self.km = km
         self.executor = Execute(config=self.config)
         self.executor.nb = NotebookNode(cells=[], metadata={})
         self.executor.km, self.executor.kc = km, kc
         self.ready_upto = 0
-        info = student.get_connection_info(session=False)
+        info = self.student_km.get_connection_info(session=False)
         info = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in info.items()}
         self._setup(protocol.install_code(info, str(self.exchange)), int(self.startup_timeout))
 
     def stop(self) -> None:
+        launched, self._launched = self._launched, None
+        if launched is not None:   # launched, never started
+            self._shutdown(launched)
         if self.km is None:
             return
         try:
             self.executor.kc.stop_channels()
-            run_sync(self.km.shutdown_kernel)(now=True)
         except Exception:  # already dead
             pass
+        self._shutdown(self.km)
         self.km = self.executor = None
+
+    @staticmethod
+    def _shutdown(km) -> None:
+        try:
+            run_sync(km.shutdown_kernel)(now=True)
+        except Exception:  # already dead
+            pass
 
     def run(self, cell, index: int, cells_above: list, timeout: int | None) -> None:
         """Run the graded ``cell`` (at ``index``, below ``cells_above``) in the judge; its outputs
         land in ``cell``. Raises nbclient's DeadKernelError or CellTimeoutError if the judge
         kernel dies or does not finish."""
         if self.km is None:
-            self.start()
+            with phase("judge start"):
+                self.start()
         remove_tree(self.exchange, keep_root=True)  # left by an earlier, interrupted call
         imports = rules.imports(cells_above[self.ready_upto:index])
         self.ready_upto = index

@@ -25,6 +25,7 @@ from traitlets import Bool, Dict, List, Unicode
 
 from ..judge import protocol
 from ..judge.session import JudgeSession
+from ..timing import phase
 from .manager import SandboxedKernelManager
 from .privileges import sandbox_uid
 from .outcomes import DISK_LIMIT, INCIDENTS, JUDGE_FAILED, KERNEL_DIED, NOTEBOOK_TIME, OUTPUT_CUT, error
@@ -71,6 +72,7 @@ class SandboxedExecute(RecoveringExecute):
         self._judge: JudgeSession | None = None
         if self.scratch:
             self.kernel_manager_class = SandboxedKernelManager
+            self.shutdown_kernel = "immediate"   # a graded kernel's state is of no use afterwards
         return super().preprocess(nb, resources, km)
 
     def create_kernel_manager(self):
@@ -90,18 +92,46 @@ class SandboxedExecute(RecoveringExecute):
                               package=self.student_package if self.judge and not self.in_kernel else ""))
         return km
 
+    async def async_start_new_kernel(self, **kwargs):
+        """Start the student's kernel, and launch the judge's beside it (once: a restarted
+        student's kernel gets a judge when a graded cell needs one) so the two boot together."""
+        await super().async_start_new_kernel(**kwargs)
+        if self._judge is None and self.scratch and any(self._in_judge(c) for c in self.nb.cells):
+            self._judge = self._judge_session()
+            with phase("judge start"):
+                await self._judge.launch()
+
+    def _judge_session(self) -> JudgeSession:
+        return JudgeSession(
+            self.km, config=self.config, kernel_name=self.kernel_name,
+            extra_arguments=self.extra_arguments, startup_timeout=self.startup_timeout,
+            folder=Path(self.runtime_dir or self.scratch) / "judge", exchange=self._exchange(),
+            read=list(self.read_paths), limits=self._limits, env=dict(self.kernel_env),
+            uid=self._uid("judge"))
+
     def setup_kernel(self, **kwargs):
         if self.scratch:
             kwargs["cwd"] = self.scratch
         stop = threading.Event()
         watcher = threading.Thread(target=self._watch_disk, args=(stop,), daemon=True)
         watcher.start()
+        kernel = super().setup_kernel(**kwargs)
         try:
-            with super().setup_kernel(**kwargs):
+            with phase("student kernel start"):
+                kernel.__enter__()
+            try:
                 try:
                     yield
                 finally:
-                    self._stop_judge()
+                    with phase("kernel shutdown"):
+                        self._stop_judge()
+            except BaseException as exc:
+                with phase("kernel shutdown"):
+                    if not kernel.__exit__(type(exc), exc, exc.__traceback__):
+                        raise
+            else:
+                with phase("kernel shutdown"):
+                    kernel.__exit__(None, None, None)
         finally:
             stop.set()
             watcher.join()
@@ -134,9 +164,11 @@ class SandboxedExecute(RecoveringExecute):
                                   "were spent before this cell")]
             return cell, self.resources
         if self._in_judge(cell):
-            result = self._judge_cell(cell, index)
+            with phase("graded cells"):
+                result = self._judge_cell(cell, index)
         else:
-            result = super().preprocess_cell(cell, resources, index)
+            with phase("notebook cells"):
+                result = super().preprocess_cell(cell, resources, index)
         if self._disk_exceeded.is_set():
             self._disk_exceeded.clear()
             cell.outputs.append(error(DISK_LIMIT, f"the kernel was stopped: it wrote more than "
@@ -225,12 +257,7 @@ class SandboxedExecute(RecoveringExecute):
 
     def _judge_cell(self, cell, index: int):
         if self._judge is None:
-            self._judge = JudgeSession(
-                self.km, config=self.config, kernel_name=self.kernel_name,
-                extra_arguments=self.extra_arguments, startup_timeout=self.startup_timeout,
-                folder=Path(self.runtime_dir or self.scratch) / "judge", exchange=self._exchange(),
-                read=list(self.read_paths), limits=self._limits, env=dict(self.kernel_env),
-                uid=self._uid("judge"))
+            self._judge = self._judge_session()
         self.skip_on_replay(index)  # it ran in the judge: a restart of the student's kernel never replays it
         try:
             self._judge.run(cell, index, self.nb.cells, self._get_timeout(cell))

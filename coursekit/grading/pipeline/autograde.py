@@ -29,7 +29,7 @@ from .results import ClassResult, write_csvs, write_run_csv
 def autograde(root: Path, submissions: Path | None, out: Path, *, timeout: int | None = None,
               jobs: int | None = None, limits: dict | None = None, progress: bool = True,
               regrade: list[str] | tuple = (), regrade_outdated: bool = False,
-              roster: Path | None = None) -> ClassResult:
+              roster: Path | None = None, cluster: str | None = None) -> ClassResult:
     """Grade what is new or changed under ``submissions`` (and what ``regrade`` names:
     ``STUDENT`` or ``STUDENT/NOTEBOOK``; every submission graded against an older notebook with
     ``regrade_outdated``) into the term's course under ``out``; write the term's CSVs.
@@ -39,23 +39,54 @@ def autograde(root: Path, submissions: Path | None, out: Path, *, timeout: int |
     ``roster`` (a CSV, :mod:`..course.roster`) gives the students' names to the gradebook.
     The workers' folders (``OUT/work``: job, report, worker.log) are removed afterwards unless
     ``$COURSEKIT_KEEP_WORK`` is set, for looking into a submission the grader failed on.
+    With ``cluster`` (a Dask scheduler's address, or ``local:N``) the submissions are graded on
+    its workers (:mod:`.cluster`); the scheduler is reached before anything is written.
     """
-    plan = plan_class(root, submissions, out, timeout=timeout, jobs=jobs, limits=limits,
-                      regrade=regrade, regrade_outdated=regrade_outdated, roster=roster)
+    grid = None
+    if cluster:
+        from .cluster import Cluster
+
+        grid = Cluster(cluster)
     try:
-        _grade(plan, progress)
+        plan = plan_class(root, submissions, out, timeout=timeout, jobs=jobs, limits=limits,
+                          regrade=regrade, regrade_outdated=regrade_outdated, roster=roster,
+                          graded_here=grid is None)
+        try:
+            _grade(plan, progress, grid)
+        finally:
+            plan.lock.close()
     finally:
-        plan.lock.close()
+        if grid is not None:
+            grid.close()
     ordered = [plan.results[key] for key in sorted(plan.results)]
     return ClassResult(ordered, plan.out, plan.notes)
 
 
-def _grade(plan, progress: bool) -> None:
+def where_graded(results) -> list[str]:
+    """A line per Dask worker: how many submissions it graded, and what its sandbox enforced
+    (each worker reports the machine it really ran on)."""
+    workers: dict[str, list] = {}
+    for result in results:
+        if result.worker:
+            workers.setdefault(result.worker, []).append(result)
+    lines = []
+    for worker, graded in sorted(workers.items()):
+        lacking = sorted({k for r in graded for k, v in r.sandbox.items() if not v})
+        lines.append(f"graded on {worker}: {len(graded)} submission(s); its sandbox "
+                     + (f"could not enforce: {', '.join(lacking)}" if lacking else "enforced every limit"))
+    return lines
+
+
+def _grade(plan, progress: bool, grid) -> None:
     try:
         with class_gradebook(plan) as gb:
             recorder = Recorder(plan, gb)
             recorder.refusals()
-            run_workers(plan.jobs, plan.concurrency, plan.wall, progress, on_report=recorder.report)
+            if grid is None:
+                run_workers(plan.jobs, plan.concurrency, plan.wall, progress, on_report=recorder.report)
+            else:
+                grid.run_jobs(plan, progress, on_report=recorder.report)
+                plan.notes += where_graded(plan.results.values())
             recorder.finish()
             write_csvs(plan.out, gb, plan.releases, {k: v.content for k, v in plan.stored.items()})
     except Exception as exc:  # the gradebook as a whole: every submission is marked

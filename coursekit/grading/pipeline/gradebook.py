@@ -76,6 +76,12 @@ class Recorder:
         result = self.plan.results[key]
         result.problems = self.plan.found.get(key, []) + report.problems
         result.seconds = report.seconds
+        result.phases = dict(report.phases)
+        result.worker, result.sandbox = report.worker, dict(report.sandbox)
+        lacking = [k for k, v in report.sandbox.items() if not v]
+        if report.worker and lacking:
+            result.problems.append(f"graded on {report.worker}, whose sandbox could not enforce: "
+                                   + ", ".join(lacking))
         if not report.graded:  # the grader's failure: the ledger still says "grade it again"
             result.failed = True
             return

@@ -29,3 +29,6 @@ class Report:
     feedback: str = ""
     seconds: float = 0.0
     graded: bool = False
+    phases: dict[str, float] = field(default_factory=dict)   # coursekit.grading.timing: name -> s
+    sandbox: dict[str, bool] = field(default_factory=dict)   # what the grading machine enforced
+    worker: str = ""          # the Dask worker that graded it ("" on this machine)

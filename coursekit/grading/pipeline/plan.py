@@ -76,8 +76,9 @@ def jobs_default() -> int:
 
 def plan_class(root: Path, submissions: Path | None, out: Path, *, timeout: int | None, jobs: int | None,
                limits: dict | None, regrade: list[str] | tuple = (), regrade_outdated: bool = False,
-               roster: Path | None = None) -> Plan:
-    """Everything up to grading: see the module docstring."""
+               roster: Path | None = None, graded_here: bool = True) -> Plan:
+    """Everything up to grading: see the module docstring. ``graded_here``: the submissions are
+    graded on this machine (not on a cluster's workers, which report their own sandboxes)."""
     # Every path is made absolute here: the workers and kernels run in other folders.
     root, out = Path(root).resolve(), Path(out).resolve()
     if submissions is not None:
@@ -158,7 +159,7 @@ def _plan(root, out, coursedir, lock, all_names, due, people, roster, handed, se
                           f"solutions/{name}.ipynb ({', '.join(students[:8])}{' ...' if len(students) > 8 else ''}): "
                           "their grades are kept; --regrade-outdated regrades them")
     missing = [k for k, v in capabilities().items() if not v]
-    if missing and todo:
+    if missing and todo and graded_here:
         plan.notes.append("this machine cannot shut submissions in for: " + ", ".join(missing) +
                           " (see coursekit.grading.kernel.sandbox); the other limits apply")
     # A result for every submission this run is about; for every student in SUBMISSIONS, a

@@ -1,7 +1,14 @@
-"""Run the class's jobs, a few worker processes at a time, with a wall-time limit each."""
+"""Run the class's jobs, a few worker processes at a time, with a wall-time limit each.
+
+Each job gets a fresh worker process. Where the platform can fork (Linux, macOS), it is forked
+from a fork server that has imported the grader once (:mod:`.warm`; multiprocessing's
+"forkserver"), instead of a new interpreter importing nbgrader for every submission; elsewhere
+it is ``python -m WORKER JOB_FILE``.
+"""
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import signal
 import subprocess
@@ -15,6 +22,8 @@ from .jobs import Report
 
 #: The module each worker process runs: ``python -m WORKER JOB_FILE``.
 WORKER = "coursekit.grading.pipeline.worker"
+#: What the fork server imports before it forks workers.
+PRELOAD = ["coursekit.grading.pipeline.warm"]
 
 
 def run_workers(jobs: list[tuple[str, str, Path]], concurrency: int, wall: float,
@@ -24,41 +33,91 @@ def run_workers(jobs: list[tuple[str, str, Path]], concurrency: int, wall: float
     handed to ``on_report(key, report)`` as soon as its worker ends."""
     reports: dict[tuple[str, str], Report] = {}
     pending = list(jobs)
-    running: dict[tuple[str, str], tuple[subprocess.Popen, float, Path]] = {}
+    running: dict[tuple[str, str], tuple[Worker, float, Path]] = {}
     bar = tqdm(total=len(jobs), desc="grading", unit="notebook", disable=not progress)
-    while pending or running:
-        while pending and len(running) < concurrency:
-            student, name, job_file = pending.pop(0)
-            log = open(job_file.with_name("worker.log"), "wb")
-            proc = subprocess.Popen([sys.executable, "-m", WORKER, str(job_file), str(os.getpid())],
-                                    stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-            log.close()
-            running[(student, name)] = (proc, time.monotonic(), job_file)
-        time.sleep(0.05)
-        for key, (proc, started, job_file) in list(running.items()):
-            overdue = time.monotonic() - started > wall
-            if proc.poll() is None and not overdue:
-                continue
-            if proc.poll() is None:
-                _kill_group(proc)
-            del running[key]
-            reports[key] = _read_report(job_file, proc.returncode, overdue, wall)
-            if on_report is not None:
-                on_report(key, reports[key])
-            bar.update(1)
-    bar.close()
+    try:
+        while pending or running:
+            while pending and len(running) < concurrency:
+                student, name, job_file = pending.pop(0)
+                running[(student, name)] = (Worker(job_file), time.monotonic(), job_file)
+            time.sleep(0.05)
+            for key, (worker, started, job_file) in list(running.items()):
+                overdue = time.monotonic() - started > wall
+                if worker.poll() is None and not overdue:
+                    continue
+                if worker.poll() is None:
+                    worker.kill()
+                del running[key]
+                reports[key] = read_report(job_file, worker.poll(), overdue, wall)
+                # the worker's own start and end: its wall time less what it timed itself
+                reports[key].phases["worker process"] = max(
+                    0.0, time.monotonic() - started - reports[key].seconds)
+                if on_report is not None:
+                    on_report(key, reports[key])
+                bar.update(1)
+    finally:  # stopped (Ctrl-C, an error): what is still grading goes, kernels and all
+        for worker, _, _ in running.values():
+            worker.kill()
+        bar.close()
     return reports
 
 
-def _kill_group(proc: subprocess.Popen) -> None:
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except OSError:
-        pass
-    proc.wait()
+class Worker:
+    """One job's worker process: forked from the fork server, or a fresh interpreter (also
+    inside a daemonic process, such as a Dask worker, which multiprocessing lets have none)."""
+
+    def __init__(self, job_file: Path):
+        context = _fork_server()
+        if context is not None and not multiprocessing.current_process().daemon:
+            from . import worker
+
+            self.process = context.Process(target=worker.forked, name=f"coursekit worker {job_file.parent.name}",
+                                           args=(str(job_file), dict(os.environ), os.getcwd()))
+            self.process.start()
+            self.pid = self.process.pid
+        else:
+            with open(job_file.with_name("worker.log"), "wb") as log:
+                self.process = subprocess.Popen([sys.executable, "-m", WORKER, str(job_file), str(os.getpid())],
+                                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+            self.pid = self.process.pid
+
+    def poll(self) -> int | None:
+        """The exit status, or None while it runs."""
+        if isinstance(self.process, subprocess.Popen):
+            return self.process.poll()
+        return self.process.exitcode
+
+    def kill(self) -> None:
+        """Kill it and everything it started (its session: kernels, sandboxes)."""
+        try:
+            os.killpg(self.pid, signal.SIGKILL)
+        except OSError:  # not yet its own session leader, or gone
+            try:
+                os.kill(self.pid, signal.SIGKILL)
+            except OSError:
+                pass
+        if isinstance(self.process, subprocess.Popen):
+            self.process.wait()
+        else:
+            self.process.join()
 
 
-def _read_report(job_file: Path, returncode: int | None, overdue: bool, wall: float) -> Report:
+_server = None
+
+
+def _fork_server():
+    """multiprocessing's forkserver context, with the grader preloaded; None where there is none."""
+    global _server
+    if _server is None:
+        if "forkserver" not in multiprocessing.get_all_start_methods():
+            _server = False
+        else:
+            _server = multiprocessing.get_context("forkserver")
+            _server.set_forkserver_preload(PRELOAD)
+    return _server or None
+
+
+def read_report(job_file: Path, returncode: int | None, overdue: bool, wall: float) -> Report:
     path = job_file.with_name("report.json")
     if overdue:
         return Report(problems=[f"grading this notebook took more than {wall:g} s and was stopped"])

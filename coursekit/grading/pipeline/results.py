@@ -31,6 +31,9 @@ class NotebookResult:
     missing: bool = False     # nothing handed in (0, "no submission")
     submitted: str = ""       # when it was handed in (UTC), "" if the submission carried no time
     late_penalty: float = 0.0  # points taken for lateness (nbgrader's late_submission_penalty)
+    phases: dict[str, float] = field(default_factory=dict)  # where grading it took its time (s)
+    worker: str = ""          # the Dask worker that graded it ("" on this machine)
+    sandbox: dict[str, bool] = field(default_factory=dict)  # what its grading machine enforced
 
 
 @dataclass

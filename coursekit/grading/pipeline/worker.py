@@ -23,7 +23,9 @@ from traitlets.config import Config
 from ..course.directory import nbgrader_api
 from ..kernel.outcomes import problems_in
 from ..kernel.privileges import die_with_parent
+from ..kernel.sandbox import capabilities
 from ..kernel.scratch import remove_tree
+from ..timing import phase, taken
 from .jobs import Job, Report
 
 
@@ -33,17 +35,18 @@ def run(job: Job) -> Report:
     start = time.perf_counter()
     work = Path(job.work)
     course = work / "course"
-    remove_tree(course)
-    template = Path(job.template)
-    shutil.copytree(template / "source" / job.notebook, course / "source" / job.notebook)
-    shutil.copyfile(template / "gradebook.db", course / "gradebook.db")
-    submitted = course / "submitted" / job.student / job.notebook / f"{job.notebook}.ipynb"
-    submitted.parent.mkdir(parents=True)
-    shutil.copyfile(job.submission, submitted)
-    scratch, runtime = work / "scratch", work / "run"
-    for folder in (scratch, runtime):
-        remove_tree(folder)
-        folder.mkdir(parents=True)
+    with phase("course set-up"):
+        remove_tree(course)
+        template = Path(job.template)
+        shutil.copytree(template / "source" / job.notebook, course / "source" / job.notebook)
+        shutil.copyfile(template / "gradebook.db", course / "gradebook.db")
+        submitted = course / "submitted" / job.student / job.notebook / f"{job.notebook}.ipynb"
+        submitted.parent.mkdir(parents=True)
+        shutil.copyfile(job.submission, submitted)
+        scratch, runtime = work / "scratch", work / "run"
+        for folder in (scratch, runtime):
+            remove_tree(folder)
+            folder.mkdir(parents=True)
 
     extra = Config()
     extra.SandboxedExecute.scratch = str(scratch)
@@ -57,7 +60,8 @@ def run(job: Job) -> Report:
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", module="nbgrader")
         warnings.filterwarnings("ignore", message=".*not in session.*")
-        graded = api.autograde(job.notebook, job.student, force=True, create=True)
+        with phase("nbgrader autograde (its own work)"):
+            graded = api.autograde(job.notebook, job.student, force=True, create=True)
         autograded = course / "autograded" / job.student / job.notebook / f"{job.notebook}.ipynb"
         if not graded["success"]:
             report.problems.append("could not be graded: " + _cause(graded))
@@ -66,16 +70,21 @@ def run(job: Job) -> Report:
         if graded["success"]:
             report.graded = True
             report.autograded = str(autograded)
-            with Gradebook(api.coursedir.db_url, api.coursedir.course_id) as gb:
+            with phase("reading the grades"), Gradebook(api.coursedir.db_url, api.coursedir.course_id) as gb:
                 nb = gb.find_submission_notebook(job.notebook, job.notebook, job.student)
                 for grade in nb.grades:
                     report.grades[grade.name] = [grade.auto_score, grade.max_score]
                 for comment in nb.comments:
                     report.comments[comment.name] = comment.auto_comment
-            if api.generate_feedback(job.notebook, job.student, force=True)["success"]:
+            with phase("feedback"):
+                fed = api.generate_feedback(job.notebook, job.student, force=True)["success"]
+            if fed:
                 report.feedback = str(course / "feedback" / job.student / job.notebook / f"{job.notebook}.html")
-    remove_tree(scratch)
+    with phase("clean-up"):
+        remove_tree(scratch)
     report.seconds = time.perf_counter() - start
+    report.phases = taken()
+    report.sandbox = capabilities()
     return report
 
 
@@ -103,6 +112,24 @@ def main(argv: list[str] | None = None) -> int:
     tmp.write_text(json.dumps(asdict(report)))
     os.replace(tmp, job_file.with_name("report.json"))
     return 0
+
+
+def forked(job_file: str, env: dict[str, str], cwd: str) -> None:
+    """A worker forked by the pool's fork server (:mod:`.pool`): a fresh process, as with
+    ``python -m``, with the grader's modules already imported. It takes the class run's
+    environment and folder of the moment, leads a session of its own (the pool kills the session
+    on a timeout), writes its output to ``worker.log`` beside the job, and dies with the fork
+    server, which dies with the class run."""
+    os.setsid()
+    log = os.open(Path(job_file).with_name("worker.log"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    os.dup2(log, 1)
+    os.dup2(log, 2)
+    os.close(log)
+    os.environ.clear()
+    os.environ.update(env)
+    os.chdir(cwd)
+    die_with_parent(os.getppid())
+    sys.exit(main([job_file]))
 
 
 if __name__ == "__main__":
