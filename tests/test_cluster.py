@@ -124,8 +124,12 @@ def test_two_dask_workers_without_the_class_folder_grade_as_a_local_sequential_r
     workers = {r.worker for r in result.results if not r.missing}
     assert workers <= {w for w in workers if w.startswith("tcp://127.0.0.1:")} and len(workers) == 2, workers
     for r in result.results:
-        if not r.missing:   # each worker reported its own sandbox, per submission
+        if not r.missing:   # each worker reported its own sandbox, per submission, and its phases
             assert r.sandbox and set(r.sandbox) >= {"files", "processes", "unprivileged kernel"}
+            assert {"student kernel start", "judge start", "notebook cells", "graded cells",
+                    "feedback", "worker process"} <= set(r.phases), r.phases
+            timed = sum(v for k, v in r.phases.items() if k != "worker process")
+            assert 0.8 * r.seconds <= timed <= r.seconds + 0.01, (timed, r.seconds, r.phases)
     assert any(n.startswith("graded on tcp://127.0.0.1:") for n in result.notes), result.notes
     scores = {(r.student, r.notebook): r.score for r in result.results}
     assert scores[("alice", "01_backprop")] == 23 and scores[("carol", "01_backprop")] == 20

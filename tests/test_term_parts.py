@@ -158,3 +158,22 @@ def test_bad_requests_exit_1_and_say_why(tmp_path, root):
     assert unknown.returncode == 1 and "--regrade zed/01_backprop: the course holds no submission" in unknown.stderr
     for result in (nothing, empty, unknown, no_roster, no_term, no_pages):
         assert "Traceback" not in result.stderr
+
+
+def test_grading_phases_are_timed_exclusively():
+    """coursekit.grading.timing: a phase's seconds exclude the phases opened inside it."""
+    import time
+
+    from coursekit.grading import timing
+
+    timing.taken()
+    with timing.phase("outer"):
+        time.sleep(0.05)
+        with timing.phase("inner"):
+            time.sleep(0.1)
+        with timing.phase("inner"):
+            time.sleep(0.1)
+    spent = timing.taken()
+    assert set(spent) == {"outer", "inner"}
+    assert 0.19 <= spent["inner"] < 0.4 and 0.04 <= spent["outer"] < 0.15, spent
+    assert timing.taken() == {}

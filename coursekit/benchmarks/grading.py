@@ -5,6 +5,9 @@ where a submission's time goes.
 instructor's answers to notebook 01 (each a separate student), grades it once per --jobs value,
 checks that every run gives the same gradebook, and prints a table of seconds.
 
+``coursekit bench grading --cluster local:N [--students 60]`` compares a Dask cluster's
+throughput with one job (:mod:`.cluster`).
+
 ``coursekit bench grading --profile [--students 2] [--notebooks 01_backprop ...]`` grades N
 right-answer submissions of each notebook one at a time and prints, per notebook, the mean
 seconds per submission in each phase of grading (:mod:`coursekit.grading.timing`), then the
@@ -37,8 +40,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", action="store_true", help="where each notebook's grading time goes")
     parser.add_argument("--notebooks", nargs="+", default=None, help="with --profile (default: all)")
     parser.add_argument("--no-bare", action="store_true", help="with --profile: skip bare nbgrader")
+    parser.add_argument("--cluster", default=None, metavar="ADDRESS|local:N",
+                        help="throughput on a Dask cluster against 1 job, for a class of mixed notebooks "
+                        "(--students, default 60; --notebooks, default 01_backprop 02_layers 03_conv)")
     args = parser.parse_args(argv)
     root = find_course_root()
+    if args.cluster:
+        from .cluster import bench
+        return bench(root, args.cluster, args.students or 60,
+                     args.notebooks or ["01_backprop", "02_layers", "03_conv"], args.timeout)
     if args.profile:
         from .profile import profile
         return profile(root, args.notebooks, args.students or 2, args.timeout, bare=not args.no_bare)

@@ -294,16 +294,27 @@ LOOP_SHAPES = {"rows": ((1, 1, 21, 2), (1, 1, 21 + STEPS, 2)), "columns": ((1, 1
 STEP_SECONDS = 0.8e-6
 
 
+#: timings taken before a function is called a loop: on a busy machine (other submissions,
+#: other work) a vectorised function's run can be cut by the scheduler every time in a row;
+#: a real loop is slow every time, so only a function slow in each round fails
+ROUNDS = 4
+
+
 def _refuse_loops(name, fn, make_args, advice):
     """Time the student's ``fn`` on ``make_args(x)`` for the short and long images of
-    LOOP_SHAPES; fail if its time grows like a Python loop over the rows or columns.
-    Returns fn's value on the long thin image."""
+    LOOP_SHAPES; fail if its time grows like a Python loop over the rows or columns in each of
+    up to ROUNDS rounds (the least is kept). Returns fn's value on the long thin image."""
     value = None
     for along, (small, large) in LOOP_SHAPES.items():
-        rng = np.random.default_rng(0)
-        per_step, got = seconds_per_step(name, fn, make_args(rng.standard_normal(small)),
-                                         make_args(rng.standard_normal(large)), STEPS, repeats=5)
-        value = got if value is None else value
+        per_step = float("inf")
+        for _ in range(ROUNDS):
+            rng = np.random.default_rng(0)
+            measured, got = seconds_per_step(name, fn, make_args(rng.standard_normal(small)),
+                                             make_args(rng.standard_normal(large)), STEPS, repeats=5)
+            per_step = min(per_step, measured)
+            value = got if value is None else value
+            if per_step <= STEP_SECONDS:
+                break
         if per_step > STEP_SECONDS:
             raise CheckError(f"{name} is not vectorised: each of {STEPS:,} more output {along} took "
                              f"{per_step * 1e6:.1f} microseconds more, the cost of a Python loop over "

@@ -55,7 +55,8 @@ def run(job: Job) -> Report:
     extra.SandboxedExecute.limits = dict(job.limits)
     extra.SandboxedExecute.kernel_env = {"HOME": str(scratch), "TMPDIR": str(scratch), **job.env}
     extra.SandboxedExecute.student_package = job.package
-    api = nbgrader_api(Path(job.root), course, timeout=job.timeout, extra=extra)
+    with phase("course set-up"):
+        api = nbgrader_api(Path(job.root), course, timeout=job.timeout, extra=extra)
     report = Report()
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", module="nbgrader")
