@@ -361,6 +361,18 @@ class Judge:
 _ACTIVE: Judge | None = None
 
 
+def preload(modules: list[str]) -> None:
+    """Import ``modules`` (the instructor's, named by the notebook's import statements) as the
+    judge boots, binding no name; one that fails is left for its import statement to report."""
+    import importlib
+
+    for name in modules:
+        try:
+            importlib.import_module(name)
+        except Exception:
+            pass
+
+
 def install(connection: dict, exchange: str, timeout: float = CALL_TIMEOUT) -> Judge:
     """Start judging in this kernel: whether an answer uses a reference is read from the
     student's source (:attr:`Judge.student_code`, set before each graded cell)."""

@@ -22,6 +22,18 @@ import builtins
 from dataclasses import dataclass
 
 
+def modules(import_lines: list[str]) -> list[str]:
+    """The modules the import statements ``import_lines`` load (absolute imports only)."""
+    names = []
+    for line in import_lines:
+        for node in getattr(_parse(line), "body", []):
+            if isinstance(node, ast.Import):
+                names += [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names.append(node.module)
+    return list(dict.fromkeys(names))
+
+
 def imports(cells) -> list[str]:
     """The import statements of the locked code cells among ``cells`` (the instructor's)."""
     lines = []

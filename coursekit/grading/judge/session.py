@@ -42,6 +42,7 @@ class JudgeSession:
         self.executor: Execute | None = None
         self.ready_upto = 0   # the cells whose imports the judge has run
         self._launched = None  # a kernel launch() started and start() has not taken yet
+        self.preload: list[str] = []   # modules to import as the judge boots (rules.modules)
 
     async def launch(self) -> None:
         """Start the judge kernel's process (it boots while the student's kernel does, and
@@ -49,6 +50,9 @@ class JudgeSession:
         self.exchange.mkdir(parents=True, exist_ok=True)
         student = self.student_km
         km = SandboxedKernelManager(kernel_name=self.kernel_name, config=self.config)
+        # what the judge will import, imported as it boots (while the notebook's cells run)
+        km.boot_lines = (f"__import__('importlib').import_module({protocol.CLIENT!r})"
+                         f".preload({self.preload!r})",)
         km.shut_in(self.folder, Policy(scratch=str(self.folder), write=[str(self.exchange)],
                                        read=[*self.read, student.connection_file],
                                        connect=[student.shell_port, student.control_port],

@@ -23,7 +23,7 @@ from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from nbformat.notebooknode import NotebookNode
 from traitlets import Bool, Dict, List, Unicode
 
-from ..judge import protocol
+from ..judge import protocol, rules
 from ..judge.session import JudgeSession
 from ..timing import phase
 from .manager import SandboxedKernelManager
@@ -101,13 +101,17 @@ class SandboxedExecute(RecoveringExecute):
             with phase("judge start"):
                 await self._judge.launch()
 
+    start_new_kernel = run_sync(async_start_new_kernel)
+
     def _judge_session(self) -> JudgeSession:
-        return JudgeSession(
+        judge = JudgeSession(
             self.km, config=self.config, kernel_name=self.kernel_name,
             extra_arguments=self.extra_arguments, startup_timeout=self.startup_timeout,
             folder=Path(self.runtime_dir or self.scratch) / "judge", exchange=self._exchange(),
             read=list(self.read_paths), limits=self._limits, env=dict(self.kernel_env),
             uid=self._uid("judge"))
+        judge.preload = rules.modules(rules.imports(self.nb.cells))
+        return judge
 
     def setup_kernel(self, **kwargs):
         if self.scratch:

@@ -29,6 +29,7 @@ class SandboxedKernelManager(AsyncKernelManager):
 
     policy: Policy | None = None
     policy_dir: str = ""
+    boot_lines: tuple[str, ...] = ()   # code the kernel runs as it boots (binding no name)
 
     def shut_in(self, folder: Path, policy: Policy) -> None:
         """Start the kernel under ``policy``, with its connection file and policies in ``folder``."""
@@ -54,4 +55,4 @@ class SandboxedKernelManager(AsyncKernelManager):
             os.chown(self.connection_file, policy.uid, policy.uid)
         return [sys.executable, "-m", SANDBOX, str(path), "--", *cmd,
                 f"--IPKernelApp.outstream_class={capped_output.__name__}.CappedOutStream",
-                f"--IPKernelApp.exec_lines={QUIET_MATPLOTLIB!r}"]
+                f"--IPKernelApp.exec_lines={QUIET_MATPLOTLIB + list(self.boot_lines)!r}"]
