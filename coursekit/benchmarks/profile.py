@@ -23,7 +23,7 @@ PHASES = ("worker process", "course set-up", "student kernel start", "notebook c
           "feedback", "clean-up")
 
 
-def profile(root: Path, notebooks: list[str] | None, students: int, timeout: int, bare: bool = True) -> int:
+def profile(root: Path, notebooks: list[str] | None, students: int, timeout: int | None, bare: bool = True) -> int:
     from ..grading.classes.sample import student_notebook
     from ..grading.course.directory import assignments
     from ..grading.course.release import release
@@ -80,7 +80,7 @@ def profile(root: Path, notebooks: list[str] | None, students: int, timeout: int
     return 1 if failed else 0
 
 
-def bare_nbgrader(root: Path, class_dir: Path, course: Path, solution: Path, students: int, timeout: int) -> float:
+def bare_nbgrader(root: Path, class_dir: Path, course: Path, solution: Path, students: int, timeout: int | None) -> float:
     """Seconds per submission of plain ``nbgrader autograde`` (its own configuration, one process
     for the class) on the same submissions."""
     name = solution.stem
@@ -91,7 +91,7 @@ def bare_nbgrader(root: Path, class_dir: Path, course: Path, solution: Path, stu
         target.mkdir(parents=True)
         shutil.copyfile(class_dir / student / f"{name}.ipynb", target / f"{name}.ipynb")
     (course / "nbgrader_config.py").write_text(
-        f"c = get_config()\nc.CourseDirectory.course_id = 'bare'\nc.Execute.timeout = {timeout * 3}\n")
+        f"c = get_config()\nc.CourseDirectory.course_id = 'bare'\nc.Execute.timeout = {(timeout or 30) * 3}\n")
     nbgrader = [sys.executable, "-m", "nbgrader"]
     from ..grading.course.directory import nbgrader_api
     from ..grading.pipeline.prepare import prepare
