@@ -175,5 +175,6 @@ def test_grading_phases_are_timed_exclusively():
             time.sleep(0.1)
     spent = timing.taken()
     assert set(spent) == {"outer", "inner"}
-    assert 0.19 <= spent["inner"] < 0.4 and 0.04 <= spent["outer"] < 0.15, spent
+    # exclusive: outer's own 0.05 s, not the 0.2 s inside it (a loaded machine only adds)
+    assert spent["inner"] >= 0.19 and 0.04 <= spent["outer"] < spent["inner"], spent
     assert timing.taken() == {}

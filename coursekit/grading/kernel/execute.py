@@ -122,7 +122,11 @@ class SandboxedExecute(RecoveringExecute):
         kernel = super().setup_kernel(**kwargs)
         try:
             with phase("student kernel start"):
-                kernel.__enter__()
+                try:
+                    kernel.__enter__()
+                except BaseException:
+                    self._stop_judge()   # launched beside a kernel that never came up
+                    raise
             try:
                 try:
                     yield

@@ -87,6 +87,14 @@ class Cluster:
             self.close()
             raise CourseError(f"--cluster {spec}: these workers have another coursekit than this one "
                               f"({_coursekit_version()}): {missing}; install the same on every worker")
+        # Dask's own connections are not authenticated: a submission that could open a TCP
+        # connection could run code on the cluster. The workers' sandboxes must keep it off the net.
+        open_net = sorted(w for w, caps in self.client.run(_capabilities).items() if not caps.get("network"))
+        if open_net:
+            self.close()
+            raise CourseError(f"--cluster {spec}: on {', '.join(open_net)} the sandbox cannot keep a "
+                              "submission off the network (Landlock ABI 4, Linux 6.7 or newer, is needed), "
+                              "and Dask's ports would be within its reach; grade there without --cluster")
 
     def close(self) -> None:
         try:
@@ -104,7 +112,8 @@ class Cluster:
             return {}
         packed = pack(plan)
         sha = hashlib.sha256(packed).hexdigest()
-        pack_future = self.client.scatter(packed, hash=False)
+        # on every worker: a worker that dies takes no task's pack with it
+        pack_future = self.client.scatter(packed, hash=False, broadcast=True)
         futures = {}
         for student, name, job_file in plan.jobs:
             job = json.loads(Path(job_file).read_text())
@@ -156,6 +165,12 @@ class Cluster:
 
 def _short(worker: str) -> str:
     return worker.rsplit("/", 1)[-1]
+
+
+def _capabilities() -> dict:
+    from ..kernel.sandbox import capabilities
+
+    return capabilities()
 
 
 def _coursekit_version() -> str:

@@ -99,7 +99,7 @@ def plan_class(root: Path, submissions: Path | None, out: Path, *, timeout: int 
         try:
             plan = _plan(root, out, coursedir, lock, all_names, due, people, roster, handed, seen, notes,
                          timeout=timeout, jobs=jobs, limits=limits, regrade=regrade,
-                         regrade_outdated=regrade_outdated)
+                         regrade_outdated=regrade_outdated, graded_here=graded_here)
         except BaseException:
             lock.close()
             raise
@@ -107,7 +107,7 @@ def plan_class(root: Path, submissions: Path | None, out: Path, *, timeout: int 
 
 
 def _plan(root, out, coursedir, lock, all_names, due, people, roster, handed, seen, notes, *, timeout, jobs,
-          limits, regrade, regrade_outdated) -> Plan:
+          limits, regrade, regrade_outdated, graded_here) -> Plan:
     from nbgrader.api import Gradebook
 
     if not remove_tree(out / "work"):  # may hold what a submission wrote

@@ -71,11 +71,16 @@ class Worker:
         if context is not None and not multiprocessing.current_process().daemon:
             from . import worker
 
-            self.process = context.Process(target=worker.forked, name=f"coursekit worker {job_file.parent.name}",
-                                           args=(str(job_file), dict(os.environ), os.getcwd()))
-            self.process.start()
-            self.pid = self.process.pid
-        else:
+            try:
+                self.process = context.Process(target=worker.forked, name=f"coursekit worker {job_file.parent.name}",
+                                               args=(str(job_file), dict(os.environ), os.getcwd()))
+                self.process.start()
+            except Exception:  # no fork server after all: a fresh interpreter, now and from now on
+                _no_fork_server()
+                context = None
+            else:
+                self.pid = self.process.pid
+        if context is None or multiprocessing.current_process().daemon:
             with open(job_file.with_name("worker.log"), "wb") as log:
                 self.process = subprocess.Popen([sys.executable, "-m", WORKER, str(job_file), str(os.getpid())],
                                                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
@@ -106,15 +111,30 @@ _server = None
 
 
 def _fork_server():
-    """multiprocessing's forkserver context, with the grader preloaded; None where there is none."""
+    """multiprocessing's forkserver context, with the grader preloaded; None where there is
+    none, or where it would be within a submission's reach.
+
+    The fork server forks whatever a client sends through its Unix socket, unauthenticated
+    (before Python 3.14); the socket is its owner's alone (0600 in a 0700 folder). So it is used
+    only when the grader is root and each kernel runs as a uid of its own, which cannot open
+    it; a grader running as a user, whose kernels share its uid, starts ``python -m`` workers."""
     global _server
     if _server is None:
-        if "forkserver" not in multiprocessing.get_all_start_methods():
+        from ..kernel import privileges
+
+        if ("forkserver" not in multiprocessing.get_all_start_methods() or os.geteuid() != 0
+                or not privileges._can_become()):
             _server = False
         else:
             _server = multiprocessing.get_context("forkserver")
             _server.set_forkserver_preload(PRELOAD)
     return _server or None
+
+
+def _no_fork_server() -> None:
+    """The fork server failed (it died, or could not start): ``python -m`` workers from now on."""
+    global _server
+    _server = False
 
 
 def read_report(job_file: Path, returncode: int | None, overdue: bool, wall: float) -> Report:

@@ -20,5 +20,5 @@ MODULES = (
 for _name in MODULES:
     try:
         importlib.import_module(_name)
-    except ImportError:  # a worker imports what it needs itself
+    except Exception:  # a worker imports what it needs itself (and reports what fails)
         pass

@@ -121,6 +121,19 @@ def forked(job_file: str, env: dict[str, str], cwd: str) -> None:
     environment and folder of the moment, leads a session of its own (the pool kills the session
     on a timeout), writes its output to ``worker.log`` beside the job, and dies with the fork
     server, which dies with the class run."""
+    server = os.getppid()
+    # the fork server's "alive" pipe: it exits when every holder has closed it, so a worker
+    # holding it would keep it (and itself) alive after the class run was killed
+    from multiprocessing import forkserver
+
+    alive = getattr(forkserver._forkserver, "_forkserver_alive_fd", None)
+    if alive is not None:
+        try:
+            os.close(alive)
+        except OSError:
+            pass
+        forkserver._forkserver._forkserver_alive_fd = None
+    die_with_parent(server)
     os.setsid()
     log = os.open(Path(job_file).with_name("worker.log"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     os.dup2(log, 1)
@@ -129,7 +142,6 @@ def forked(job_file: str, env: dict[str, str], cwd: str) -> None:
     os.environ.clear()
     os.environ.update(env)
     os.chdir(cwd)
-    die_with_parent(os.getppid())
     sys.exit(main([job_file]))
 
 
