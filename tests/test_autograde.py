@@ -111,7 +111,8 @@ def test_hanging_cell_is_cut_off_by_the_timeout(graded):
     cell = next(c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "ex6a_answer")
     timing = {k: datetime.fromisoformat(v.replace("Z", "+00:00")) for k, v in cell.metadata.execution.items()}
     ran = (timing["shell.execute_reply"] - timing["iopub.status.busy"]).total_seconds()
-    assert TIMEOUT <= ran < TIMEOUT + 5, ran
+    # the kernel's "busy" comes a moment after nbclient starts the cell's clock (4.9992 s was seen)
+    assert TIMEOUT - 0.5 <= ran < TIMEOUT + 5, ran
     assert dave.seconds >= TIMEOUT
 
 

@@ -108,7 +108,7 @@ def instructor(tmp_path_factory, root, released):
 @pytest.fixture(scope="module")
 def sequential(instructor, root):
     """The same class graded on this machine, one submission at a time."""
-    autograde(root, instructor / "class", instructor / "sequential", jobs=1, timeout=10, progress=False)
+    autograde(root, instructor / "class", instructor / "sequential", jobs=1, timeout=30, progress=False)
     return gradebook_scores(instructor / "sequential")
 
 
@@ -126,7 +126,7 @@ def test_two_dask_workers_without_the_class_folder_grade_as_a_local_sequential_r
                                 'mount -t tmpfs -o size=1m tmpfs "$0" && ls -A "$0"', str(instructor)],
                                capture_output=True, text=True)
         assert probe.returncode == 0 and probe.stdout.strip() == ""
-        result = autograde(root, instructor / "class", instructor / "on-dask", timeout=10, progress=False,
+        result = autograde(root, instructor / "class", instructor / "on-dask", timeout=30, progress=False,
                            cluster=cluster.address)
     finally:
         cluster.stop()
@@ -168,7 +168,7 @@ def test_a_worker_killed_mid_class_leaves_every_submission_graded_exactly_once(
     killer = threading.Thread(target=kill_when_busy, daemon=True)
     killer.start()
     try:
-        result = autograde(root, instructor / "class", instructor / "killed", timeout=10, progress=False,
+        result = autograde(root, instructor / "class", instructor / "killed", timeout=30, progress=False,
                            cluster=cluster.address)
     finally:
         killer.join(timeout=5)

@@ -31,7 +31,7 @@ from coursekit.grading.pipeline import ledger
 from coursekit.grading.pipeline.autograde import autograde
 from coursekit.grading.pipeline.results import gradebook_scores
 
-TIMEOUT = 10
+TIMEOUT = 30   # the course's own limit: no student here hangs, and 02's first graded cell takes 4-5 s alone, 10+ on a loaded CI machine
 DUE = {"01_backprop": "2026-10-09 17:00:00 UTC",
        "02_layers": "2026-10-23 18:00:00 Europe/London"}  # 17:00 UTC (summer time until Oct 25)
 CONFIG = f"""
