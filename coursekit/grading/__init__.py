@@ -18,7 +18,9 @@ How one submission travels (each box a process; ``python -m`` names the module i
       '-> late penalties; grades.csv, submissions.csv, feedback/<student>/<notebook>.html
 
 pipeline/  the class run: plan (what is new or changed), collect (and submission times), intake,
-           prepare, the worker pool, a worker, gradebook (recording), ledger (what is complete), results
+           prepare, the worker pool (forked from a preloaded fork server: warm), a worker, cluster
+           (the same workers on Dask), gradebook (recording), ledger (what is complete), results
+timing.py  where a submission's grading time goes (named phases, for bench grading --profile)
 kernel/    one notebook's execution: sandbox (Landlock, rlimits, cgroups), privileges (pid namespace,
            uid, seccomp), scratch clean-up (no link followed), recovering from a dead or
            hung kernel, time/disk/output budgets, what can happen to a cell (outcomes)
