@@ -9,6 +9,7 @@ import os
 import nbgrader
 from coursekit.grading.course.deadlines import LatePenalty
 from coursekit.grading.course.feedback import TEMPLATES, HideHiddenTests, NameExercises, RenderMath
+from coursekit.grading.course.parameters import GradingParameters
 from nbconvert.preprocessors import ClearMetadataPreprocessor, CSSHTMLHeaderPreprocessor
 from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, GetGrades,
                                     IgnorePattern, LimitOutput, SaveAutoGrades)
@@ -35,6 +36,7 @@ c.Execute.extra_arguments = ["--IPKernelApp.log_level=ERROR"]
 # `coursekit autograde`, shuts the student's kernel in a sandbox with resource limits
 # (coursekit.grading.kernel.sandbox.Limits; `coursekit autograde --help` lists the options).
 c.Autograde.autograde_preprocessors = [
+    GradingParameters,
     SandboxedExecute,
     IgnorePattern,
     ClearMetadataPreprocessor,
@@ -43,6 +45,17 @@ c.Autograde.autograde_preprocessors = [
     AssignLatePenalties,
     CheckCellMetadata,
 ]
+
+# The experiments of notebooks 04-07 run small while graded: no points depend on them (the graded
+# cells test the student's functions). Each notebook keeps its experiments' sizes in a cell
+# tagged "parameters"; the grader inserts a cell after it with these values, which the student
+# sees in their feedback (coursekit.grading.course.parameters).
+c.GradingParameters.values = {
+    "04_normalisation": {"DEMO_EPOCHS": 30, "EPOCHS": 10},
+    "05_initialisation": {"EPOCHS": 20},
+    "06_architectures": {"STEPS": 30},
+    "07_scenes": {"REAL_DATA": False, "EPOCHS": 1, "FINAL_EPOCHS": 1, "PROBE_STEPS": 30},
+}
 
 # Due dates, per notebook (anything nbgrader reads: "2026-10-09 17:00:00 Europe/London"; no zone
 # means UTC). A notebook without one is never late. A submission's time is nbgrader's

@@ -93,6 +93,7 @@ def judge(tmp_path_factory):
         # a Judge, not judge.install(): that also points coursekit's reference-call counter at
         # this kernel, for the rest of the test session
         judge = judge_module.Judge(info, str(tmp_path_factory.mktemp("exchange")))
+        judge.student_client = kc   # what runs the notebook's own cells
         yield judge
         judge.close()
     finally:
@@ -102,6 +103,27 @@ def judge(tmp_path_factory):
 
 def get(judge, name):
     return judge.request({"op": "get", "name": name})
+
+
+def test_the_student_kernel_answers_a_burst_of_calls_then_runs_the_next_cell(judge):
+    """The student's kernel answers a check's calls in one loop that ends once they stop
+    coming (protocol.LOOP_IDLE): the notebook's next cell then runs at once, and a later call
+    starts the loop again."""
+    import time
+
+    from coursekit.grading.judge import protocol
+
+    draw = get(judge, "draw")
+    start = time.perf_counter()
+    values = [draw(np.random.default_rng(k), 3) for k in range(200)]
+    per_call = (time.perf_counter() - start) / 200
+    assert all(np.array_equal(v, np.random.default_rng(k).standard_normal(3)) for k, v in enumerate(values))
+    start = time.monotonic()
+    reply = judge.student_client.execute_interactive("after_the_checks = 1", timeout=10)
+    assert reply["content"]["status"] == "ok" and time.monotonic() - start < 2
+    time.sleep(3 * protocol.LOOP_IDLE)
+    assert get(judge, "after_the_checks") == 1
+    print(f"{per_call * 1e3:.2f} ms per call")
 
 
 def test_a_student_module_is_mirrored_with_the_judges_own_classes(judge):

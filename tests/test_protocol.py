@@ -45,10 +45,10 @@ def test_a_listed_op_is_answered(tmp_path):
 
 
 def test_the_code_sent_to_kernels_runs_the_declared_modules():
-    assert protocol.SERVER in protocol.serve_code("/x") and protocol.CLIENT in protocol.install_code({}, "/x")
-    # what the student's kernel runs is a call of server.serve on the request file
-    assert protocol.serve_code("/r.json") == (
-        f"__import__('importlib').import_module('{server.__name__}').serve('/r.json')")
+    assert protocol.SERVER in protocol.loop_code("/x") and protocol.CLIENT in protocol.install_code({}, "/x")
+    # what the student's kernel runs is server.serve_loop on the exchange folder
+    assert protocol.loop_code("/ex") == (
+        f"__import__('importlib').import_module('{server.__name__}').serve_loop('/ex', {protocol.LOOP_IDLE!r})")
 
 
 def test_every_check_a_notebook_calls_is_a_checker():

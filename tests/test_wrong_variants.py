@@ -304,6 +304,26 @@ def test_each_wrong_variant_loses_exactly_its_exercise(graded, root):
     assert lost == expected
 
 
+def test_experiments_run_with_the_grading_parameters(graded, root):
+    """A notebook with experiments runs them at the course's smaller sizes while graded, and
+    its feedback shows the cell that set them (the same full marks as above prove that no
+    graded cell depended on their size)."""
+    from traitlets.config.loader import PyFileConfigLoader
+
+    from coursekit.grading.course.parameters import GradingParameters
+
+    notebook, result = graded
+    config = PyFileConfigLoader("nbgrader_config.py", path=str(root / "autograder")).load_config()
+    values = GradingParameters(config=config).values.get(notebook)
+    if not values:
+        assert notebook in ("02_layers", "03_conv"), f"{notebook} has experiments but no grading parameters"
+        return
+    text = page_text(result.get("instructor", notebook).feedback.read_text())
+    assert "Set by the grader" in text
+    for name, value in values.items():
+        assert f"{name} = {value!r}" in text, name
+
+
 def test_a_submission_carries_only_variants_of_independent_exercises(root):
     """The grouping above is what makes a shared submission prove as much as one per variant:
     02's network (exercise 6) reads the layers of exercise 1, so no submission has both wrong;

@@ -90,14 +90,26 @@ def bare_nbgrader(root: Path, class_dir: Path, course: Path, solution: Path, stu
         target = course / "submitted" / student / name
         target.mkdir(parents=True)
         shutil.copyfile(class_dir / student / f"{name}.ipynb", target / f"{name}.ipynb")
-    (course / "nbgrader_config.py").write_text(
-        f"c = get_config()\nc.CourseDirectory.course_id = 'bare'\nc.Execute.timeout = {(timeout or 30) * 3}\n")
-    nbgrader = [sys.executable, "-m", "nbgrader"]
     from ..grading.course.directory import nbgrader_api
+    from ..grading.course.parameters import GradingParameters
     from ..grading.pipeline.prepare import prepare
 
+    config = nbgrader_api(root, course / "config").config
+    # nbgrader's own autograde steps, after the course's notebook parameters (the same smaller
+    # experiments as the class run: the same notebook, graded without sandbox or judge)
+    values = GradingParameters(config=config).values
+    (course / "nbgrader_config.py").write_text(
+        "from nbgrader.preprocessors import (Execute, IgnorePattern, LimitOutput, SaveAutoGrades,\n"
+        "                                    AssignLatePenalties, CheckCellMetadata)\n"
+        "from nbconvert.preprocessors import ClearMetadataPreprocessor\n"
+        "from coursekit.grading.course.parameters import GradingParameters\n"
+        f"c = get_config()\nc.CourseDirectory.course_id = 'bare'\nc.Execute.timeout = {(timeout or 30) * 3}\n"
+        f"c.GradingParameters.values = {values!r}\n"
+        "c.Autograde.autograde_preprocessors = [GradingParameters, Execute, IgnorePattern, ClearMetadataPreprocessor,\n"
+        "    LimitOutput, SaveAutoGrades, AssignLatePenalties, CheckCellMetadata]\n")
+    nbgrader = [sys.executable, "-m", "nbgrader"]
     # what the class run prepares for the notebook (07's dataset), prepared the same way
-    _, prepared = prepare(nbgrader_api(root, course / "config").config, course / "shared", [name])
+    _, prepared = prepare(config, course / "shared", [name])
     env = {**os.environ, **prepared, "MPLBACKEND": "agg"}
     subprocess.run(nbgrader + ["generate_assignment", name, "--force"], cwd=course, env=env,
                    check=True, capture_output=True)

@@ -14,7 +14,7 @@ import urllib.request
 import zipfile
 from pathlib import Path
 
-from tqdm.auto import tqdm
+from ..progress import bar as progress_bar
 
 
 class DataError(RuntimeError):
@@ -59,8 +59,8 @@ def download(url: str, dest: Path, sha256: str | None = None, progress: bool = T
                                 f"connection. {retry}") from exc
             with response:
                 total = int(response.headers.get("Content-Length") or 0) or None
-                with tqdm(total=total, unit="B", unit_scale=True, desc=dest.name,
-                          disable=not progress) as bar:
+                with progress_bar(total=total, unit="B", unit_scale=True, desc=dest.name,
+                                  progress=progress) as bar:
                     try:
                         while block := response.read(1 << 20):
                             out.write(block)

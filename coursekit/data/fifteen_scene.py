@@ -361,7 +361,7 @@ class Scenes:
 
 def _load_part(root: Path, part: str, size: int, progress: bool) -> Split:
     import torch
-    from tqdm.auto import tqdm
+    from ..progress import bar
 
     cache = root / "cache" / f"{part}-{size}.pt"
     if cache.is_file():
@@ -378,8 +378,8 @@ def _load_part(root: Path, part: str, size: int, progress: bool) -> Split:
     x = np.empty((len(files), 3, size, size), dtype=np.uint8)
     with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
         jobs = pool.map(lambda p: decode(p, size), files)
-        for i, arr in enumerate(tqdm(jobs, total=len(files), desc=f"decoding {part} ({size}px)",
-                                     disable=not progress, leave=False)):
+        for i, arr in enumerate(bar(jobs, total=len(files), desc=f"decoding {part} ({size}px)",
+                                    progress=progress, leave=False)):
             x[i] = arr
     split = Split(torch.from_numpy(x), torch.tensor(labels, dtype=torch.int64),
                   [p.relative_to(root).as_posix() for p in files])

@@ -24,8 +24,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm
 
+from ..progress import bar as progress_bar
 from .augment import Augment, augment, to_float
 
 
@@ -220,8 +220,8 @@ class Trainer:
             if Path(c.checkpoint).is_file():
                 self.load(c.checkpoint)
         n = len(self.train_y)
-        bar = tqdm(total=c.epochs, initial=self.epoch, desc=f"training on {self.device.type}",
-                   unit="epoch", disable=not c.progress)
+        bar = progress_bar(total=c.epochs, initial=self.epoch, desc=f"training on {self.device.type}",
+                           unit="epoch", progress=c.progress)
         spent = self.history.seconds[-1] if self.history.seconds else 0.0
         seen = self.history.images[-1] if self.history.images else 0
         while self.epoch < c.epochs:
@@ -319,8 +319,8 @@ def extract_features(backbone: nn.Module, x: torch.Tensor, mean, std, size: int 
     backbone = backbone.to(dev).eval()
     amp = dev.type == "cuda"
     out = []
-    for i in tqdm(range(0, len(x), batch_size), desc="extracting features", disable=not progress,
-                  leave=False):
+    for i in progress_bar(range(0, len(x), batch_size), desc="extracting features", progress=progress,
+                          leave=False):
         xb = to_float(x[i:i + batch_size].to(dev), mean, std, size)
         with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
             out.append(backbone(xb).float().flatten(1).cpu())

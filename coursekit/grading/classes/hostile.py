@@ -234,13 +234,15 @@ CASES: dict[str, Case] = {
                             "                   '../run/judge-exchange', '../../../zz-control/01_backprop'):\n"
                             "        try:\n            os.symlink(target, f'{name}-{abs(hash(target)) % 97}' if os.path.lexists(name) else name)\n"
                             "        except OSError:\n            pass")}),
-    "deep-folders": Case("leaves a 5,000-deep chain of folders, 100,000 empty files, a FIFO and odd names (answers right)", FULL, {
-        # the files are made 25,000 per cell: one cell making them all can pass a loaded
-        # machine's 5 s cell limit, which is not what this case is about
-        "ex2a_answer": _then("import os\nhome = os.getcwd()\nfor _ in range(5000):\n    os.mkdir('d')\n    os.chdir('d')\n"
-                             "os.chdir(home)\nos.mkdir('many')\nos.mkfifo('fifo')\nopen('odd \\n name \\x01', 'w').close()"),
-        **{f"{ex}_answer": _then(f"for i in range({k * 25_000}, {(k + 1) * 25_000}):\n    open(f'many/{{i}}', 'w').close()")
-           for k, ex in enumerate(("ex3a", "ex3b", "ex3c", "ex4"))}}, hostile=False),
+    "deep-folders": Case("leaves a 5,000-deep chain of folders, 60,000 empty files, a FIFO and odd names (answers right)", FULL, {
+        # the work is spread over cells (2,500 folders or 10,000 files each): one cell doing it
+        # all can pass a loaded machine's 5 s cell limit, which is not what this case is about
+        "ex1_answer": _then("import os\nhome = os.getcwd()\nfor _ in range(2500):\n    os.mkdir('d')\n    os.chdir('d')\n"
+                            "os.chdir(home)\nos.mkdir('many')\nos.mkfifo('fifo')\nopen('odd \\n name \\x01', 'w').close()"),
+        "ex2a_answer": _then("import os\nhome = os.getcwd()\nfor _ in range(2500):\n    os.chdir('d')\n"
+                             "for _ in range(2500):\n    os.mkdir('d')\n    os.chdir('d')\nos.chdir(home)"),
+        **{f"{ex}_answer": _then(f"for i in range({k * 10_000}, {(k + 1) * 10_000}):\n    open(f'many/{{i}}', 'w').close()")
+           for k, ex in enumerate(("ex2b", "ex3a", "ex3b", "ex3c", "ex4", "ex5"))}}, hostile=False),
     "escalate": Case("tries to renice, unshare, mount, setuid(0) and read other processes' environment (answers right)", FULL, {
         "ex1_answer": _then("import ctypes, os\nlibc = ctypes.CDLL(None, use_errno=True)\n"
                             "for name, attempt in [('renice', lambda: os.nice(-10)), ('setuid', lambda: os.setuid(0)),\n"

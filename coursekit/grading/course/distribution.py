@@ -24,6 +24,7 @@ from pathlib import Path
 
 from .answers import _reference_of, answer_models, helpers_of, locked, with_dependencies
 from .directory import CourseError, assignments
+from .parameters import inject
 
 #: what students do not get: the instructor's side
 LEFT_OUT = ("grading", "benchmarks", "cli.py", "__pycache__")
@@ -193,7 +194,7 @@ GRADING_SIDE = ("__init__.py", "judge/__init__.py", "judge/server.py", "judge/pr
 
 
 def grading_copy(root: Path, folder: Path, release: Path, env: dict[str, str] | None = None,
-                 notes: list[str] | None = None) -> Path:
+                 notes: list[str] | None = None, parameters: dict | None = None) -> Path:
     """The coursekit a submission of the notebook ``release`` (its release file) is graded
     with, written into ``folder`` (which holds ``coursekit/`` afterwards; returned): the
     students' package with every answer locked except those of the notebooks it is given
@@ -201,7 +202,8 @@ def grading_copy(root: Path, folder: Path, release: Path, env: dict[str, str] | 
     student's side of the judge. The references of the graded exercises are not in the
     student's kernel at all, so no trick in an answer cell can call them. Its self-checks
     replay what the instructor's answers made them compute (:func:`recorded_self_checks`, in
-    the grading kernels' environment ``env``), as in the students' wheel: the feedback shows
+    the grading kernels' environment ``env``, with the notebook ``parameters`` it is graded with,
+    :mod:`.parameters`), as in the students' wheel: the feedback shows
     what the student saw at home, not a locked answer under every self-check. When the
     instructor's answers cannot be run (``notes`` says why), grading goes on without it: only
     the feedback under the self-checks is poorer."""
@@ -216,7 +218,7 @@ def grading_copy(root: Path, folder: Path, release: Path, env: dict[str, str] | 
     (folder / "pyproject.toml").unlink()
     if release.stem in set(names.values()):
         try:
-            part = recorded_self_checks(root, release, env)
+            part = recorded_self_checks(root, release, env, parameters)
         except CourseError as exc:
             (notes if notes is not None else []).append(
                 f"{release.stem}: its self-checks could not be recorded, so in the feedback those that "
@@ -240,11 +242,11 @@ def cache_home() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "coursekit"
 
 
-def _recording_key(root: Path, release: Path, env: dict[str, str] | None) -> str:
+def _recording_key(root: Path, release: Path, env: dict[str, str] | None, parameters: dict | None) -> str:
     """What a recording of ``release``'s self-checks depends on: its cells, the instructor's
     answers, every coursekit source file, the numeric libraries' versions and the names of the
     kernel's environment and its settings (its folders differ from run to run, their contents
-    do not)."""
+    do not), and the notebook parameters it runs with."""
     import nbformat
     import numpy
     import torch
@@ -259,20 +261,21 @@ def _recording_key(root: Path, release: Path, env: dict[str, str] | None) -> str
     for path in sorted(package.rglob("*.py")):
         digest.update(path.relative_to(package).as_posix().encode() + path.read_bytes())
     settings = sorted((k, "<folder>" if v.startswith(os.sep) else v) for k, v in (env or {}).items())
-    digest.update(f"{numpy.__version__} {torch.__version__} {settings}".encode())
+    digest.update(f"{numpy.__version__} {torch.__version__} {settings} {sorted((parameters or {}).items())!r}".encode())
     return digest.hexdigest()[:24]
 
 
-def recorded_self_checks(root: Path, release: Path, env: dict[str, str] | None = None) -> Path:
+def recorded_self_checks(root: Path, release: Path, env: dict[str, str] | None = None,
+                         parameters: dict | None = None) -> Path:
     """The recording of the self-checks of the notebook ``release`` (its release file), as
     :func:`record_self_checks` makes it, kept in :func:`cache_home` under what it depends on:
     a class run, a second class run and the wheel's build record a notebook once between them."""
     folder = cache_home() / "self-checks"
-    dest = folder / f"{release.stem}-{_recording_key(root, release, env)}"
+    dest = folder / f"{release.stem}-{_recording_key(root, release, env, parameters)}"
     if not (dest / f"{release.stem}.json").exists():
         folder.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=folder, prefix=f".{release.stem}.") as tmp:
-            part = record_self_checks(root, release, Path(tmp) / "run", env)
+            part = record_self_checks(root, release, Path(tmp) / "run", env, parameters)
             kept = Path(tmp) / "kept"
             kept.mkdir()
             for made in (part, part.with_suffix(".npz")):
@@ -285,11 +288,13 @@ def recorded_self_checks(root: Path, release: Path, env: dict[str, str] | None =
     return dest / f"{release.stem}.json"
 
 
-def record_self_checks(root: Path, release: Path, work: Path, env: dict[str, str] | None = None) -> Path:
+def record_self_checks(root: Path, release: Path, work: Path, env: dict[str, str] | None = None,
+                       parameters: dict | None = None) -> Path:
     """Run the notebook ``release`` (its release file) as a student who gives the instructor's
     answers (solutions/' answer cells: no hidden test runs), in ``work``, its kernel with ``env``
     added to this process's environment, and record every reference call its self-checks make
-    (:mod:`coursekit.reference.recorded`). Returns the recording."""
+    (:mod:`coursekit.reference.recorded`), its notebook ``parameters`` set as while graded
+    (:mod:`.parameters`). Returns the recording."""
     import nbformat
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError
@@ -298,6 +303,7 @@ def record_self_checks(root: Path, release: Path, work: Path, env: dict[str, str
 
     name = release.stem
     nb = student_notebook(release, root / "solutions" / release.name)
+    inject(nb, parameters or {}, "the grader's")
     work.mkdir(parents=True)
     nb.cells.insert(0, nbformat.v4.new_code_cell("import coursekit.reference.recorded as _recorded\n_recorded.start()"))
     nb.cells.append(nbformat.v4.new_code_cell(f"_recorded.save({str(work)!r}, {name!r})"))

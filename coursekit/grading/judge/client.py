@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import builtins
 import itertools
+import os
 import time
 import uuid
 from contextlib import contextmanager
@@ -166,6 +167,7 @@ class Judge:
         # seconds this kernel spent on messages (writing, reading, coding) and on the functions
         # of its own that the student's code called back: not the student's (:meth:`Remote.judged_seconds`)
         self.messaging = self.called_back = 0.0
+        self._loop: str | None = None   # the msg_id of the student kernel's answering loop, while it runs
 
     def close(self) -> None:
         """Stop the channels to the student's kernel (their threads keep a process alive)."""
@@ -177,13 +179,12 @@ class Judge:
         arrays = [] if arrays is None else arrays
         if message.get("op") not in protocol.OPS:
             raise ValueError(f"not an op of the judge's protocol: {message.get('op')!r}")
-        path = self.exchange / f"{protocol.REQUEST}{uuid.uuid4().hex}-{next(self.count)}.json"
+        path = self.exchange / f"{protocol.REQUEST}{next(self.count):08d}-{uuid.uuid4().hex}.json"
         start = time.perf_counter()
         codec.write(path, message, arrays)
-        msg_id = self.kc.execute(protocol.serve_code(str(path)), silent=True, store_history=False,
-                                 allow_stdin=False)
+        self._serve()
         self.messaging += time.perf_counter() - start
-        self._wait(msg_id)
+        self._wait(path)
         start = time.perf_counter()
         try:
             return self._reply(path)
@@ -229,21 +230,46 @@ class Judge:
         # judge's goes as one it calls back
         return codec.encode(value, arrays, lambda v: self._handle_node(v, arrays), lambda v: None)
 
-    def _wait(self, msg_id: str) -> None:
-        deadline = time.monotonic() + self.timeout
+    def _serve(self) -> None:
+        """Have the student's kernel answer requests (:func:`.server.serve_loop`) unless it does."""
+        if self._loop is None:
+            self._loop = self.kc.execute(protocol.loop_code(str(self.exchange)), silent=True,
+                                         store_history=False, allow_stdin=False)
+
+    def _loop_ended(self) -> str | None:
+        """The status of the student kernel's answering loop if it has ended since last asked
+        ("ok": it went idle; "error", "aborted": it was interrupted or broken), else None."""
+        ended = None
         while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
+            try:
+                msg = self.kc.shell_channel.get_msg(timeout=0)
+            except Exception:  # queue.Empty: nothing more has come
+                return ended
+            if self._loop is not None and msg.get("parent_header", {}).get("msg_id") == self._loop:
+                self._loop, ended = None, str(msg.get("content", {}).get("status", "error"))
+
+    def _wait(self, path: Path) -> None:
+        """Wait for the answer to the request ``path``, answering the callbacks of the student's
+        code meanwhile."""
+        reply = path.with_name(path.name + protocol.REPLY_SUFFIX)
+        deadline = time.monotonic() + self.timeout
+        pause = 0.00005
+        while not reply.exists():
+            if time.monotonic() > deadline:
                 self._interrupt()
                 raise StudentKernelError(f"the student's code did not return within {self.timeout:g} s")
-            for callback in sorted(self.exchange.glob(f"{protocol.CALLBACK_FILE}*.json")):
-                self._answer(callback)
-            try:
-                reply = self.kc.get_shell_msg(timeout=min(left, 0.002))
-            except Exception:  # queue.Empty: keep waiting
-                continue
-            if reply.get("parent_header", {}).get("msg_id") == msg_id:
-                return
+            with os.scandir(self.exchange) as entries:
+                callbacks = sorted(e.name for e in entries if e.name.startswith(protocol.CALLBACK_FILE)
+                                   and e.name.endswith(".json"))
+            for callback in callbacks:
+                self._answer(self.exchange / callback)
+            ended = self._loop_ended()
+            if ended is not None and not reply.exists():
+                if ended != "ok":   # the loop broke before it answered: _reply says so
+                    return
+                self._serve()    # it went idle just before the request came: start it again
+            time.sleep(pause)
+            pause = min(2 * pause, 0.0005)
 
     def _answer(self, path: Path) -> None:
         """Run one of the judge's functions that the student's code called (a checker passed

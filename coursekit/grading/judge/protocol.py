@@ -6,9 +6,11 @@ the folder itself, and the judge kernel may write nothing else). A message
 is a JSON tree in the codec's format (:mod:`coursekit.values`: values only, no code) plus a file of
 its arrays; its answer goes beside it as ``<name>.reply``.
 
-*The judge asks* (:mod:`.client` writes ``request-*.json`` and has the student's kernel run
-:data:`SERVE_CODE`, :func:`.server.serve`, on it). The ops, with the fields of the request and
-what the answer's ``ok`` holds:
+*The judge asks* (:mod:`.client` writes ``request-*.json``; the student's kernel answers it in
+:func:`.server.serve_loop`, which the judge starts with :func:`loop_code` and which answers
+request after request until none has come for :data:`LOOP_IDLE` seconds, so a check's hundreds
+of calls cost a file each way, not a kernel execution each). The ops, with the fields of the
+request and what the answer's ``ok`` holds:
 """
 from __future__ import annotations
 
@@ -46,9 +48,14 @@ SERVER = "coursekit.grading.judge.server"
 CLIENT = "coursekit.grading.judge.client"
 
 
-def serve_code(request: str) -> str:
-    """The code the student's kernel runs to answer the request in the file ``request``."""
-    return f"__import__('importlib').import_module({SERVER!r}).serve({request!r})"
+#: How long the student's kernel keeps answering requests after the last one (seconds): a
+#: check's calls come back to back; after a pause the kernel is free for the notebook's next cell.
+LOOP_IDLE = 0.05
+
+
+def loop_code(exchange: str) -> str:
+    """The code the student's kernel runs to answer the requests in the folder ``exchange``."""
+    return f"__import__('importlib').import_module({SERVER!r}).serve_loop({exchange!r}, {LOOP_IDLE!r})"
 
 
 def install_code(connection: dict, exchange: str) -> str:

@@ -10,6 +10,7 @@ return, which the judge checks like any other answer.
 from __future__ import annotations
 
 import itertools
+import os
 import sys
 import time
 import uuid
@@ -179,3 +180,25 @@ def serve(request: str) -> None:
         arrays_out = []
         reply = {"error": {"type": type(exc).__name__, "message": str(exc)[:2000], "where": student_line(exc)}}
     codec.write(path.with_name(path.name + protocol.REPLY_SUFFIX), reply, arrays_out)
+
+
+def serve_loop(exchange: str, idle: float) -> None:
+    """Answer each request the judge writes into ``exchange`` (:func:`serve`), in order, until
+    none has come for ``idle`` seconds (the judge starts the loop again when it asks next)."""
+    folder = Path(exchange)
+    served: set[str] = set()
+    last, pause = time.monotonic(), 0.00005
+    while True:
+        with os.scandir(folder) as entries:
+            fresh = sorted(e.name for e in entries if e.name.startswith(protocol.REQUEST)
+                           and e.name.endswith(".json") and e.name not in served)
+        if fresh:
+            for name in fresh:
+                served.add(name)
+                serve(str(folder / name))
+            last, pause = time.monotonic(), 0.00005
+        elif time.monotonic() - last > idle:
+            return
+        else:
+            time.sleep(pause)
+            pause = min(2 * pause, 0.0005)

@@ -45,6 +45,17 @@ from .jobs import Job, Report
 CONNECT_SECONDS = 15
 
 
+def _reachable(address: str) -> None:
+    """Raise OSError at once if nothing accepts a TCP connection at ``address``
+    (``tcp://host:port``; other protocols are left to Dask)."""
+    import socket
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(address)
+    if parts.scheme == "tcp" and parts.hostname and parts.port:
+        socket.create_connection((parts.hostname, parts.port), timeout=CONNECT_SECONDS).close()
+
+
 class Cluster:
     """A Dask client (and the LocalCluster behind it, for ``local:N``)."""
 
@@ -66,6 +77,7 @@ class Cluster:
             self.client = Client(self.local)
         else:
             try:
+                _reachable(spec)   # a refused connection is said at once (Dask would retry)
                 self.client = Client(spec, timeout=f"{CONNECT_SECONDS}s")
             except (OSError, TimeoutError, ValueError) as exc:
                 raise CourseError(f"--cluster {spec}: no Dask scheduler answered there ({type(exc).__name__}: "

@@ -21,6 +21,7 @@ import nbformat
 from ..course.deadlines import due_dates
 from ..course.directory import CourseError, assignments, check, nbgrader_api
 from ..course.distribution import grading_copy
+from ..course.parameters import GradingParameters
 from ..course.roster import Person, keep_roster, read_roster
 from ..course.term import CellsChanged, generate, lock_course, open_course, release_changed
 from ..kernel.sandbox import Limits, capabilities
@@ -363,8 +364,10 @@ def _write_jobs(plan: Plan, todo: list[tuple[str, str]], timeout: int | None, li
     # Share the cores between the kernels graded at once instead of oversubscribing them.
     threads = str(max(1, (os.cpu_count() or 1) // plan.concurrency))
     env.update(OMP_NUM_THREADS=threads, MKL_NUM_THREADS=threads, OPENBLAS_NUM_THREADS=threads)
+    parameters = GradingParameters(config=plan.api.config).values
     packages = {name: str(grading_copy(plan.root, plan.work / "shared" / "coursekit" / name,
-                                       plan.coursedir / "release" / name / f"{name}.ipynb", env, plan.notes))
+                                       plan.coursedir / "release" / name / f"{name}.ipynb", env, plan.notes,
+                                       parameters.get(name)))
                 for name in names}
     for student, name in todo:
         result = plan.results[(student, name)]
