@@ -40,6 +40,9 @@ def bench(root: Path, cluster: str, students: int, notebooks: list[str], timeout
                                progress=False, **kwargs)
             wall = time.perf_counter() - start
             full = sum(r.score == r.max_score for r in result.handed_in)
+            for r in result.handed_in:
+                if r.score != r.max_score:
+                    print(f"  {r.student} {r.notebook}: {r.score:g}/{r.max_score:g} {'; '.join(r.problems)[:300]}")
             rows.append((label, workers, wall, full))
             gradebooks.append(gradebook_scores(tmp / f"out-{len(rows) - 1}"))
     same = gradebooks[0] == gradebooks[1]
@@ -53,6 +56,9 @@ def bench(root: Path, cluster: str, students: int, notebooks: list[str], timeout
         print(f"| {label} | {workers} | {students} | {wall:.1f} | {60 * students / wall:.1f} | "
               f"{base / wall / workers:.2f} | {full}/{students} |")
     print(f"\ngradebooks equal: {same}")
+    for key in sorted(set(gradebooks[0]) | set(gradebooks[1])):
+        if gradebooks[0].get(key) != gradebooks[1].get(key):
+            print(f"  {key}: 1 job {gradebooks[0].get(key)}, cluster {gradebooks[1].get(key)}")
     return 0 if same and all(full == students for *_, full in rows) else 1
 
 

@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--students", type=int, default=None, help="default 30 (2 with --profile)")
     parser.add_argument("--jobs", type=int, nargs="+", default=[1, os.cpu_count() or 1])
     parser.add_argument("--timeout", type=int, default=None,
-                        help="per-cell time limit (s; default 10, with --profile the course's)")
+                        help="per-cell time limit (s; default 10, with --profile and --cluster the course's 30)")
     parser.add_argument("--profile", action="store_true", help="where each notebook's grading time goes")
     parser.add_argument("--notebooks", nargs="+", default=None, help="with --profile (default: all)")
     parser.add_argument("--no-bare", action="store_true", help="with --profile: skip bare nbgrader")
@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.cluster:
         from .cluster import bench
         return bench(root, args.cluster, args.students or 60,
-                     args.notebooks or ["01_backprop", "02_layers", "03_conv"], args.timeout or 10)
+                     args.notebooks or ["01_backprop", "02_layers", "03_conv"], args.timeout or 30)
     if args.profile:
         from .profile import profile
         return profile(root, args.notebooks, args.students or 2, args.timeout, bare=not args.no_bare)
