@@ -42,34 +42,16 @@ def pytest_unconfigure(config):
         shutil.rmtree(config._coursekit_cache, ignore_errors=True)
 
 
-#: The class runs behind each long group of tests, in seconds on the 2-core development machine
-#: (pytest --durations): CI's two xdist workers take the groups longest first, so neither is
-#: left with a long one at the end. A group is a test file, or, where one file grades several
-#: independent classes, one class (its notebook, or its fixture).
-WEIGHTS = {"test_wrong_variants.py[07_scenes]": 150, "test_wrong_variants.py[03_conv]": 115,
-           "test_wrong_variants.py[04_normalisation]": 100, "test_wrong_variants.py[06_architectures]": 85,
-           "test_wrong_variants.py[02_layers]": 70, "test_wrong_variants.py[05_initialisation]": 45,
-           "test_term.py": 180, "test_cluster.py": 170, "test_hostile.py[hostile]": 160,
-           "test_hostile.py[self_reports]": 150, "test_autograde.py": 150, "test_cli.py": 125,
-           "test_readme.py": 120, "test_fair_answers.py[04_normalisation]": 55,
-           "test_fair_answers.py[02_layers]": 35, "test_distribution.py": 70,
-           "test_validate.py": 35}
-
-
-def _group(item) -> str:
-    name = item.path.name
-    if hasattr(item, "callspec") and "graded" in item.callspec.params:   # a class per notebook
-        return f"{name}[{item.callspec.params['graded']}]"
-    if name == "test_hostile.py":
-        return f"{name}[{'self_reports' if 'self_reports' in item.fixturenames else 'hostile'}]"
-    return name
+#: The class runs behind each long test file, in seconds on the 2-core development machine
+#: (pytest --durations): CI's two xdist workers take the files longest first (pyproject's
+#: --dist loadfile --no-loadscope-reorder), so neither is left with a long one at the end.
+WEIGHTS = {"test_wrong_variants.py": 465, "test_hostile.py": 280, "test_term.py": 150,
+           "test_autograde.py": 150, "test_cluster.py": 140, "test_cli.py": 125, "test_readme.py": 115,
+           "test_fair_answers.py": 65, "test_distribution.py": 60, "test_validate.py": 50}
 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items):
-    """Group the tests for xdist (``--dist loadgroup``: a group runs on one worker, so its
-    module's class run is made once) and put the longest groups first."""
-    for item in items:
-        item.add_marker(pytest.mark.xdist_group(_group(item)))
+    """The longest test files first (a file's tests stay together and in order)."""
     order = {id(item): i for i, item in enumerate(items)}
-    items.sort(key=lambda item: (-WEIGHTS.get(_group(item), 0), order[id(item)]))
+    items.sort(key=lambda item: (-WEIGHTS.get(item.path.name, 0), order[id(item)]))
