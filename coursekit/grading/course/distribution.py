@@ -303,7 +303,7 @@ def record_self_checks(root: Path, release: Path, work: Path, env: dict[str, str
 
     name = release.stem
     nb = student_notebook(release, root / "solutions" / release.name)
-    inject(nb, parameters or {}, "the grader's")
+    inject(nb, parameters or {})
     work.mkdir(parents=True)
     nb.cells.insert(0, nbformat.v4.new_code_cell("import coursekit.reference.recorded as _recorded\n_recorded.start()"))
     nb.cells.append(nbformat.v4.new_code_cell(f"_recorded.save({str(work)!r}, {name!r})"))
