@@ -73,7 +73,7 @@ def test_untouched_release_gets_zero_without_crashing(graded):
 ])
 def test_one_broken_answer_loses_exactly_that_exercise(graded, student, exercise):
     result = graded[0]
-    assert _lost(result, student) == [exercise]
+    assert _lost(result, student) == [exercise], result.get(student, NOTEBOOK).problems
     assert _exercises(result, student)[exercise].score == 0
     r, full = result.get(student, NOTEBOOK), result.get("alice", NOTEBOOK)
     assert r.score == full.score - _exercises(result, "alice")[exercise].max_score
@@ -179,7 +179,8 @@ def test_parallel_grading_gives_the_same_gradebook_as_sequential(graded, tmp_pat
     sequential = autograde(root, parallel.subs, tmp_path / "seq", timeout=TIMEOUT, jobs=1, progress=False)
     rows = gradebook_scores(parallel.out)
     graded_students = {r.student for r in parallel.results if r.exercises}
-    assert len(graded_students) == 7 and {key[0] for key in rows} == graded_students
+    assert len(graded_students) == 7 and {key[0] for key in rows} == graded_students, \
+        [(r.student, r.problems) for r in parallel.results if not r.exercises]
     assert rows == gradebook_scores(tmp_path / "seq")
     assert [(r.student, r.score) for r in sequential.results] == [(r.student, r.score) for r in parallel.results]
 
