@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import builtins
 import itertools
-import os
 import time
 import uuid
 from contextlib import contextmanager
@@ -258,10 +257,7 @@ class Judge:
             if time.monotonic() > deadline:
                 self._interrupt()
                 raise StudentKernelError(f"the student's code did not return within {self.timeout:g} s")
-            with os.scandir(self.exchange) as entries:
-                callbacks = sorted(e.name for e in entries if e.name.startswith(protocol.CALLBACK_FILE)
-                                   and e.name.endswith(".json"))
-            for callback in callbacks:
+            for callback in protocol.waiting(self.exchange, protocol.CALLBACK_FILE):
                 self._answer(self.exchange / callback)
             ended = self._loop_ended()
             if ended is not None and not reply.exists():

@@ -14,6 +14,8 @@ request and what the answer's ``ok`` holds:
 """
 from __future__ import annotations
 
+import os
+
 #: op -> (fields of the request, what comes back). ``fn``/``obj`` are handles the student's kernel
 #: sent; ``extra`` holds what an isolated check runs the function with (the references of the
 #: exercises it builds on, as functions of the judge's that the student's code calls back).
@@ -46,6 +48,13 @@ REQUEST, CALLBACK_FILE, REPLY_SUFFIX = "request-", "callback-", ".reply"
 #: The modules each kernel runs (a test checks that these exist).
 SERVER = "coursekit.grading.judge.server"
 CLIENT = "coursekit.grading.judge.client"
+
+
+def waiting(folder: str, prefix: str) -> list[str]:
+    """The names of the messages in the exchange ``folder`` whose names start with ``prefix``
+    (:data:`REQUEST` or :data:`CALLBACK_FILE`), in order; not their arrays, replies or partial writes."""
+    with os.scandir(folder) as entries:
+        return sorted(e.name for e in entries if e.name.startswith(prefix) and e.name.endswith(".json"))
 
 
 #: How long the student's kernel keeps answering requests after the last one (seconds): a

@@ -10,7 +10,6 @@ return, which the judge checks like any other answer.
 from __future__ import annotations
 
 import itertools
-import os
 import sys
 import time
 import uuid
@@ -189,9 +188,7 @@ def serve_loop(exchange: str, idle: float) -> None:
     served: set[str] = set()
     last, pause = time.monotonic(), 0.00005
     while True:
-        with os.scandir(folder) as entries:
-            fresh = sorted(e.name for e in entries if e.name.startswith(protocol.REQUEST)
-                           and e.name.endswith(".json") and e.name not in served)
+        fresh = [name for name in protocol.waiting(folder, protocol.REQUEST) if name not in served]
         if fresh:
             for name in fresh:
                 served.add(name)
