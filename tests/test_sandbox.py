@@ -154,3 +154,42 @@ def test_a_policy_uid_is_the_kernels_and_the_judge_gets_another(tmp_path):
     done = shut_in(tmp_path, "import os; print(os.getuid())", uid=judge)
     assert done.returncode == 0, done.stderr
     assert int(done.stdout) == judge and (tmp_path / "scratch").stat().st_uid == judge
+
+
+def test_a_kernel_whose_port_was_taken_as_it_booted_is_started_again(tmp_path):
+    """jupyter_client picks a kernel's ports by binding and releasing them; another process may
+    take one before the kernel binds it (kernels booting side by side), and the kernel then dies
+    before answering. The grader starts it again on new ports instead of failing the submission."""
+    import socket
+
+    from jupyter_core.utils import run_sync
+
+    from coursekit.grading.kernel.manager import SandboxedKernelManager, ready_client
+
+    taken = []
+
+    class Raced(SandboxedKernelManager):
+        def format_kernel_cmd(self, extra_arguments=None):   # the ports are chosen by now
+            if not taken:   # another process takes one before the first kernel binds it
+                taken.append(socket.socket())
+                taken[0].bind(("127.0.0.1", self.shell_port))
+                taken[0].listen()
+            return super().format_kernel_cmd(extra_arguments)
+
+    (tmp_path / "scratch").mkdir()
+    km = Raced(kernel_name="python3")
+    km.shut_in(tmp_path / "runtime", Policy(scratch=str(tmp_path / "scratch")))
+    try:
+        run_sync(km.start_kernel)(cwd=str(tmp_path / "scratch"))
+        first = km.shell_port
+        kc = run_sync(ready_client)(km, 60)
+        try:
+            assert km.shell_port != first, "the kernel was not started again on new ports"
+            reply = run_sync(kc.execute_interactive)("print(6 * 7)", timeout=30,
+                                                     output_hook=lambda msg: None)
+            assert reply["content"]["status"] == "ok"
+        finally:
+            kc.stop_channels()
+    finally:
+        taken[0].close()
+        run_sync(km.shutdown_kernel)(now=True)

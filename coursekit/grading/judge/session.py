@@ -15,7 +15,7 @@ from jupyter_core.utils import run_sync
 from nbformat.notebooknode import NotebookNode
 from nbgrader.preprocessors import Execute
 
-from ..kernel.manager import SandboxedKernelManager
+from ..kernel.manager import SandboxedKernelManager, ready_client
 from ..kernel.sandbox import Limits, Policy
 from ..kernel.scratch import remove_tree
 from ..timing import phase
@@ -66,15 +66,13 @@ class JudgeSession:
         km, self._launched = self._launched, None
         if km is None or not run_sync(km.is_alive)():
             if km is not None:
-                self._shutdown(km)
+                run_sync(_shutdown)(km)
             run_sync(self.launch)()
             km, self._launched = self._launched, None
         try:
-            kc = km.client()
-            kc.start_channels()
-            run_sync(kc.wait_for_ready)(timeout=self.startup_timeout)
+            kc = run_sync(ready_client)(km, self.startup_timeout)
         except BaseException:
-            self._shutdown(km)
+            run_sync(_shutdown)(km)
             raise
         self.km = km
         self.executor = Execute(config=self.config)
@@ -85,25 +83,20 @@ class JudgeSession:
         info = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in info.items()}
         self._setup(protocol.install_code(info, str(self.exchange)), int(self.startup_timeout))
 
-    def stop(self) -> None:
+    async def async_stop(self) -> None:
         launched, self._launched = self._launched, None
         if launched is not None:   # launched, never started
-            self._shutdown(launched)
+            await _shutdown(launched)
         if self.km is None:
             return
         try:
             self.executor.kc.stop_channels()
         except Exception:  # already dead
             pass
-        self._shutdown(self.km)
+        await _shutdown(self.km)
         self.km = self.executor = None
 
-    @staticmethod
-    def _shutdown(km) -> None:
-        try:
-            run_sync(km.shutdown_kernel)(now=True)
-        except Exception:  # already dead
-            pass
+    stop = run_sync(async_stop)
 
     def run(self, cell, index: int, cells_above: list, timeout: int | None) -> None:
         """Run the graded ``cell`` (at ``index``, below ``cells_above``) in the judge; its outputs
@@ -131,3 +124,10 @@ class JudgeSession:
         errors = [o for o in cell.outputs if o.output_type == "error"]
         if errors:
             raise JudgeError(f"the judge kernel could not be set up: {errors[0].ename}: {errors[0].evalue}")
+
+
+async def _shutdown(km) -> None:
+    try:
+        await km.shutdown_kernel(now=True)
+    except Exception:  # already dead
+        pass

@@ -19,6 +19,7 @@ import uuid
 from pathlib import Path
 
 from jupyter_core.utils import run_sync
+from nbclient.util import run_hook
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from nbformat.notebooknode import NotebookNode
 from traitlets import Bool, Dict, List, Unicode
@@ -26,7 +27,7 @@ from traitlets import Bool, Dict, List, Unicode
 from ..judge import protocol, rules
 from ..judge.session import JudgeSession
 from ..timing import phase
-from .manager import SandboxedKernelManager
+from .manager import SandboxedKernelManager, ready_client
 from .privileges import sandbox_uid
 from .outcomes import DISK_LIMIT, INCIDENTS, JUDGE_FAILED, KERNEL_DIED, NOTEBOOK_TIME, OUTPUT_CUT, error
 from .recovering import RecoveringExecute
@@ -102,6 +103,27 @@ class SandboxedExecute(RecoveringExecute):
                 await self._judge.launch()
 
     start_new_kernel = run_sync(async_start_new_kernel)
+
+    async def async_start_new_kernel_client(self):
+        """nbclient's, except that a kernel which dies as it boots is started again on new
+        ports (:func:`.manager.ready_client`); the judge launched beside it, given the old
+        ports, is then stopped (a graded cell starts a new one)."""
+        if not self.scratch:
+            return await super().async_start_new_kernel_client()
+        ports = self.km.shell_port
+        try:
+            self.kc = await ready_client(self.km, self.startup_timeout, self.log)
+        except Exception:
+            await self._async_cleanup_kernel()
+            raise
+        if self.km.shell_port != ports and self._judge is not None:
+            stale, self._judge = self._judge, None
+            await stale.async_stop()
+        self.kc.allow_stdin = False
+        await run_hook(self.on_notebook_start, notebook=self.nb)
+        return self.kc
+
+    start_new_kernel_client = run_sync(async_start_new_kernel_client)
 
     def _judge_session(self) -> JudgeSession:
         judge = JudgeSession(

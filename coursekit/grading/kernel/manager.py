@@ -8,6 +8,7 @@ import uuid
 from pathlib import Path
 
 from jupyter_client.manager import AsyncKernelManager
+from jupyter_core.utils import ensure_async
 
 from . import capped_output
 from .sandbox import Policy
@@ -37,6 +38,16 @@ class SandboxedKernelManager(AsyncKernelManager):
         self.connection_file = str(folder / f"kernel-{uuid.uuid4().hex}.json")
         self.policy, self.policy_dir = policy, str(folder)
 
+    async def start_again_on_new_ports(self) -> None:
+        """Stop the kernel and start it as before, on ports picked anew. (jupyter_client's
+        ``restart_kernel(newports=True)`` keeps the ports its provisioner cached at the first
+        start, and its connection file, which the kernel reads them from.)"""
+        await self.shutdown_kernel(now=True, restart=True)
+        self.cleanup_connection_file()
+        if self.provisioner is not None and hasattr(self.provisioner, "ports_cached"):
+            self.provisioner.ports_cached = False   # the next launch picks (and caches) new ones
+        await self.start_kernel(**self._launch_args)
+
     def format_kernel_cmd(self, extra_arguments=None):
         cmd = super().format_kernel_cmd(extra_arguments)
         if self.policy is None:
@@ -56,3 +67,39 @@ class SandboxedKernelManager(AsyncKernelManager):
         return [sys.executable, "-m", SANDBOX, str(path), "--", *cmd,
                 f"--IPKernelApp.outstream_class={capped_output.__name__}.CappedOutStream",
                 f"--IPKernelApp.exec_lines={QUIET_MATPLOTLIB + list(self.boot_lines)!r}"]
+
+
+#: How many times a kernel that dies as it boots is started (on new ports each time).
+STARTS = 3
+
+
+class KernelStartError(RuntimeError):
+    """A kernel died before it answered, every time it was started (the grader's fault, not
+    the submission's: none of its code has run yet)."""
+
+
+async def ready_client(km: SandboxedKernelManager, timeout: float, log=None):
+    """A started client of ``km``'s (launched) kernel once it answers ``kernel_info``.
+
+    A kernel may die before answering without any fault of the notebook's: jupyter_client
+    picks its five ports by binding and releasing them, and between that and the kernel's own
+    bind another process may take one (an outgoing connection's ephemeral port; several
+    kernels boot at once when submissions are graded side by side), so the kernel exits with
+    "Address already in use". Such a kernel is started again on new ports, up to
+    :data:`STARTS` times in all; a kernel that is alive but silent past ``timeout`` is not."""
+    for start in range(1, STARTS + 1):
+        kc = km.client()
+        await ensure_async(kc.start_channels())
+        try:
+            await ensure_async(kc.wait_for_ready(timeout=timeout))
+            return kc
+        except RuntimeError as exc:
+            await ensure_async(kc.stop_channels())
+            if await ensure_async(km.is_alive()):   # alive but not answering: starting again would not help
+                raise
+            if start == STARTS:
+                raise KernelStartError(f"the kernel died as it started, {STARTS} times "
+                                        f"(its error is in the worker's log): {exc}") from exc
+            if log is not None:
+                log.warning("The kernel died as it started (%s); starting it again on new ports.", exc)
+            await km.start_again_on_new_ports()
