@@ -193,3 +193,34 @@ def test_a_kernel_whose_port_was_taken_as_it_booted_is_started_again(tmp_path):
     finally:
         taken[0].close()
         run_sync(km.shutdown_kernel)(now=True)
+
+
+def test_a_kernel_that_never_boots_fails_with_its_own_error(tmp_path):
+    """Every start dies (here: its shell port is always taken): the error names the cause."""
+    import socket
+
+    from jupyter_core.utils import run_sync
+
+    from coursekit.grading.kernel.manager import STARTS, KernelStartError, SandboxedKernelManager, ready_client
+
+    held = []
+
+    class AlwaysRaced(SandboxedKernelManager):
+        def format_kernel_cmd(self, extra_arguments=None):
+            held.append(socket.socket())
+            held[-1].bind(("127.0.0.1", self.shell_port))
+            held[-1].listen()
+            return super().format_kernel_cmd(extra_arguments)
+
+    (tmp_path / "scratch").mkdir()
+    km = AlwaysRaced(kernel_name="python3")
+    km.shut_in(tmp_path / "runtime", Policy(scratch=str(tmp_path / "scratch")))
+    try:
+        run_sync(km.start_kernel)(cwd=str(tmp_path / "scratch"))
+        with pytest.raises(KernelStartError, match=f"died as it started, {STARTS} times: .*Address already in use"):
+            run_sync(ready_client)(km, 60)
+        assert len(held) == STARTS
+    finally:
+        for sock in held:
+            sock.close()
+        run_sync(km.shutdown_kernel)(now=True)

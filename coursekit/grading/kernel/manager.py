@@ -38,6 +38,25 @@ class SandboxedKernelManager(AsyncKernelManager):
         self.connection_file = str(folder / f"kernel-{uuid.uuid4().hex}.json")
         self.policy, self.policy_dir = policy, str(folder)
 
+    stderr_file: Path | None = None   # where the running kernel's process writes its errors
+
+    async def _async_launch_kernel(self, kernel_cmd, **kw):
+        """Launch it with its stderr in a file of its own (a kernel that dies as it boots says
+        why there: :func:`ready_client` quotes it)."""
+        if self.policy is None:
+            return await super()._async_launch_kernel(kernel_cmd, **kw)
+        self.stderr_file = Path(self.policy_dir) / f"kernel-{uuid.uuid4().hex}.stderr"
+        with open(self.stderr_file, "wb") as stderr:
+            return await super()._async_launch_kernel(kernel_cmd, **{**kw, "stderr": stderr})
+
+    def last_error(self) -> str:
+        """The last line the kernel's process wrote to stderr ('' if none, or not known)."""
+        try:
+            lines = self.stderr_file.read_text(errors="replace").split("\n")
+        except (AttributeError, OSError):
+            return ""
+        return next((line.strip() for line in reversed(lines) if line.strip()), "")[:300]
+
     async def start_again_on_new_ports(self) -> None:
         """Stop the kernel and start it as before, on ports picked anew. (jupyter_client's
         ``restart_kernel(newports=True)`` keeps the ports its provisioner cached at the first
@@ -97,9 +116,9 @@ async def ready_client(km: SandboxedKernelManager, timeout: float, log=None):
             await ensure_async(kc.stop_channels())
             if await ensure_async(km.is_alive()):   # alive but not answering: starting again would not help
                 raise
+            why = km.last_error() or str(exc)
             if start == STARTS:
-                raise KernelStartError(f"the kernel died as it started, {STARTS} times "
-                                        f"(its error is in the worker's log): {exc}") from exc
+                raise KernelStartError(f"the kernel died as it started, {STARTS} times: {why}") from exc
             if log is not None:
-                log.warning("The kernel died as it started (%s); starting it again on new ports.", exc)
+                log.warning("The kernel died as it started (%s); starting it again on new ports.", why)
             await km.start_again_on_new_ports()
