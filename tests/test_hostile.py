@@ -115,9 +115,9 @@ def test_nothing_the_students_kernel_says_about_itself_earns_points(self_reports
     _, lose, _ = SELF_REPORTS[notebook]
     result = self_reports.get("self-report", notebook)
     scores = {e.grade_id: (e.score, e.max_score) for e in result.exercises}
-    assert {ex: scores[f"{ex}_tests"][0] for ex in lose} == dict.fromkeys(lose, 0), scores
+    assert {ex: scores[f"{ex}_tests"][0] for ex in lose} == dict.fromkeys(lose, 0), (scores, result.problems)
     assert all(score == most for grade_id, (score, most) in scores.items()
-               if grade_id.split("_")[0] not in lose), scores
+               if grade_id.split("_")[0] not in lose), (scores, result.problems)
 
 
 @pytest.mark.parametrize("student, says", [

@@ -243,3 +243,26 @@ def test_a_judge_function_answers_only_during_its_call_and_its_changes_come_back
         state["w"] *= 2
     out = get(judge, "fill")(momentum, {"w": np.ones(2)})
     assert out["velocity"] == 1 and np.array_equal(out["w"], [2.0, 2.0])
+
+
+def test_a_judge_that_cannot_start_fails_the_submission_not_the_cell(tmp_path):
+    """Starting the judge involves nothing of the student's; when it fails twice (here: a kernel
+    that is not installed) the error is the grader's (JudgeStartError, which fails
+    the submission so that a rerun grades it), never a graded cell's 0, and no kernel is left."""
+    from jupyter_client import AsyncKernelManager
+    from jupyter_core.utils import run_sync
+
+    from coursekit.grading.judge.session import JudgeSession, JudgeStartError
+    from coursekit.grading.kernel.sandbox import Limits
+
+    student = AsyncKernelManager(kernel_name="python3")
+    run_sync(student.start_kernel)()
+    try:
+        session = JudgeSession(student, config=None, kernel_name="no-such-kernel", extra_arguments=[],
+                               startup_timeout=60, folder=tmp_path / "judge", exchange=tmp_path / "exchange",
+                               read=[], limits=Limits(), env={})
+        with pytest.raises(JudgeStartError, match="could not start, twice: NoSuchKernel"):
+            session._start_or_fail()
+        assert session.km is None and session._launched is None
+    finally:
+        run_sync(student.shutdown_kernel)(now=True)

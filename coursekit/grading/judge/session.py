@@ -26,6 +26,11 @@ class JudgeError(RuntimeError):
     """The judge kernel could not be set up (the grader's fault, not the student's)."""
 
 
+class JudgeStartError(JudgeError):
+    """The judge kernel could not be started, twice: the submission cannot be graded here (a
+    graded cell must not lose its points to the grader's trouble)."""
+
+
 class JudgeSession:
     """The judge kernel of one notebook, owned here from :meth:`run`'s first call to :meth:`stop`."""
 
@@ -83,6 +88,20 @@ class JudgeSession:
         info = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in info.items()}
         self._setup(protocol.install_code(info, str(self.exchange)), int(self.startup_timeout))
 
+    def _start_or_fail(self) -> None:
+        """:meth:`start`, and once more with a fresh kernel if that fails (nothing of the
+        student's takes part: it launches a kernel and connects it to the student's); then
+        :class:`JudgeStartError`."""
+        for attempt in (1, 2):
+            try:
+                self.start()
+                return
+            except Exception as exc:
+                self.stop()
+                if attempt == 2:
+                    raise JudgeStartError(f"the judge kernel could not start, twice: "
+                                          f"{type(exc).__name__}: {str(exc)[:300]}") from exc
+
     async def async_stop(self) -> None:
         launched, self._launched = self._launched, None
         if launched is not None:   # launched, never started
@@ -104,7 +123,7 @@ class JudgeSession:
         kernel dies or does not finish."""
         if self.km is None:
             with phase("judge start"):
-                self.start()
+                self._start_or_fail()
         remove_tree(self.exchange, keep_root=True)  # left by an earlier, interrupted call
         imports = rules.imports(cells_above[self.ready_upto:index])
         self.ready_upto = index

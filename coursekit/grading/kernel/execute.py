@@ -25,7 +25,7 @@ from nbformat.notebooknode import NotebookNode
 from traitlets import Bool, Dict, List, Unicode
 
 from ..judge import protocol, rules
-from ..judge.session import JudgeSession
+from ..judge.session import JudgeSession, JudgeStartError
 from ..timing import phase
 from .manager import SandboxedKernelManager, ready_client
 from .privileges import sandbox_uid
@@ -291,6 +291,9 @@ class SandboxedExecute(RecoveringExecute):
         self.skip_on_replay(index)  # it ran in the judge: a restart of the student's kernel never replays it
         try:
             self._judge.run(cell, index, self.nb.cells, self._get_timeout(cell))
+        except JudgeStartError:  # the grader's trouble: this submission is not graded (a rerun grades it)
+            self._stop_judge()
+            raise
         except (DeadKernelError, CellTimeoutError):
             cell.outputs.append(error(JUDGE_FAILED, "the graded tests could not finish"))
             self._stop_judge()

@@ -60,6 +60,7 @@ def _problem(out, timeout: float) -> str:
             KERNEL_DIED: "killed its kernel (restarted, grading went on)",
             NOTEBOOK_TIME: "not run, the notebook's time budget was spent",
             DISK_LIMIT: out.get("evalue", ""),
+            JUDGE_FAILED: out.get("evalue", ""),
             "MemoryError": "ran out of its memory limit",
             "ReferenceUsedError": "calls the reference implementation (0 points)"}
     if out.ename == "BlockingIOError" and "fork" in "".join(out.get("traceback", [])):
