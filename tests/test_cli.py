@@ -102,3 +102,20 @@ def test_a_run_that_could_not_grade_exits_non_zero(tmp_path, capsys):
     missing = _coursekit("autograde", "no-such-folder", cwd=tmp_path)
     assert missing.returncode == 1 and "coursekit: no submissions at" in missing.stderr
     assert "Traceback" not in missing.stderr
+
+
+def test_the_grading_profile_prints_every_phase_and_the_ratios_to_bare_nbgrader(tmp_path, root):
+    """`coursekit bench grading --profile` (a script, not a timed test: here only that it runs and
+    says what it should, for one submission of 01)."""
+    done = _coursekit("--course", str(root), "bench", "grading", "--profile", "--students", "1",
+                     "--notebooks", "01_backprop", cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    from coursekit.benchmarks.profile import PHASES
+
+    rows = {line.split("|")[1].strip().strip("*"): line for line in done.stdout.splitlines()
+            if line.startswith("| ")}
+    for row in (*PHASES, "per submission", "bare nbgrader, per submission",
+                "coursekit / bare nbgrader", "the same without the feedback page"):
+        assert row in rows, f"no row {row!r} in:\n{done.stdout}"
+    assert float(rows["bare nbgrader, per submission"].split("|")[2]) > 0
+    assert rows["coursekit / bare nbgrader"].split("|")[2].strip().endswith("x")

@@ -75,6 +75,10 @@ def profile(root: Path, notebooks: list[str] | None, students: int, timeout: int
     if bare:
         ratios = [columns[n]["per submission"] / columns[n]["bare nbgrader, per submission"] for n in names]
         print("| coursekit / bare nbgrader | " + " | ".join(f"{r:.2f}x" for r in ratios) + " | |")
+        # bare nbgrader autograde writes no feedback page; coursekit's run does
+        ratios = [(columns[n]["per submission"] - columns[n]["feedback"]) / columns[n]["bare nbgrader, per submission"]
+                  for n in names]
+        print("| the same without the feedback page | " + " | ".join(f"{r:.2f}x" for r in ratios) + " | |")
     for line in failed:
         print(f"not full marks: {line}")
     return 1 if failed else 0
