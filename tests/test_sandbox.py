@@ -1,5 +1,7 @@
 """The sandbox launcher on its own (python -m coursekit.grading.kernel.sandbox POLICY -- CMD): what a
 shut-in process can and cannot do. The whole-class behaviour is in test_hostile.py."""
+import contextlib
+import socket
 import subprocess
 import sys
 import uuid
@@ -156,24 +158,23 @@ def test_a_policy_uid_is_the_kernels_and_the_judge_gets_another(tmp_path):
     assert int(done.stdout) == judge and (tmp_path / "scratch").stat().st_uid == judge
 
 
-def test_a_kernel_whose_port_was_taken_as_it_booted_is_started_again(tmp_path):
-    """jupyter_client picks a kernel's ports by binding and releasing them; another process may
-    take one before the kernel binds it (kernels booting side by side), and the kernel then dies
-    before answering. The grader starts it again on new ports instead of failing the submission."""
-    import socket
-
+@contextlib.contextmanager
+def raced_kernel(tmp_path, every_start: bool):
+    """A sandboxed kernel, launched, whose shell port another socket takes after jupyter_client
+    chose it and before the kernel binds it: at its first start, or at every start. Yields the
+    manager and the sockets holding the ports."""
     from jupyter_core.utils import run_sync
 
-    from coursekit.grading.kernel.manager import SandboxedKernelManager, ready_client
+    from coursekit.grading.kernel.manager import SandboxedKernelManager
 
-    taken = []
+    held = []
 
     class Raced(SandboxedKernelManager):
         def format_kernel_cmd(self, extra_arguments=None):   # the ports are chosen by now
-            if not taken:   # another process takes one before the first kernel binds it
-                taken.append(socket.socket())
-                taken[0].bind(("127.0.0.1", self.shell_port))
-                taken[0].listen()
+            if every_start or not held:
+                held.append(socket.socket())
+                held[-1].bind(("127.0.0.1", self.shell_port))
+                held[-1].listen()
             return super().format_kernel_cmd(extra_arguments)
 
     (tmp_path / "scratch").mkdir()
@@ -181,6 +182,22 @@ def test_a_kernel_whose_port_was_taken_as_it_booted_is_started_again(tmp_path):
     km.shut_in(tmp_path / "runtime", Policy(scratch=str(tmp_path / "scratch")))
     try:
         run_sync(km.start_kernel)(cwd=str(tmp_path / "scratch"))
+        yield km, held
+    finally:
+        for sock in held:
+            sock.close()
+        run_sync(km.shutdown_kernel)(now=True)
+
+
+def test_a_kernel_whose_port_was_taken_as_it_booted_is_started_again(tmp_path):
+    """jupyter_client picks a kernel's ports by binding and releasing them; another process may
+    take one before the kernel binds it (kernels booting side by side), and the kernel then dies
+    before answering. The grader starts it again on new ports instead of failing the submission."""
+    from jupyter_core.utils import run_sync
+
+    from coursekit.grading.kernel.manager import ready_client
+
+    with raced_kernel(tmp_path, every_start=False) as (km, _):
         first = km.shell_port
         kc = run_sync(ready_client)(km, 60)
         try:
@@ -190,37 +207,15 @@ def test_a_kernel_whose_port_was_taken_as_it_booted_is_started_again(tmp_path):
             assert reply["content"]["status"] == "ok"
         finally:
             kc.stop_channels()
-    finally:
-        taken[0].close()
-        run_sync(km.shutdown_kernel)(now=True)
 
 
 def test_a_kernel_that_never_boots_fails_with_its_own_error(tmp_path):
     """Every start dies (here: its shell port is always taken): the error names the cause."""
-    import socket
-
     from jupyter_core.utils import run_sync
 
-    from coursekit.grading.kernel.manager import STARTS, KernelStartError, SandboxedKernelManager, ready_client
+    from coursekit.grading.kernel.manager import STARTS, KernelStartError, ready_client
 
-    held = []
-
-    class AlwaysRaced(SandboxedKernelManager):
-        def format_kernel_cmd(self, extra_arguments=None):
-            held.append(socket.socket())
-            held[-1].bind(("127.0.0.1", self.shell_port))
-            held[-1].listen()
-            return super().format_kernel_cmd(extra_arguments)
-
-    (tmp_path / "scratch").mkdir()
-    km = AlwaysRaced(kernel_name="python3")
-    km.shut_in(tmp_path / "runtime", Policy(scratch=str(tmp_path / "scratch")))
-    try:
-        run_sync(km.start_kernel)(cwd=str(tmp_path / "scratch"))
+    with raced_kernel(tmp_path, every_start=True) as (km, held):
         with pytest.raises(KernelStartError, match=f"died as it started, {STARTS} times: .*Address already in use"):
             run_sync(ready_client)(km, 60)
         assert len(held) == STARTS
-    finally:
-        for sock in held:
-            sock.close()
-        run_sync(km.shutdown_kernel)(now=True)
