@@ -1,7 +1,12 @@
 """End to end: the sample class through nbgrader autograde, in one class run."""
 import csv
+import glob
 import hashlib
+import os
 import re
+import signal
+import threading
+import time
 
 import nbformat
 import pytest
@@ -241,3 +246,51 @@ def test_a_report_that_cannot_be_recorded_marks_only_its_submission(tmp_path, ro
     assert {s for s, _, _ in scores} == {"good"}  # nothing half-written for spoilt
     rows = list(csv.DictReader(open(tmp_path / "out" / "grades.csv")))
     assert {r["student"] for r in rows} == {"good", "spoilt"}
+
+
+def _kill_worker_of(log, killed: list, within: float = 120) -> None:
+    """SIGKILL the grader's worker process writing ``log`` (not the kernels it started), a
+    second after it starts: a worker lost mid-submission, as the kernel's OOM killer would."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        for fd in glob.glob("/proc/[0-9]*/fd/1"):
+            try:
+                if os.readlink(fd) != str(log):
+                    continue
+                pid = int(fd.split("/")[2])
+                cmdline = open(f"/proc/{pid}/cmdline", "rb").read()
+            except (OSError, ValueError):
+                continue
+            if b"forkserver" in cmdline or b"pipeline.worker" in cmdline:
+                time.sleep(1)
+                os.kill(pid, signal.SIGKILL)
+                killed.append(pid)
+                return
+        time.sleep(0.05)
+
+
+def test_a_worker_lost_mid_submission_is_graded_again(tmp_path, root, released):
+    """The grader's own trouble (here its worker process killed while it grades) costs no grade:
+    that submission is graded once more after the others, the run says so, and the gradebook
+    holds it once, with full marks."""
+    nb = student_notebook(released / f"{NOTEBOOK}.ipynb", root / "solutions" / f"{NOTEBOOK}.ipynb")
+    for student in ("alice", "bob"):
+        (tmp_path / "subs" / student).mkdir(parents=True)
+        nbformat.write(nb, tmp_path / "subs" / student / f"{NOTEBOOK}.ipynb")
+    out, killed = tmp_path / "out", []
+    killer = threading.Thread(target=_kill_worker_of, daemon=True,
+                              args=(out / "work" / "jobs" / "alice" / NOTEBOOK / "worker.log", killed))
+    killer.start()
+    result = autograde(root, tmp_path / "subs", out, timeout=COURSE_TIMEOUT, jobs=2, progress=False)
+    killer.join()
+    assert killed, "alice's worker was never seen"
+    for student in ("alice", "bob"):
+        r = result.get(student, NOTEBOOK)
+        assert (r.score, r.failed) == (r.max_score, False) and r.max_score > 0, (student, r.problems)
+    assert [n for n in result.notes if n.startswith(f"alice/{NOTEBOOK}: the grader failed on it (the grader's "
+                                                    "worker stopped (exit status -9)")
+            and n.endswith("and graded the second time")], result.notes
+    scores = gradebook_scores(out)
+    assert sum(1 for s, _, _ in scores if s == "alice") == len(result.get("alice", NOTEBOOK).exercises)
+    rows = list(csv.DictReader(open(out / "grades.csv")))
+    assert sorted(r["student"] for r in rows) == ["alice", "bob"]

@@ -265,8 +265,9 @@ def graded(request, tmp_path_factory, root, released):
 
 def test_each_student_loses_only_what_is_wrong(graded):
     notebook, result = graded
-    full = {e.grade_id: e.max_score for e in result.get("instructor", notebook).exercises}
-    assert result.get("instructor", notebook).score == sum(full.values()) > 0
+    instructor = result.get("instructor", notebook)
+    full = {e.grade_id: e.max_score for e in instructor.exercises}
+    assert instructor.score == sum(full.values()) > 0, (instructor.problems, result.notes)
     for student, (_, lose) in CLASSES[notebook].items():
         r = result.get(student, notebook)
         lost = sorted(e.grade_id for e in r.exercises if e.score < e.max_score)

@@ -82,10 +82,28 @@ def _grade(plan, progress: bool, grid) -> None:
         with class_gradebook(plan) as gb:
             recorder = Recorder(plan, gb)
             recorder.refusals()
-            if grid is None:
-                run_workers(plan.jobs, plan.concurrency, plan.wall, progress, on_report=recorder.report)
-            else:
-                grid.run_jobs(plan, progress, on_report=recorder.report)
+            again = []   # the grader's own failures (a kernel that would not start, a worker lost)
+
+            def on_report(key, report):
+                recorder.report(key, report)
+                if report.retry:
+                    again.append((key, report.problems[-1] if report.problems else "unknown error"))
+
+            def grade(jobs, desc):
+                if grid is None:
+                    run_workers(jobs, plan.concurrency, plan.wall, progress, on_report=on_report, desc=desc)
+                else:
+                    grid.run_jobs(plan, progress, on_report=on_report, jobs=jobs, desc=desc)
+
+            grade(plan.jobs, "grading")
+            if again:  # once more, after the others: the grader's trouble never costs a grade
+                first, again[:] = list(again), []
+                names = {key for key, _ in first}
+                grade([job for job in plan.jobs if (job[0], job[1]) in names], "grading again")
+                for (student, name), why in first:
+                    done = "" if plan.results[(student, name)].failed else ", and graded the second time"
+                    plan.notes.append(f"{student}/{name}: the grader failed on it ({why[:200]}){done}")
+            if grid is not None:
                 plan.notes += where_graded(plan.results.values())
             recorder.finish()
             write_csvs(plan.out, gb, plan.releases, {k: v.content for k, v in plan.stored.items()})

@@ -62,7 +62,7 @@ class Cluster:
     def __init__(self, spec: str):
         from distributed import Client, LocalCluster
 
-        self.spec, self.local = spec, None
+        self.spec, self.local, self._packed = spec, None, None
         logging.getLogger("distributed").setLevel(logging.ERROR)
         if spec.startswith("local:"):
             try:
@@ -115,19 +115,22 @@ class Cluster:
             if self.local is not None:
                 self.local.close()
 
-    def run_jobs(self, plan, progress: bool, on_report) -> dict:
-        """Grade every job of ``plan`` on the cluster; each report goes to ``on_report(key,
-        report)`` as its task ends. Returns the reports."""
+    def run_jobs(self, plan, progress: bool, on_report, jobs=None, desc: str = "grading") -> dict:
+        """Grade ``jobs`` (default: every job of ``plan``) on the cluster; each report goes to
+        ``on_report(key, report)`` as its task ends. Returns the reports."""
         from distributed import as_completed
 
-        if not plan.jobs:
+        jobs = plan.jobs if jobs is None else jobs
+        if not jobs:
             return {}
-        packed = pack(plan)
-        sha = hashlib.sha256(packed).hexdigest()
-        # on every worker: a worker that dies takes no task's pack with it
-        pack_future = self.client.scatter(packed, hash=False, broadcast=True)
+        if self._packed is None:
+            packed = pack(plan)
+            sha = hashlib.sha256(packed).hexdigest()
+            # on every worker: a worker that dies takes no task's pack with it
+            self._packed = self.client.scatter(packed, hash=False, broadcast=True), sha
+        pack_future, sha = self._packed
         futures = {}
-        for student, name, job_file in plan.jobs:
+        for student, name, job_file in jobs:
             job = json.loads(Path(job_file).read_text())
             relative = _relative_job(job, plan.work)
             future = self.client.submit(grade_on_worker, pack_future, sha, relative,
@@ -136,7 +139,7 @@ class Cluster:
                                         pure=False)
             futures[future] = (student, name, Path(job_file))
         reports, per_worker = {}, {}
-        bar = tqdm(total=len(futures), desc="grading", unit="notebook", disable=not progress)
+        bar = tqdm(total=len(futures), desc=desc, unit="notebook", disable=not progress)
         try:
             for future in as_completed(list(futures)):
                 student, name, job_file = futures.pop(future)
@@ -163,7 +166,8 @@ class Cluster:
             name = type(exc).__name__
             why = ("the workers grading it died each time it was tried" if name == "KilledWorker"
                    else f"{name}: {str(exc)[:200]}")
-            return Report(problems=[f"the grader's worker stopped: {why}"])
+            # a KilledWorker was tried again and again by the scheduler already
+            return Report(problems=[f"the grader's worker stopped: {why}"], retry=name != "KilledWorker")
         report = Report(**done["report"])
         for field, suffix in (("autograded", ".autograded.ipynb"), ("feedback", ".html")):
             if done.get(field) is not None:

@@ -75,6 +75,7 @@ class Recorder:
         student, name = key
         result = self.plan.results[key]
         result.problems = self.plan.found.get(key, []) + report.problems
+        result.failed = False   # a second try of what the grader failed on the first time
         result.seconds = report.seconds
         result.phases = dict(report.phases)
         result.worker, result.sandbox = report.worker, dict(report.sandbox)

@@ -32,3 +32,4 @@ class Report:
     phases: dict[str, float] = field(default_factory=dict)   # coursekit.grading.timing: name -> s
     sandbox: dict[str, bool] = field(default_factory=dict)   # what the grading machine enforced
     worker: str = ""          # the Dask worker that graded it ("" on this machine)
+    retry: bool = False       # not graded for the grader's own trouble: worth one more try

@@ -27,18 +27,19 @@ PRELOAD = ["coursekit.grading.pipeline.warm"]
 
 
 def run_workers(jobs: list[tuple[str, str, Path]], concurrency: int, wall: float,
-                progress: bool, on_report=None) -> dict[tuple[str, str], Report]:
+                progress: bool, on_report=None, desc: str = "grading") -> dict[tuple[str, str], Report]:
     """Run each (student, notebook, job file) with ``python -m WORKER``, ``concurrency`` at a
     time; a worker past ``wall`` seconds is killed with everything it started. Each report is
     handed to ``on_report(key, report)`` as soon as its worker ends."""
     reports: dict[tuple[str, str], Report] = {}
     pending = list(jobs)
     running: dict[tuple[str, str], tuple[Worker, float, Path]] = {}
-    bar = tqdm(total=len(jobs), desc="grading", unit="notebook", disable=not progress)
+    bar = tqdm(total=len(jobs), desc=desc, unit="notebook", disable=not progress)
     try:
         while pending or running:
             while pending and len(running) < concurrency:
                 student, name, job_file = pending.pop(0)
+                job_file.with_name("report.json").unlink(missing_ok=True)   # a try before this one's
                 running[(student, name)] = (Worker(job_file), time.monotonic(), job_file)
             time.sleep(0.05)
             for key, (worker, started, job_file) in list(running.items()):
@@ -138,6 +139,8 @@ def _no_fork_server() -> None:
 
 
 def read_report(job_file: Path, returncode: int | None, overdue: bool, wall: float) -> Report:
+    """The worker's report; a worker past the wall time or stopped without one gives a failed
+    report (the latter worth one more try: :attr:`Report.retry`)."""
     path = job_file.with_name("report.json")
     if overdue:
         return Report(problems=[f"grading this notebook took more than {wall:g} s and was stopped"])
@@ -147,4 +150,4 @@ def read_report(job_file: Path, returncode: int | None, overdue: bool, wall: flo
         log = job_file.with_name("worker.log")
         tail = log.read_text(errors="replace").strip().splitlines()[-1:] if log.exists() else []
         return Report(problems=[f"the grader's worker stopped (exit status {returncode})"
-                                + (f": {tail[0][:200]}" if tail else "")])
+                                + (f": {tail[0][:200]}" if tail else "")], retry=True)

@@ -109,6 +109,7 @@ def main(argv: list[str] | None = None) -> int:
         report = run(job)
     except Exception as exc:  # reported by the parent as this submission's failure
         report = Report(problems=[f"the grader failed on this submission: {type(exc).__name__}: {exc}"])
+    report.retry = not report.graded
     tmp = job_file.with_name("report.json.tmp")
     tmp.write_text(json.dumps(asdict(report)))
     os.replace(tmp, job_file.with_name("report.json"))
