@@ -219,3 +219,44 @@ def test_a_kernel_that_never_boots_fails_with_its_own_error(tmp_path):
         with pytest.raises(KernelStartError, match=f"died as it started, {STARTS} times: .*Address already in use"):
             run_sync(ready_client)(km, 60)
         assert len(held) == STARTS
+
+
+def test_a_sandbox_whose_grader_died_as_it_started_ends_with_it(tmp_path):
+    """The grader's worker killed while a kernel's sandbox is still starting (before the
+    sandbox could see who its parent was): the sandbox ends what it runs anyway, instead of
+    keeping an orphaned kernel alive (seen after a worker was killed mid-submission)."""
+    import os
+    import time
+
+    from coursekit.grading.kernel import privileges
+
+    if not privileges._namespaces_work():
+        pytest.skip("no pid namespaces here: a sandbox's kernel is the grader's own child, ended by ipykernel")
+    marker = f"{uuid.uuid4().int % 10**6 + 10**6}"   # a sleep no other process runs
+    (tmp_path / "scratch").mkdir()
+    grader = f"""
+import os, subprocess, sys
+from pathlib import Path
+from coursekit.grading.kernel.sandbox import Policy
+Policy(scratch={str(tmp_path / 'scratch')!r}, grader=os.getpid()).dump(Path({str(tmp_path / 'policy.json')!r}))
+subprocess.Popen([sys.executable, "-m", "coursekit.grading.kernel.sandbox", {str(tmp_path / 'policy.json')!r},
+                  "--", "sleep", "{marker}"], start_new_session=True)
+os._exit(0)   # gone before the sandbox has started
+"""
+    subprocess.run([sys.executable, "-c", grader], check=True, timeout=60)
+
+    def sleeping():
+        found = []
+        for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+            try:
+                if cmdline.read_bytes() == b"sleep\0" + marker.encode() + b"\0":
+                    found.append(int(cmdline.parent.name))
+            except OSError:
+                pass
+        return found
+
+    time.sleep(5)   # the sandbox starts (a second or two) and, its grader gone, ends
+    left = sleeping()
+    for pid in left:
+        os.kill(pid, 9)
+    assert not left, "the sandbox outlived the grader that launched it"

@@ -76,3 +76,14 @@ def test_folder_size_does_not_follow_links(tmp_path):
     small.mkdir()
     os.symlink(big, small / "link")
     assert folder_size(small, 1 << 30) < 1 << 16 <= folder_size(big, 1 << 30)
+
+
+def test_folder_size_counts_empty_folders_and_files(tmp_path):
+    """Empty folders and files take no blocks on some file systems (tmpfs) but inodes and
+    blocks on others: each counts, so many of them reach the disk budget."""
+    from coursekit.grading.kernel.scratch import ENTRY_BYTES, FOLDER_BYTES
+
+    for i in range(300):
+        (tmp_path / f"d{i}").mkdir()
+        (tmp_path / f"d{i}" / "empty").touch()
+    assert folder_size(tmp_path, 1 << 30) >= 300 * (FOLDER_BYTES + ENTRY_BYTES)

@@ -76,7 +76,7 @@ class SandboxedKernelManager(AsyncKernelManager):
         # matplotlib's configuration and font cache in the kernel's own folder: one it cannot write
         # makes matplotlib warn, with the grader's paths, under the first cell that imports it
         mpl = str(Path(self.policy.scratch) / ".matplotlib")
-        policy = dataclasses.replace(self.policy, ports=ports,
+        policy = dataclasses.replace(self.policy, ports=ports, grader=os.getpid(),
                                      read=[*self.policy.read, self.connection_file],
                                      env={**self.policy.env, capped_output.LIMIT: str(limit), "MPLCONFIGDIR": mpl})
         path = Path(self.policy_dir) / f"policy-{uuid.uuid4().hex}.json"

@@ -241,12 +241,13 @@ def _exit_code(status: int) -> int:
     return os.WEXITSTATUS(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(status)
 
 
-def _wait_outside(child: int) -> None:
+def _wait_outside(child: int, grader: int = 0) -> None:
     """The process outside the namespace: wait for the sandbox, leave with its exit status.
     The kernel's process group gets Jupyter's signals itself; a SIGTERM aimed at this process
-    alone, or the grader's death, ends the whole sandbox. (It holds the write end of the pipe
-    whose end the init watches.)"""
-    grader = os.getppid()
+    alone, or the death of ``grader`` (the pid that launched it; default: its parent now),
+    ends the whole sandbox: a grader killed while this process started is seen too. (It holds
+    the write end of the pipe whose end the init watches.)"""
+    grader = grader or os.getppid()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, lambda *_: os.kill(child, signal.SIGKILL))
     while True:
@@ -359,11 +360,12 @@ def _namespaces_work() -> bool:
     return status == 0
 
 
-def isolate(uid: int, scratch: str, files_confined: bool) -> tuple[list[str], bool]:
+def isolate(uid: int, scratch: str, files_confined: bool, grader: int = 0) -> tuple[list[str], bool]:
     """Shut this process in a pid namespace, as ``uid`` when root (``scratch`` becomes its),
     and forbid new namespaces. Returns only in the process that is to become the kernel; the
-    others wait and exit with its status. Returns (what could not be applied, whether this is
-    in namespaces of its own). ``files_confined``: Landlock will narrow what it may read."""
+    others wait and exit with its status, or end it when ``grader`` (the pid that launched
+    this process, if known) goes. Returns (what could not be applied, whether this is in
+    namespaces of its own). ``files_confined``: Landlock will narrow what it may read."""
     if not sys.platform.startswith("linux"):
         return ["unprivileged kernel", "own pid namespace", "no new namespaces"], False
     missing = []
@@ -379,7 +381,7 @@ def isolate(uid: int, scratch: str, files_confined: bool) -> tuple[list[str], bo
         child = os.fork()
         if child:
             os.close(waiter_alive)
-            _wait_outside(child)
+            _wait_outside(child, grader)
         os.close(keep_open)
         _fresh_proc()
         if become:

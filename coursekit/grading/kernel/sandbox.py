@@ -67,6 +67,8 @@ class Policy:
     uid: int = 0                            # the kernel's uid when the grader is root (0: from scratch)
     package: str = ""                       # a folder holding the coursekit the kernel imports instead
     #                                         of the grader's, which it then cannot read (Landlock)
+    grader: int = 0                         # the pid that launches it: gone, the sandbox goes too
+    #                                         (0: whichever process started it)
 
     def dump(self, path: Path) -> None:
         path.write_text(json.dumps(asdict(self)))
@@ -338,7 +340,7 @@ def enter(policy: Policy) -> None:
     root = os.geteuid() == 0
     already = 0 if root else sum(1 for p in Path("/proc").iterdir() if p.name.isdigit() and _owned(p))
     _, inside = privileges.isolate(policy.uid or privileges.sandbox_uid(policy.scratch), policy.scratch,
-                                   files_confined=landlock_abi() >= 1)
+                                   files_confined=landlock_abi() >= 1, grader=policy.grader)
     # RLIMIT_NPROC counts a uid's tasks (per user namespace since Linux 5.14): in namespaces of
     # its own, or as a uid of its own, only the sandbox's (its init, the waiter, itself) count
     _limit_processes(policy, 3 if inside or root else already)

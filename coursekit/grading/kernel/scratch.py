@@ -14,8 +14,15 @@ import stat
 from pathlib import Path
 
 
+#: What an entry costs at least, whatever its blocks say: a folder (a block on most file
+#: systems; none on tmpfs) and anything else (an empty file, a link, a FIFO: an inode's share).
+FOLDER_BYTES, ENTRY_BYTES = 4096, 512
+
+
 def folder_size(folder: Path, stop: int) -> int:
-    """Bytes in ``folder`` (not following links); stops counting once past ``stop``."""
+    """Bytes ``folder`` takes (not following links): its files' blocks, and at least
+    :data:`FOLDER_BYTES` for each folder in it and :data:`ENTRY_BYTES` for each other entry, so
+    that a great many empty folders or files count too. Stops counting once past ``stop``."""
     total, stack = 0, [str(folder)]
     while stack and total <= stop:
         try:
@@ -23,8 +30,9 @@ def folder_size(folder: Path, stop: int) -> int:
                 for entry in entries:
                     if entry.is_dir(follow_symlinks=False):
                         stack.append(entry.path)
+                        total += FOLDER_BYTES
                     else:
-                        total += entry.stat(follow_symlinks=False).st_blocks * 512
+                        total += max(ENTRY_BYTES, entry.stat(follow_symlinks=False).st_blocks * 512)
         except OSError:
             continue
     return total
