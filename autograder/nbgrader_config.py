@@ -77,6 +77,8 @@ c.GenerateFeedback.preprocessors = [GetGrades, HideHiddenTests, RenderMath, Name
 # nbgrader's API insists on the template "feedback": coursekit's feedback/ folder is found
 # after nbgrader's, and its coursekit.html.j2 extends nbgrader's feedback/index.html.j2.
 c.HTMLExporter.template_file = "coursekit.html.j2"
+# (an HTMLExporter whose templates the grading pool compiles once, not in every worker)
+c.GenerateFeedback.exporter_class = "coursekit.grading.course.feedback.FeedbackExporter"
 c.HTMLExporter.extra_template_basedirs = [
     os.path.join(os.path.dirname(nbgrader.__file__), "server_extensions", "formgrader", "templates"),
     TEMPLATES]

@@ -5,6 +5,7 @@ nbgrader, nbconvert, Jupyter's server and client, SQLAlchemy and Jinja before it
 anything; forked from a process that has them, it starts at once. Imports only: the fork
 server never grades, reads a submission or talks to a kernel, so every worker starts from the
 same untouched state, as a fresh interpreter would (nothing one submission did reaches the next).
+It also compiles the feedback page's Jinja templates (from coursekit's own files only).
 """
 import importlib
 
@@ -22,3 +23,10 @@ for _name in MODULES:
         importlib.import_module(_name)
     except Exception:  # a worker imports what it needs itself (and reports what fails)
         pass
+
+try:  # the feedback page's templates, compiled once for every worker (course.feedback)
+    from coursekit.grading.course.feedback import compile_templates
+
+    compile_templates()
+except Exception:  # a worker compiles them itself
+    pass
