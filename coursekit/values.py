@@ -2,7 +2,7 @@
 student's kernel (:mod:`coursekit.grading.judge`), and the form of the expected values that a
 students' coursekit carries for its self-checks.
 
-A message is a JSON tree plus a file of raw arrays of numeric dtypes (:func:`write`), so
+A message is one file: a JSON tree, then raw arrays of numeric dtypes (:func:`write`), so
 reading what the student's kernel sent can never run its code.
 Numbers, strings, None, lists, tuples and dicts of them, numpy arrays and scalars of numeric
 dtypes, torch tensors and numpy random generators (their state) travel by value. Anything else
@@ -285,46 +285,40 @@ def _array(arrays, index) -> np.ndarray:
     return array
 
 
-#: the suffix of a message's arrays file, beside its JSON
-ARRAYS = ".arrays"
-
-
-def arrays_path(path: Path) -> Path:
-    """Where the arrays of the message ``path`` are."""
-    return path.with_name(path.name + ARRAYS)
-
-
 def write(path: Path, tree: dict, arrays: list) -> None:
-    """Write a message as ``path`` (JSON) and its arrays (:func:`arrays_path`: a JSON header
-    line of each array's dtype, shape and place, then their raw bytes), atomically."""
+    """Write a message as the file ``path``, atomically: one JSON line (``tree`` and each
+    array's dtype, shape and place), then the arrays' raw bytes. One file a message: a check's
+    hundreds of calls cost a create and a rename each way, not two."""
     arrays = [np.asarray(a, order="C") for a in arrays]  # (ascontiguousarray makes 0-d arrays 1-d)
     places, offset = [], 0
     for a in arrays:
         places.append([a.dtype.str, list(a.shape), offset, a.nbytes])
         offset += a.nbytes
     tmp = path.with_name(path.name + ".tmp")
-    with open(arrays_path(tmp), "wb") as out:
-        out.write(json.dumps(places).encode() + b"\n")
+    with open(tmp, "wb") as out:
+        out.write(json.dumps({"tree": tree, "arrays": places}).encode() + b"\n")
         for a in arrays:
             out.write(memoryview(a).cast("B") if a.nbytes else b"")
-    os.replace(arrays_path(tmp), arrays_path(path))
-    tmp.write_text(json.dumps(tree))
     os.replace(tmp, path)
 
 
 def read(path: Path) -> tuple[dict, list]:
-    """Read a message written by :func:`write`; refuses anything too large or not plain data
-    (only numeric dtypes: no object arrays, nothing unpickled)."""
-    data_path = arrays_path(path)
-    if path.is_symlink() or data_path.is_symlink():
-        raise WireError("a message may not be a link")
-    if path.stat().st_size > MAX_BYTES or data_path.stat().st_size > MAX_BYTES:
-        raise WireError("message too large")
-    tree = json.loads(path.read_text())
-    data = bytearray(data_path.read_bytes())  # writeable: an argument may be changed in place
+    """Read a message written by :func:`write`; refuses a link, anything too large or not plain
+    data (only numeric dtypes: no object arrays, nothing unpickled)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    except OSError as exc:
+        if os.path.islink(path):
+            raise WireError("a message may not be a link") from None
+        raise exc
+    with os.fdopen(fd, "rb") as file:
+        if os.fstat(fd).st_size > MAX_BYTES:
+            raise WireError("message too large")
+        data = bytearray(file.read())  # writeable: an argument may be changed in place
     header_end = data.find(b"\n")
     try:
-        places = json.loads(bytes(data[:header_end]))
+        head = json.loads(bytes(data[:header_end]))
+        tree, places = head["tree"], head["arrays"]
         start = header_end + 1
         arrays = []
         for dtype, shape, offset, nbytes in places:
@@ -336,6 +330,6 @@ def read(path: Path) -> tuple[dict, list]:
                 raise ValueError("an array's dtype, shape or place does not fit the bytes sent")
             arrays.append(np.frombuffer(data, dtype, int(np.prod(shape, dtype=np.int64)),
                                         start + offset).reshape(shape))
-    except (TypeError, ValueError) as exc:
-        raise WireError(f"malformed arrays: {exc}") from None
+    except (TypeError, ValueError, KeyError) as exc:
+        raise WireError(f"malformed message: {type(exc).__name__}: {exc}") from None
     return tree, arrays

@@ -82,3 +82,44 @@ def test_the_judge_kernel_starts_without_torch():
     code = f"import importlib, sys; importlib.import_module({protocol.CLIENT!r}); print('torch' in sys.modules)"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "False"
+
+
+# --- the wire format: one file a message, read without trusting it -------------------------------
+
+def test_a_message_is_one_file_and_comes_back_as_it_went(tmp_path):
+    import numpy as np
+
+    arrays = [np.arange(6, dtype=np.float32).reshape(2, 3), np.array(True), np.zeros((0, 4))]
+    path = tmp_path / "request-0.json"
+    codec.write(path, {"op": "call", "args": [1, "a"]}, arrays)
+    assert [p.name for p in tmp_path.iterdir()] == ["request-0.json"]   # no arrays file, no leftover
+    tree, back = codec.read(path)
+    assert tree == {"op": "call", "args": [1, "a"]}
+    assert [(a.dtype, a.shape) for a in back] == [(a.dtype, a.shape) for a in arrays]
+    assert all(np.array_equal(a, b) for a, b in zip(arrays, back))
+    back[0][0, 0] = 7.0   # writeable: a function may change its argument in place
+
+
+def test_a_message_that_is_a_link_too_large_or_malformed_is_refused(tmp_path, monkeypatch):
+    import os
+
+    import numpy as np
+
+    good = tmp_path / "good.json"
+    codec.write(good, {"ok": 1}, [np.ones(4)])
+    os.symlink(good, tmp_path / "link.json")
+    with pytest.raises(codec.WireError, match="may not be a link"):
+        codec.read(tmp_path / "link.json")
+    head = b'{"tree": {"ok": 1}, "arrays": [["<f8", [5], 0, 40]]}\n'
+    (tmp_path / "short.json").write_bytes(head + b"\0" * 32)   # says 5 doubles, holds 4
+    with pytest.raises(codec.WireError, match="does not fit the bytes sent"):
+        codec.read(tmp_path / "short.json")
+    (tmp_path / "object.json").write_bytes(b'{"tree": 1, "arrays": [["|O", [1], 0, 8]]}\n' + b"\0" * 8)
+    with pytest.raises(codec.WireError, match="does not fit"):
+        codec.read(tmp_path / "object.json")
+    (tmp_path / "no-header.json").write_bytes(b'{"ok": 1}\n')
+    with pytest.raises(codec.WireError, match="malformed message"):
+        codec.read(tmp_path / "no-header.json")
+    monkeypatch.setattr(codec, "MAX_BYTES", 16)
+    with pytest.raises(codec.WireError, match="too large"):
+        codec.read(good)

@@ -198,7 +198,7 @@ class Judge:
             raise StudentKernelError("the student's kernel sent no usable answer "
                                      f"({type(exc).__name__}: {exc})") from None
         finally:
-            for leftover in (path, codec.arrays_path(path), reply_path, codec.arrays_path(reply_path)):
+            for leftover in (path, reply_path):
                 leftover.unlink(missing_ok=True)
         if not isinstance(tree, dict):
             raise StudentKernelError("the student's kernel sent a malformed answer")
@@ -281,7 +281,6 @@ class Judge:
         try:
             tree, args_arrays = codec.read(path)
             path.unlink(missing_ok=True)
-            codec.arrays_path(path).unlink(missing_ok=True)
             fn = self.functions.get(int(tree["fn"]))
             if fn is None:
                 raise LookupError("this function of the grader's was given to an earlier call, "

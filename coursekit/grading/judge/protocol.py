@@ -3,8 +3,8 @@
 Both kernels share one folder, the exchange (:data:`EXCHANGE`, in the worker's runtime folder,
 not in the student's scratch: both kernels may write files in it, neither can replace or link
 the folder itself, and the judge kernel may write nothing else). A message
-is a JSON tree in the codec's format (:mod:`coursekit.values`: values only, no code) plus a file of
-its arrays; its answer goes beside it as ``<name>.reply``.
+is one file: a JSON tree in the codec's format (:mod:`coursekit.values`: values only, no code),
+then its arrays' bytes; its answer goes beside it as ``<name>.reply``.
 
 *The judge asks* (:mod:`.client` writes ``request-*.json``; the student's kernel answers it in
 :func:`.server.serve_loop`, which the judge starts with :func:`loop_code` and which answers
@@ -52,7 +52,7 @@ CLIENT = "coursekit.grading.judge.client"
 
 def waiting(folder: str, prefix: str) -> list[str]:
     """The names of the messages in the exchange ``folder`` whose names start with ``prefix``
-    (:data:`REQUEST` or :data:`CALLBACK_FILE`), in order; not their arrays, replies or partial writes."""
+    (:data:`REQUEST` or :data:`CALLBACK_FILE`), in order; not their replies or partial writes."""
     with os.scandir(folder) as entries:
         return sorted(e.name for e in entries if e.name.startswith(prefix) and e.name.endswith(".json"))
 

@@ -52,7 +52,6 @@ class _JudgeFunction:
             time.sleep(0.0005)
         tree, reply_arrays = codec.read(reply)
         reply.unlink(missing_ok=True)
-        codec.arrays_path(reply).unlink(missing_ok=True)
         if "error" in tree:
             raise RuntimeError(f"{self.__name__}: {tree['error']['type']}: {tree['error']['message']}")
         decoded = lambda node: codec.decode(node, reply_arrays, _object, _original)  # noqa: E731
