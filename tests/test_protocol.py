@@ -123,3 +123,21 @@ def test_a_message_that_is_a_link_too_large_or_malformed_is_refused(tmp_path, mo
     monkeypatch.setattr(codec, "MAX_BYTES", 16)
     with pytest.raises(codec.WireError, match="too large"):
         codec.read(good)
+
+
+def test_the_answering_loop_ends_when_the_judge_pauses_it(tmp_path):
+    """At the end of a graded cell the judge says "pause": the student's kernel stops answering
+    at once (not after its idle time), so the notebook's next cell does not wait for it; what
+    comes after the pause is left for the loop the judge starts next."""
+    import threading
+
+    codec.write(tmp_path / f"{protocol.REQUEST}00000001-a.json", {"op": "get", "name": "__name__"}, [])
+    codec.write(tmp_path / f"{protocol.REQUEST}00000002-b.json", {"op": "pause"}, [])
+    codec.write(tmp_path / f"{protocol.REQUEST}00000003-c.json", {"op": "get", "name": "__name__"}, [])
+    loop = threading.Thread(target=server.serve_loop, args=(str(tmp_path), 60.0))
+    loop.start()
+    loop.join(timeout=20)
+    assert not loop.is_alive(), "the loop went on answering after the pause"
+    replies = sorted(p.name for p in tmp_path.glob("*" + protocol.REPLY_SUFFIX))
+    assert replies == [f"{protocol.REQUEST}00000001-a.json.reply", f"{protocol.REQUEST}00000002-b.json.reply"]
+    assert codec.read(tmp_path / replies[1])[0] == {"ok": {"k": "none"}}   # None, encoded

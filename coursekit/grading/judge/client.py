@@ -235,6 +235,15 @@ class Judge:
             self._loop = self.kc.execute(protocol.loop_code(str(self.exchange)), silent=True,
                                          store_history=False, allow_stdin=False)
 
+    def pause(self) -> None:
+        """The end of a graded cell: have the student's kernel stop answering now, so that the
+        notebook's next cell runs at once rather than after the loop's idle time
+        (:data:`protocol.LOOP_IDLE`). Nothing happens if the loop has ended already."""
+        if self._loop is None or self._loop_ended() is not None:
+            return
+        self.request({"op": "pause"})
+        self._loop = None   # its reply is not waited for: the next request starts a new loop
+
     def _loop_ended(self) -> str | None:
         """The status of the student kernel's answering loop if it has ended since last asked
         ("ok": it went idle; "error", "aborted": it was interrupted or broken), else None."""

@@ -31,6 +31,9 @@ OPS: dict[str, tuple[tuple[str, ...], str]] = {
     "load": (("obj", "v"), "None, after loading v['state'] into it"),
     "forward": (("obj", "v"), "{'out', 'buffers', 'token'}: a forward pass on v['args'] with the judge's state"),
     "backward": (("obj", "v"), "the parameters' gradients of the forward pass v['token']"),
+    # the end of a graded cell: the loop returns at once, so the notebook's next cell need not
+    # wait LOOP_IDLE for it (the judge starts it again when it asks next)
+    "pause": ((), "None, and the answering loop ends"),
 }
 
 #: *The student's code asks back* when it calls a function the judge passed it (the ``f`` of a

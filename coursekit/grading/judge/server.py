@@ -158,16 +158,20 @@ def _module_op(tree, decoded):
 #: op -> its handler (tree, decode) -> value; the ops are those of protocol.OPS, no other
 HANDLERS = {"get": _get, "call": _call,
             "getattr": lambda tree, decoded: getattr(_object(tree["obj"]), tree["name"]),
-            **dict.fromkeys(("describe", "state", "load", "forward", "backward"), _module_op)}
+            **dict.fromkeys(("describe", "state", "load", "forward", "backward"), _module_op),
+            "pause": lambda tree, decoded: None}
 
 
-def serve(request: str) -> None:
-    """Answer the request in the file ``request`` with ``<request>.reply``."""
+def serve(request: str) -> str | None:
+    """Answer the request in the file ``request`` with ``<request>.reply``; returns its op
+    (None if it could not be read)."""
     path = Path(request)
     _EXCHANGE[:] = [path.parent]
     arrays_out: list = []
+    op = None
     try:
         tree, arrays = codec.read(path)
+        op = tree.get("op") if isinstance(tree, dict) else None
         decoded = lambda node: codec.decode(node, arrays, _object, _original)  # noqa: E731
         handler = HANDLERS.get(tree.get("op"))
         if handler is None:
@@ -178,11 +182,13 @@ def serve(request: str) -> None:
         arrays_out = []
         reply = {"error": {"type": type(exc).__name__, "message": str(exc)[:2000], "where": student_line(exc)}}
     codec.write(path.with_name(path.name + protocol.REPLY_SUFFIX), reply, arrays_out)
+    return op
 
 
 def serve_loop(exchange: str, idle: float) -> None:
     """Answer each request the judge writes into ``exchange`` (:func:`serve`), in order, until
-    none has come for ``idle`` seconds (the judge starts the loop again when it asks next)."""
+    the judge says "pause" (a graded cell has ended) or none has come for ``idle`` seconds (the
+    judge starts the loop again when it asks next)."""
     folder = Path(exchange)
     served: set[str] = set()
     last, pause = time.monotonic(), 0.00005
@@ -191,7 +197,8 @@ def serve_loop(exchange: str, idle: float) -> None:
         if fresh:
             for name in fresh:
                 served.add(name)
-                serve(str(folder / name))
+                if serve(str(folder / name)) == "pause":
+                    return
             last, pause = time.monotonic(), 0.00005
         elif time.monotonic() - last > idle:
             return

@@ -21,6 +21,10 @@ from ..kernel.scratch import remove_tree
 from ..timing import phase
 from . import own_work, protocol, rules
 
+#: Seconds the judge may take to free the student's kernel after a graded cell (its own wait for
+#: the student's answer is client.CALL_TIMEOUT, shorter).
+PAUSE_TIMEOUT = 30
+
 
 class JudgeError(RuntimeError):
     """The judge kernel could not be set up (the grader's fault, not the student's)."""
@@ -130,6 +134,20 @@ class JudgeSession:
         self._setup(protocol.bind_code(imports, rules.free_names(cell.source),
                                        own_work.student_sources(cells_above[:index])), timeout)
         self._execute(cell, timeout, store_history=True)
+        self._pause()
+
+    def _pause(self) -> None:
+        """Free the student's kernel for the notebook's next cell (:meth:`.client.Judge.pause`).
+        A judge that cannot do that is stopped: the next graded cell starts a new one."""
+        pause = NotebookNode(cell_type="code", source="__judge__.pause()", metadata={}, outputs=[],
+                             execution_count=None)
+        try:
+            self._execute(pause, PAUSE_TIMEOUT, store_history=False)
+            failed = any(o.output_type == "error" for o in pause.outputs)
+        except Exception:
+            failed = True
+        if failed:
+            self.stop()
 
     def _execute(self, cell, timeout: int | None, store_history: bool) -> None:
         self.executor.timeout = timeout
