@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import sys
 from pathlib import Path
 from typing import Any, Callable
@@ -285,37 +286,56 @@ def _array(arrays, index) -> np.ndarray:
     return array
 
 
+#: The most a message's first line (its JSON tree and the arrays' places) may take.
+MAX_HEADER = 16 << 20
+
+
 def write(path: Path, tree: dict, arrays: list) -> None:
     """Write a message as the file ``path``, atomically: one JSON line (``tree`` and each
     array's dtype, shape and place), then the arrays' raw bytes. One file a message: a check's
-    hundreds of calls cost a create and a rename each way, not two."""
+    hundreds of calls cost a create and a rename each way, not two. The file is made under a
+    fresh random name that no link can be waiting at (``O_EXCL | O_NOFOLLOW``: the other kernel
+    may write in the same folder), then renamed over ``path`` (a link there is replaced, not
+    followed)."""
     arrays = [np.asarray(a, order="C") for a in arrays]  # (ascontiguousarray makes 0-d arrays 1-d)
     places, offset = [], 0
     for a in arrays:
         places.append([a.dtype.str, list(a.shape), offset, a.nbytes])
         offset += a.nbytes
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as out:
-        out.write(json.dumps({"tree": tree, "arrays": places}).encode() + b"\n")
-        for a in arrays:
-            out.write(memoryview(a).cast("B") if a.nbytes else b"")
-    os.replace(tmp, path)
+    tmp = path.with_name(f".{path.name}.{os.urandom(8).hex()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o644)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(json.dumps({"tree": tree, "arrays": places}).encode() + b"\n")
+            for a in arrays:
+                out.write(memoryview(a).cast("B") if a.nbytes else b"")
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def read(path: Path) -> tuple[dict, list]:
-    """Read a message written by :func:`write`; refuses a link, anything too large or not plain
-    data (only numeric dtypes: no object arrays, nothing unpickled)."""
+    """Read a message written by :func:`write`; refuses anything but a plain file (a link, a
+    FIFO, a folder), anything too large or not plain data (only numeric dtypes: no object
+    arrays, nothing unpickled), with :class:`WireError`."""
     try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0))
     except OSError as exc:
         if os.path.islink(path):
             raise WireError("a message may not be a link") from None
         raise exc
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_BYTES:
+        os.close(fd)
+        raise WireError("a message must be a plain file" if not stat.S_ISREG(info.st_mode) else "message too large")
     with os.fdopen(fd, "rb") as file:
-        if os.fstat(fd).st_size > MAX_BYTES:
-            raise WireError("message too large")
-        data = bytearray(file.read())  # writeable: an argument may be changed in place
-    header_end = data.find(b"\n")
+        data = bytearray(file.read(MAX_BYTES + 1))  # writeable: an argument may be changed in place
+    if len(data) > MAX_BYTES:
+        raise WireError("message too large")
+    header_end = data.find(b"\n", 0, MAX_HEADER + 1)
+    if header_end < 0:
+        raise WireError("malformed message: no header line" if len(data) <= MAX_HEADER else "header too large")
     try:
         head = json.loads(bytes(data[:header_end]))
         tree, places = head["tree"], head["arrays"]
@@ -330,6 +350,6 @@ def read(path: Path) -> tuple[dict, list]:
                 raise ValueError("an array's dtype, shape or place does not fit the bytes sent")
             arrays.append(np.frombuffer(data, dtype, int(np.prod(shape, dtype=np.int64)),
                                         start + offset).reshape(shape))
-    except (TypeError, ValueError, KeyError) as exc:
-        raise WireError(f"malformed message: {type(exc).__name__}: {exc}") from None
+    except (TypeError, ValueError, KeyError, RecursionError, OverflowError, MemoryError) as exc:
+        raise WireError(f"malformed message: {type(exc).__name__}: {str(exc)[:200]}") from None
     return tree, arrays

@@ -141,3 +141,48 @@ def test_the_answering_loop_ends_when_the_judge_pauses_it(tmp_path):
     replies = sorted(p.name for p in tmp_path.glob("*" + protocol.REPLY_SUFFIX))
     assert replies == [f"{protocol.REQUEST}00000001-a.json.reply", f"{protocol.REQUEST}00000002-b.json.reply"]
     assert codec.read(tmp_path / replies[1])[0] == {"ok": {"k": "none"}}   # None, encoded
+
+
+def test_a_message_is_never_written_through_a_link_and_a_fifo_or_bad_header_is_refused_at_once(tmp_path):
+    """The other kernel writes in the same folder: a link it plants where a message is to go is
+    replaced, not followed (the judge's files stay the judge's); what it leaves to be read (a
+    FIFO, a folder, no header line, a tree nested past Python's recursion limit) is a
+    WireError at once, never a hang or a crash of the reader."""
+    import os
+    import threading
+
+    import numpy as np
+
+    victim = tmp_path / "victim.py"
+    victim.write_text("# the judge's own file\n")
+    os.symlink(victim, tmp_path / "callback-x.json.reply")
+    for guess in ("callback-x.json.reply.tmp", ".callback-x.json.reply.tmp"):   # where a temporary file might go
+        os.symlink(victim, tmp_path / guess)
+    codec.write(tmp_path / "callback-x.json.reply", {"ok": 1}, [np.ones(2)])
+    assert victim.read_text() == "# the judge's own file\n"
+    assert not (tmp_path / "callback-x.json.reply").is_symlink()
+    assert codec.read(tmp_path / "callback-x.json.reply")[0] == {"ok": 1}
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")) == [
+        ".callback-x.json.reply.tmp", "callback-x.json.reply.tmp"]   # only the planted links
+
+    os.mkfifo(tmp_path / "fifo.json")
+    os.mkdir(tmp_path / "folder.json")
+    (tmp_path / "no-newline.json").write_bytes(b'{"tree": 1, "arrays": []}')
+    (tmp_path / "deep.json").write_bytes(b'{"tree": ' + b"[" * 100_000 + b"]" * 100_000 + b', "arrays": []}\n')
+    outcomes = {}
+
+    def read_all():
+        for name in ("fifo.json", "folder.json", "no-newline.json", "deep.json"):
+            try:
+                codec.read(tmp_path / name)
+                outcomes[name] = "read"
+            except codec.WireError as exc:
+                outcomes[name] = str(exc)
+
+    reader = threading.Thread(target=read_all, daemon=True)
+    reader.start()
+    reader.join(timeout=30)
+    assert not reader.is_alive(), f"reading hung after {outcomes}"
+    assert outcomes["fifo.json"] == outcomes["folder.json"] == "a message must be a plain file"
+    assert outcomes["no-newline.json"] == "malformed message: no header line"
+    assert outcomes["deep.json"].startswith("malformed message: RecursionError")

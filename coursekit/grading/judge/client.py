@@ -27,6 +27,8 @@ from . import protocol
 
 #: How long one call into the student's kernel may take (seconds) before it is interrupted.
 CALL_TIMEOUT = 25.0
+#: How long the judge waits for the student's kernel to stop answering after a graded cell.
+PAUSE_SECONDS = 2.0
 
 
 class RemoteError(Exception):
@@ -235,14 +237,21 @@ class Judge:
             self._loop = self.kc.execute(protocol.loop_code(str(self.exchange)), silent=True,
                                          store_history=False, allow_stdin=False)
 
-    def pause(self) -> None:
+    def pause(self, within: float = PAUSE_SECONDS) -> None:
         """The end of a graded cell: have the student's kernel stop answering now, so that the
         notebook's next cell runs at once rather than after the loop's idle time
-        (:data:`protocol.LOOP_IDLE`). Nothing happens if the loop has ended already."""
+        (:data:`protocol.LOOP_IDLE`). Nothing happens if the loop has ended already; a kernel
+        that does not answer ``within`` seconds (dead, or busy) is left as it is (its loop ends
+        by itself; the next request starts a new one). Never raises for the student's side."""
         if self._loop is None or self._loop_ended() is not None:
             return
-        self.request({"op": "pause"})
-        self._loop = None   # its reply is not waited for: the next request starts a new loop
+        path = self.exchange / f"{protocol.REQUEST}{next(self.count):08d}-{uuid.uuid4().hex}.json"
+        codec.write(path, {"op": "pause"}, [])
+        reply = path.with_name(path.name + protocol.REPLY_SUFFIX)
+        deadline = time.monotonic() + within
+        while not reply.exists() and time.monotonic() < deadline and self._loop_ended() is None:
+            time.sleep(0.0005)
+        self._loop = None   # the next request starts a new loop (the old one's reply is ignored)
 
     def _loop_ended(self) -> str | None:
         """The status of the student kernel's answering loop if it has ended since last asked

@@ -123,7 +123,7 @@ class Cluster:
         jobs = plan.jobs if jobs is None else jobs
         if not jobs:
             return {}
-        if self._packed is None:
+        if self._packed is None or self._packed[0].status != "finished":   # (lost with every worker holding it)
             packed = pack(plan)
             sha = hashlib.sha256(packed).hexdigest()
             # on every worker: a worker that dies takes no task's pack with it
