@@ -180,7 +180,7 @@ class Judge:
         arrays = [] if arrays is None else arrays
         if message.get("op") not in protocol.OPS:
             raise ValueError(f"not an op of the judge's protocol: {message.get('op')!r}")
-        path = self.exchange / f"{protocol.REQUEST}{next(self.count):08d}-{uuid.uuid4().hex}.json"
+        path = self._request_path()
         start = time.perf_counter()
         codec.write(path, message, arrays)
         self._serve()
@@ -191,6 +191,10 @@ class Judge:
             return self._reply(path)
         finally:
             self.messaging += time.perf_counter() - start
+
+    def _request_path(self) -> Path:
+        """A new request's file: numbered, so the student's kernel answers requests in order."""
+        return self.exchange / f"{protocol.REQUEST}{next(self.count):08d}-{uuid.uuid4().hex}.json"
 
     def _reply(self, path: Path):
         reply_path = path.with_name(path.name + protocol.REPLY_SUFFIX)
@@ -245,7 +249,7 @@ class Judge:
         by itself; the next request starts a new one). Never raises for the student's side."""
         if self._loop is None or self._loop_ended() is not None:
             return
-        path = self.exchange / f"{protocol.REQUEST}{next(self.count):08d}-{uuid.uuid4().hex}.json"
+        path = self._request_path()
         codec.write(path, {"op": "pause"}, [])
         reply = path.with_name(path.name + protocol.REPLY_SUFFIX)
         deadline = time.monotonic() + within

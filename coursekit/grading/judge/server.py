@@ -173,9 +173,9 @@ def serve(request: str) -> str | None:
         tree, arrays = codec.read(path)
         op = tree.get("op") if isinstance(tree, dict) else None
         decoded = lambda node: codec.decode(node, arrays, _object, _original)  # noqa: E731
-        handler = HANDLERS.get(tree.get("op"))
+        handler = HANDLERS.get(op)
         if handler is None:
-            raise codec.WireError(f"unknown request {tree.get('op')!r}")
+            raise codec.WireError(f"unknown request {op!r}")
         value = handler(tree, decoded)
         reply = {"ok": codec.encode(value, arrays_out, _handle, origins=True)}
     except BaseException as exc:  # everything goes back to the judge, nothing is shown here

@@ -82,12 +82,12 @@ def _grade(plan, progress: bool, grid) -> None:
         with class_gradebook(plan) as gb:
             recorder = Recorder(plan, gb)
             recorder.refusals()
-            again = []   # the grader's own failures (a kernel that would not start, a worker lost)
+            failed = {}   # the grader's own failures (a kernel that would not start, a worker lost): why
 
             def on_report(key, report):
                 recorder.report(key, report)
                 if report.retry:
-                    again.append((key, report.problems[-1] if report.problems else "unknown error"))
+                    failed.setdefault(key, report.problems[-1] if report.problems else "unknown error")
 
             def grade(jobs, desc):
                 if grid is None:
@@ -96,11 +96,10 @@ def _grade(plan, progress: bool, grid) -> None:
                     grid.run_jobs(plan, progress, on_report=on_report, jobs=jobs, desc=desc)
 
             grade(plan.jobs, "grading")
-            if again:  # once more, after the others: the grader's trouble never costs a grade
-                first, again[:] = list(again), []
-                names = {key for key, _ in first}
-                grade([job for job in plan.jobs if (job[0], job[1]) in names], "grading again")
-                for (student, name), why in first:
+            if failed:  # once more, after the others: the grader's trouble never costs a grade
+                first = dict(failed)
+                grade([job for job in plan.jobs if (job[0], job[1]) in first], "grading again")
+                for (student, name), why in first.items():
                     done = "" if plan.results[(student, name)].failed else ", and graded the second time"
                     plan.notes.append(f"{student}/{name}: the grader failed on it ({why[:200]}){done}")
             if grid is not None:
