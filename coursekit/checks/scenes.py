@@ -137,9 +137,15 @@ def _scores(name, model, x):
     return out
 
 
+#: ``_learns``' task: memorise this many random images in this many Adam steps. A right SimpleNet or
+#: SimpleNetFinal halves its loss in 20 steps many times over (to 4-13 % of it, seeds 0-2); one whose
+#: convolutions are not registered as attributes, or are frozen, stays at 98-99 %.
+LEARN_IMAGES, LEARN_STEPS = 8, 20
+
+
 def _learns(name, model, seed):
     torch.manual_seed(seed)
-    x, y = torch.randn(16, 3, 64, 64), torch.arange(16) % 15
+    x, y = torch.randn(LEARN_IMAGES, 3, 64, 64), torch.arange(LEARN_IMAGES) % 15
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
 
     def loss_now():
@@ -148,7 +154,7 @@ def _learns(name, model, seed):
             return nn.functional.cross_entropy(model(x), y).item()
 
     first = loss_now()
-    for _ in range(40):
+    for _ in range(LEARN_STEPS):
         model.train()
         loss = nn.functional.cross_entropy(model(x), y)
         opt.zero_grad()
@@ -156,9 +162,9 @@ def _learns(name, model, seed):
         opt.step()
     last = loss_now()
     if not last < 0.5 * first:
-        raise CheckError(f"{name} cannot even memorise 16 images in 40 Adam steps (loss {first:.2f} -> "
+        raise CheckError(f"{name} cannot even memorise {LEARN_IMAGES} images in {LEARN_STEPS} Adam steps (loss {first:.2f} -> "
                          f"{last:.2f}): is there a ReLU after each conv, and are all layers "
-                         f"registered as attributes (so their parameters are trained)?")
+                         f"registered as attributes and left trainable (so their parameters are trained)?")
 
 
 def _count(model, kind):

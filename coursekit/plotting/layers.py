@@ -60,7 +60,8 @@ def plot_layer_histograms(activations: Sequence[np.ndarray], title: str = "", bi
         top = max(float(np.abs(a).max()) for a in activations) or 1.0
         value_range = (-top, top)
     for i, (ax, a) in enumerate(zip(axes, activations), start=1):
-        ax.hist(np.ravel(a), bins=bins, range=value_range, color="C0")
+        counts, edges = np.histogram(np.ravel(a), bins=bins, range=value_range)
+        ax.stairs(counts, edges, fill=True, color="C0")   # one artist, not one bar per bin
         ax.set_title(f"layer {i}", fontsize=8)
         ax.tick_params(labelsize=6)
         ax.set_yticks([])

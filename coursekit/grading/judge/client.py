@@ -24,6 +24,7 @@ from pathlib import Path
 from ...checks.student import Judged
 from ... import values as codec
 from . import protocol
+from .wakeup import FolderWatch
 
 #: How long one call into the student's kernel may take (seconds) before it is interrupted.
 CALL_TIMEOUT = 25.0
@@ -169,9 +170,14 @@ class Judge:
         # of its own that the student's code called back: not the student's (:meth:`Remote.judged_seconds`)
         self.messaging = self.called_back = 0.0
         self._loop: str | None = None   # the msg_id of the student kernel's answering loop, while it runs
+        self._watch = FolderWatch(self.exchange)   # wakes the waits below when an answer lands
+        # the longest wait between looks; with the watch only a loop that ended (a kernel
+        # message, not a file) is noticed by looking
+        self._longest = 0.002 if self._watch.active else 0.0005
 
     def close(self) -> None:
         """Stop the channels to the student's kernel (their threads keep a process alive)."""
+        self._watch.close()
         self.kc.stop_channels()
 
     # --- requests --------------------------------------------------------------------------------
@@ -254,7 +260,7 @@ class Judge:
         reply = path.with_name(path.name + protocol.REPLY_SUFFIX)
         deadline = time.monotonic() + within
         while not reply.exists() and time.monotonic() < deadline and self._loop_ended() is None:
-            time.sleep(0.0005)
+            self._watch.wait(self._longest)
         self._loop = None   # the next request starts a new loop (the old one's reply is ignored)
 
     def _loop_ended(self) -> str | None:
@@ -286,8 +292,8 @@ class Judge:
                 if ended != "ok":   # the loop broke before it answered: _reply says so
                     return
                 self._serve()    # it went idle just before the request came: start it again
-            time.sleep(pause)
-            pause = min(2 * pause, 0.0005)
+            self._watch.wait(pause)
+            pause = min(2 * pause, self._longest)
 
     def _answer(self, path: Path) -> None:
         """Run one of the judge's functions that the student's code called (a checker passed
