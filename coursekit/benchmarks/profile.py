@@ -23,6 +23,14 @@ PHASES = ("worker process", "course set-up", "student kernel start", "notebook c
           "feedback", "clean-up")
 
 
+def _why(result) -> str:
+    """Why a right-answer submission did not get full marks: the grader's problems, else the
+    exercises that lost points (the feedback page says what their checks printed)."""
+    lost = [f"{e.grade_id} {e.score:g}/{e.max_score:g}" for e in result.exercises if e.score < e.max_score]
+    where = f" (see {result.feedback})" if result.feedback else ""
+    return "; ".join(result.problems) or (f"lost points in {', '.join(lost)}{where}" if lost else "no grades")
+
+
 def profile(root: Path, notebooks: list[str] | None, students: int, timeout: int | None, bare: bool = True) -> int:
     from ..grading.classes.sample import student_notebook
     from ..grading.course.directory import assignments
@@ -48,7 +56,7 @@ def profile(root: Path, notebooks: list[str] | None, students: int, timeout: int
             result = autograde(root, tmp / name, tmp / f"out-{name}", timeout=timeout, jobs=1, progress=False)
             wall = time.perf_counter() - start
             done = [r for r in result.results if not r.failed]
-            failed += [f"{r.student}/{name}: {'; '.join(r.problems)}" for r in result.results
+            failed += [f"{r.student}/{name}: {_why(r)}" for r in result.results
                        if r.failed or r.score != r.max_score]
             mean = {p: sum(r.phases.get(p, 0.0) for r in done) / max(1, len(done)) for p in PHASES}
             mean["per submission"] = sum(r.seconds + r.phases.get("worker process", 0.0)

@@ -190,6 +190,7 @@ def given_but_locked(release_dir: Path, names: dict[str, str]) -> list[str]:
 #: what the student's kernel needs of the instructor's side while it is graded: the side of
 #: the judge's protocol that answers the judge (it is not trusted by the judge)
 GRADING_SIDE = ("__init__.py", "judge/__init__.py", "judge/server.py", "judge/protocol.py", "judge/mirror.py",
+                "judge/wakeup.py",
                 "kernel/__init__.py", "kernel/capped_output.py")
 
 

@@ -14,7 +14,6 @@ refused, a wait is a plain sleep of that timeout, as before.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 import select
 import sys
@@ -27,7 +26,7 @@ _libc = None
 def _inotify():
     global _libc
     if _libc is None:
-        _libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+        _libc = ctypes.CDLL(None, use_errno=True)   # this process's own symbols: libc is among them
     return _libc
 
 
