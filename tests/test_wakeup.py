@@ -62,3 +62,32 @@ def test_a_watch_that_cannot_watch_sleeps_instead(tmp_path):
     broken.close()   # twice is harmless
     assert not broken.active
     threading.Thread(target=broken.wait, args=(0.01,)).start()   # and a closed one still waits
+
+
+@linux_only
+def test_a_kernel_that_keeps_writing_files_cannot_hold_a_wait(tmp_path):
+    """A hostile kernel flooding the exchange with files only wakes the other side often: each
+    wait still returns at once, so its deadline checks keep running."""
+    stop = threading.Event()
+
+    def flood():
+        k = 0
+        while not stop.is_set():
+            (tmp_path / f"f{k % 50}").write_bytes(b"x")
+            k += 1
+
+    with FolderWatch(tmp_path) as watch:
+        writers = [threading.Thread(target=flood) for _ in range(3)]
+        for w in writers:
+            w.start()
+        try:
+            longest = 0.0
+            for _ in range(200):
+                start = time.monotonic()
+                watch.wait(0.01)
+                longest = max(longest, time.monotonic() - start)
+        finally:
+            stop.set()
+            for w in writers:
+                w.join()
+    assert longest < 1, longest

@@ -69,12 +69,12 @@ class FolderWatch:
             time.sleep(timeout)
 
     def _drain(self) -> None:
-        while True:
-            try:
-                if not os.read(self.fd, 4096):
-                    return
-            except BlockingIOError:
-                return
+        """Take the events that woke the wait: one read, never a loop (a kernel that keeps
+        writing files must not hold the other side here; what is left wakes the next wait)."""
+        try:
+            os.read(self.fd, 65536)
+        except BlockingIOError:
+            pass
 
     def close(self) -> None:
         if self.fd >= 0:
