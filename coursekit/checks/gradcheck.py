@@ -68,13 +68,12 @@ def check_gradients(layer: str, forward, inputs: dict, grads: dict, dout,
     for name, value in inputs.items():
         def f(v, name=name):
             return np.asarray(forward(**{**inputs, name: v})[0], dtype=float)
-        x = np.array(value, dtype=float)
+        x, got = np.array(value, dtype=float), np.asarray(grads[name], dtype=float)
+        if got.shape != x.shape:   # before the numerical gradient's calls of the forward
+            raise CheckError(f"{layer}: d{name} has shape {got.shape}; it should have {name}'s shape {x.shape}.")
         entries = sample_entries(x.shape, NUMERICAL_ENTRIES, rng)
         with np.errstate(all="ignore"):
             num = numerical_gradient_array(f, x, dout, entries=entries)
-        got = np.asarray(grads[name], dtype=float)
-        if got.shape != x.shape:
-            raise CheckError(f"{layer}: d{name} has shape {got.shape}; it should have {name}'s shape {x.shape}.")
         picked = tuple(np.array(entries).T) if entries else ()
         err = rel_error(got[picked], num[picked])
         if not err < threshold:

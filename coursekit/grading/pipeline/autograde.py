@@ -97,9 +97,8 @@ def _grade(plan, progress: bool, grid) -> None:
 
             grade(plan.jobs, "grading")
             if failed:  # once more, after the others: the grader's trouble never costs a grade
-                first = dict(failed)
-                grade([job for job in plan.jobs if (job[0], job[1]) in first], "grading again")
-                for (student, name), why in first.items():
+                grade([job for job in plan.jobs if (job[0], job[1]) in failed], "grading again")
+                for (student, name), why in failed.items():   # (a second failure keeps the first why)
                     done = "" if plan.results[(student, name)].failed else ", and graded the second time"
                     plan.notes.append(f"{student}/{name}: the grader failed on it ({why[:200]}){done}")
             if grid is not None:
