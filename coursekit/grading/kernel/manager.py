@@ -1,6 +1,7 @@
 """A Jupyter kernel manager whose kernels start inside the sandbox (:mod:`.sandbox`)."""
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import os
 import sys
@@ -10,7 +11,7 @@ from pathlib import Path
 from jupyter_client.manager import AsyncKernelManager
 from jupyter_core.utils import ensure_async
 
-from . import capped_output
+from . import capped_output, zygote
 from .sandbox import Policy
 
 #: Run in a graded kernel before its first cell (binding no name): matplotlib's own warnings are
@@ -45,9 +46,32 @@ class SandboxedKernelManager(AsyncKernelManager):
         why there: :func:`ready_client` quotes it)."""
         if self.policy is None:
             return await super()._async_launch_kernel(kernel_cmd, **kw)
+        env = dict(kw.get("env") or os.environ)
+        address = env.pop(zygote.ADDRESS, "")   # the grader's, not the kernel's
+        kw = {**kw, "env": env}
         self.stderr_file = Path(self.policy_dir) / f"kernel-{uuid.uuid4().hex}.stderr"
         with open(self.stderr_file, "wb") as stderr:
+            if address and await self._fork_from_zygote(address, kernel_cmd, env, kw.get("stdout"), stderr):
+                return None
             return await super()._async_launch_kernel(kernel_cmd, **{**kw, "stderr": stderr})
+
+    async def _fork_from_zygote(self, address: str, kernel_cmd: list[str], env: dict, stdout, stderr) -> bool:
+        """Start the kernel as a child of the zygote (:mod:`.zygote`), under the same policy;
+        False where it cannot (then it is started as a new interpreter)."""
+        # kernel_cmd is [python, -m, SANDBOX, POLICY, --, python, -m, ipykernel_launcher, ...]
+        argv = zygote.kernel_argv(kernel_cmd[5:]) if kernel_cmd[1:3] == ["-m", SANDBOX] else None
+        if argv is None:
+            return False
+        out = stdout if isinstance(stdout, int) else (stdout.fileno() if stdout is not None else 1)  # None: inherit
+        kernel = await asyncio.get_running_loop().run_in_executor(
+            None, zygote.launch, address, kernel_cmd[3], argv, env, out, stderr.fileno())
+        if kernel is None:
+            return False
+        provisioner = self.provisioner   # as jupyter_client's LocalProvisioner.launch_kernel leaves it
+        provisioner.process, provisioner.pid, provisioner.pgid = kernel, kernel.pid, kernel.pid
+        provisioner.cwd = self.policy.scratch
+        self._reconcile_connection_info(provisioner.connection_info)
+        return True
 
     def last_error(self) -> str:
         """The last line the kernel's process wrote to stderr ('' if none, or not known)."""

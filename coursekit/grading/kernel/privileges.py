@@ -348,8 +348,17 @@ def _become(uid: int, keep_reading: bool) -> None:
     _check(libc.prctl(_PR_CAP_AMBIENT, 2, _CAP_DAC_READ_SEARCH, 0, 0), "prctl(PR_CAP_AMBIENT_RAISE)")
 
 
+_NAMESPACES_WORK: list[bool] = []   # the answer, once found (a zygote finds it for its kernels)
+
+
 def _namespaces_work() -> bool:
     """Try the namespaces in a throwaway child (this process has one thread: it may fork)."""
+    if not _NAMESPACES_WORK:
+        _NAMESPACES_WORK.append(_try_namespaces())
+    return _NAMESPACES_WORK[0]
+
+
+def _try_namespaces() -> bool:
     child = os.fork()
     if child == 0:
         try:

@@ -25,6 +25,7 @@ from ..course.parameters import GradingParameters
 from ..course.roster import Person, keep_roster, read_roster
 from ..course.term import CellsChanged, generate, lock_course, open_course, release_changed
 from ..kernel.sandbox import Limits, capabilities
+from ..kernel import zygote
 from ..kernel.scratch import remove_tree
 from . import ledger
 from .collect import TIMESTAMP, collect_folder, collect_zip, submission_time
@@ -176,7 +177,7 @@ def _plan(root, out, coursedir, lock, all_names, due, people, roster, handed, se
     limits = asdict(Limits(**(limits or {})))
     plan.wall = limits["notebook_seconds"] + 120
     if todo:
-        _write_jobs(plan, todo, timeout, limits)
+        _write_jobs(plan, todo, timeout, limits, graded_here)
     return plan
 
 
@@ -356,14 +357,17 @@ def _template(plan: Plan, names: list[str]) -> Path:
     return template
 
 
-def _write_jobs(plan: Plan, todo: list[tuple[str, str]], timeout: int | None, limits: dict) -> None:
+def _write_jobs(plan: Plan, todo: list[tuple[str, str]], timeout: int | None, limits: dict,
+                graded_here: bool = True) -> None:
     """A job folder per submission to grade that intake accepts; intake's refusals are noted."""
     names = sorted({name for _, name in todo})
-    template = _template(plan, names)
     read, env = prepare(plan.api.config, plan.work / "shared", names)
     # Share the cores between the kernels graded at once instead of oversubscribing them.
     threads = str(max(1, (os.cpu_count() or 1) // plan.concurrency))
     env.update(OMP_NUM_THREADS=threads, MKL_NUM_THREADS=threads, OPENBLAS_NUM_THREADS=threads)
+    if graded_here:   # the kernels' zygote imports torch while the jobs are written (kernel.zygote)
+        zygote.ensure(env)
+    template = _template(plan, names)
     parameters = GradingParameters(config=plan.api.config).values
     packages = {name: str(grading_copy(plan.root, plan.work / "shared" / "coursekit" / name,
                                        plan.coursedir / "release" / name / f"{name}.ipynb", env, plan.notes,

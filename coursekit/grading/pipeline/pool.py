@@ -68,13 +68,14 @@ class Worker:
     inside a daemonic process, such as a Dask worker, which multiprocessing lets have none)."""
 
     def __init__(self, job_file: Path):
+        environment = {**os.environ, **_zygote(job_file)}
         context = _fork_server()
         if context is not None and not multiprocessing.current_process().daemon:
             from . import worker
 
             try:
                 self.process = context.Process(target=worker.forked, name=f"coursekit worker {job_file.parent.name}",
-                                               args=(str(job_file), dict(os.environ), os.getcwd()))
+                                               args=(str(job_file), environment, os.getcwd()))
                 self.process.start()
             except Exception:  # no fork server after all: a fresh interpreter, now and from now on
                 _no_fork_server()
@@ -84,7 +85,8 @@ class Worker:
         if context is None or multiprocessing.current_process().daemon:
             with open(job_file.with_name("worker.log"), "wb") as log:
                 self.process = subprocess.Popen([sys.executable, "-m", WORKER, str(job_file), str(os.getpid())],
-                                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+                                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                                                env=environment)
             self.pid = self.process.pid
 
     def poll(self) -> int | None:
@@ -106,6 +108,19 @@ class Worker:
             self.process.wait()
         else:
             self.process.join()
+
+
+def _zygote(job_file: Path) -> dict[str, str]:
+    """The worker's pointer to this process's zygote for the job's kernels (started with the
+    first job: :mod:`..kernel.zygote`); {} where kernels are not forked, or the job cannot be read."""
+    from ..kernel import zygote
+
+    try:
+        env = json.loads(job_file.read_text())["env"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
+    address = zygote.ensure(env)
+    return {zygote.ADDRESS: address} if address else {}
 
 
 _server = None
