@@ -10,6 +10,8 @@ How one submission travels (each box a process; ``python -m`` names the module i
       |                                              | kernel.execute.SandboxedExecute  (kernel/)
       |                                              |   |-- student's kernel: kernel.sandbox -> (own pid
       |                                              |   |     namespace, own uid, init) -> ipykernel
+      |                                              |   |     (forked by kernel.zygote, which has
+      |                                              |   |     imported torch & co. once per class run)
       |                                              |   |     answer cells; judge.server answers
       |                                              |   '-- judge kernel:   kernel.sandbox -> ipykernel
       |                                              |         graded cells; judge.client asks  (judge/)
@@ -22,7 +24,7 @@ pipeline/  the class run: plan (what is new or changed), collect (and submission
            (the same workers on Dask), gradebook (recording), ledger (what is complete), results
 timing.py  where a submission's grading time goes (named phases, for bench grading --profile)
 kernel/    one notebook's execution: sandbox (Landlock, rlimits, cgroups), privileges (pid namespace,
-           uid, seccomp), scratch clean-up (no link followed), recovering from a dead or
+           uid, seccomp), zygote (kernels forked with their libraries imported), scratch clean-up (no link followed), recovering from a dead or
            hung kernel, time/disk/output budgets, what can happen to a cell (outcomes)
 judge/     graded cells in a kernel that never runs student code: protocol (every message),
            client (judge side; values cross in coursekit.values), server (student side), mirror (nn.Module),
