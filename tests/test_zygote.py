@@ -215,3 +215,22 @@ os._exit(0)
         time.sleep(0.2)
     assert not left, "the kernel's process outlived the grader that launched it"
     assert not zygote_alive, "the zygote outlived the grader that started it"
+
+
+def test_a_zygote_started_from_a_thread_outlives_the_thread(tmp_path):
+    """A Dask worker grades in task threads, which come and go: the zygote a task started ends
+    with the worker process, not with that thread (a parent-death signal would fire with it)."""
+    import threading
+
+    env = {**ENV, "OMP_NUM_THREADS": "3"}   # a zygote of its own
+    found = []
+    thread = threading.Thread(target=lambda: found.append(zygote.ensure(env)))
+    thread.start()
+    thread.join()
+    started = zygote._started[zygote.ensure(env).partition("#")[2]]
+    try:
+        time.sleep(1.5)
+        assert started.alive(), "the zygote ended with the thread that started it"
+        assert zygote.ensure(env) == found[0]     # the same one, still in use
+    finally:
+        started.stop()

@@ -275,7 +275,8 @@ def _receive(connection: socket.socket) -> tuple[dict, list[int]]:
 
 
 def serve(address: str, grader: int) -> None:
-    """The zygote's life: die with ``grader``; fork a kernel for each request on ``address`` and
+    """The zygote's life: end with ``grader`` (its parent; watched, not a parent-death signal,
+    which fires when the *thread* that started it ends: a Dask worker's task thread); fork a kernel for each request on ``address`` and
     report each kernel's exit status on its request's connection; between requests, import
     :data:`WARM` one module at a time (a kernel asked for early has fewer of them ready, and
     imports the rest itself, as a fresh one would)."""
@@ -283,7 +284,6 @@ def serve(address: str, grader: int) -> None:
 
     from . import privileges
 
-    privileges.die_with_parent(grader)
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     old = os.umask(0o177)
     listener.bind(address)
@@ -299,7 +299,14 @@ def serve(address: str, grader: int) -> None:
     to_import = list(WARM)
     while True:
         ready, _, _ = select.select([listener, wake_reader, *kernels.values()], [], [],
-                                    0 if to_import else None)
+                                    0 if to_import else 0.5)
+        if os.getppid() != grader:   # the grader is gone: so are its kernels, and this process
+            for pid in kernels:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except OSError:
+                    pass
+            os._exit(0)
         if wake_reader in ready:
             os.read(wake_reader, 4096)
         _report_ended(kernels)
