@@ -161,3 +161,20 @@ def test_residual_connections_make_depth_trainable():
         final[residual] = loss.item()
     assert abs(final[False] - 1.0986) < 0.01
     assert final[True] < 0.1
+
+
+@pytest.mark.parametrize("build, shape", [
+    (models.alexnet, models.ALEXNET_INPUT), (models.vgg16, models.VGG16_INPUT),
+    (torchvision.models.resnet18, (3, 64, 64)),                       # in-place ReLU, x + shortcut
+    (lambda: torchvision.models.googlenet(init_weights=False, aux_logits=False), (3, 64, 64)),  # torch.cat
+], ids=["alexnet", "vgg16", "resnet18", "googlenet"])
+def test_a_model_on_the_meta_device_gives_the_same_table(build, shape):
+    """Notebook 06 and its checker build the big networks on the meta device (shapes without
+    values: nothing to initialise, nothing computed); the table is the one of the real model,
+    views and in-place results included."""
+    torch.manual_seed(0)
+    real = summary(build(), shape)
+    with torch.device("meta"):
+        meta = build()
+    shapes_only = summary(meta, shape)
+    assert shapes_only.rows == real.rows and shapes_only.total_params == real.total_params

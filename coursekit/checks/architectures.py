@@ -28,9 +28,10 @@ ARCH_NAMES["output_size"] = "conv.output_size"
 
 @functools.lru_cache(maxsize=None)
 def _measured(layers: tuple, in_shape: tuple):
-    """The summary tool's rows (by name) of the model built from a layer list."""
-    torch.manual_seed(0)
-    model = models.build(list(layers), in_channels=in_shape[0])
+    """The summary tool's rows (by name) of the model built from a layer list (on the meta
+    device: shapes without values, no weights to initialise)."""
+    with torch.device("meta"):
+        model = models.build(list(layers), in_channels=in_shape[0])
     return {row.name: row for row in models.summary(model, in_shape).rows}
 
 

@@ -101,8 +101,14 @@ def _layer_macs(module: nn.Module, out: torch.Tensor, batch: int) -> int:
     return 0
 
 
+def _storage(t: torch.Tensor) -> int:
+    """Which storage holds ``t``'s values (the same for a view or an in-place result): its
+    storage's identity, which a model on the meta device has too (its data pointers are all 0)."""
+    return t.untyped_storage()._cdata
+
+
 def _shares_storage(a: torch.Tensor, b: torch.Tensor) -> bool:
-    return a.untyped_storage().data_ptr() == b.untyped_storage().data_ptr()
+    return _storage(a) == _storage(b)
 
 
 def summary(model: nn.Module, input_size: tuple[int, ...], batch_size: int = 1,
@@ -110,18 +116,22 @@ def summary(model: nn.Module, input_size: tuple[int, ...], batch_size: int = 1,
             name: str | None = None) -> Summary:
     """Run a (batch_size, *input_size) batch of zeros through ``model`` (eval mode, no
     gradients; its mode is restored) and return the per-layer :class:`Summary`, titled
-    ``name`` (the model's class name by default)."""
+    ``name`` (the model's class name by default). A model built on the meta device (``with
+    torch.device("meta"):``, shapes without values) is measured there: the same table, with no
+    weights to initialise and nothing computed."""
     if not isinstance(model, nn.Module):
         raise TypeError(f"summary needs a torch.nn.Module, got {type(model).__name__}")
     if not isinstance(input_size, (tuple, list)) or not all(isinstance(d, int) and d > 0 for d in input_size):
         raise ValueError(f"input_size should be a tuple of positive ints without the batch axis, "
                          f"e.g. (3, 224, 224); got {input_size!r}")
+    if any(t.is_meta for t in (*model.parameters(), *model.buffers())):
+        device = "meta"
     x = torch.zeros((batch_size, *input_size), dtype=dtype, device=device)
     element = x.element_size()
     result = Summary(name or type(model).__name__)
     result.rows.append(LayerRow("input", "", tuple(input_size), 0, x.numel() // batch_size, 0, element))
     seen: set[int] = set()
-    produced = {x.untyped_storage().data_ptr()}   # storages holding values already counted
+    produced = {_storage(x)}                      # storages holding values already counted
     alive = [x]                                   # keep outputs alive so no storage is reused
     handles = []
 
@@ -130,7 +140,7 @@ def summary(model: nn.Module, input_size: tuple[int, ...], batch_size: int = 1,
             out = output[0] if isinstance(output, (tuple, list)) else output
             if not isinstance(out, torch.Tensor):
                 return
-            ptr = out.untyped_storage().data_ptr()
+            ptr = _storage(out)
             new = 0 if ptr in produced else out.numel() // batch_size
             params = 0
             if id(module) not in seen:
@@ -146,12 +156,12 @@ def summary(model: nn.Module, input_size: tuple[int, ...], batch_size: int = 1,
         def record(module, inputs, output):
             # values made by a module's own code rather than by a layer (torch.cat, x + shortcut)
             out = output[0] if isinstance(output, (tuple, list)) else output
-            if not isinstance(out, torch.Tensor) or out.untyped_storage().data_ptr() in produced:
+            if not isinstance(out, torch.Tensor) or _storage(out) in produced:
                 return
             result.rows.append(LayerRow(f"{name or type(module).__name__} (output)", type(module).__name__,
                                         tuple(out.shape[1:]), 0, out.numel() // batch_size, 0,
                                         out.element_size()))
-            produced.add(out.untyped_storage().data_ptr())
+            produced.add(_storage(out))
             alive.append(out)
         return record
 
