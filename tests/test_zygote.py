@@ -234,3 +234,34 @@ def test_a_zygote_started_from_a_thread_outlives_the_thread(tmp_path):
         assert zygote.ensure(env) == found[0]     # the same one, still in use
     finally:
         started.stop()
+
+
+def test_without_its_zygote_a_kernel_starts_as_a_new_interpreter_at_once(tmp_path):
+    """A zygote that died (killed, out of memory) costs nothing but its speed: the next kernel
+    is started the old way, without waiting for it."""
+    env = {**ENV, "OMP_NUM_THREADS": "4"}
+    address = zygote.ensure(env)
+    started = zygote._started[address.partition("#")[2]]
+    assert os.path.exists(address.partition("#")[0])   # it listens before its address is given
+    started.process.kill()
+    started.process.wait()
+    begun = time.monotonic()
+    with kernel(tmp_path, address, env={"OMP_NUM_THREADS": "4"}) as (km, kc):
+        assert type(km.provisioner.process).__name__ == "Popen"
+        text, status = run(kc, "print(6 * 7)")
+    assert status == "ok" and text.strip() == "42"
+    assert time.monotonic() - begun < 8
+    started.stop()
+
+
+def test_a_zygote_that_cannot_start_is_not_waited_for(tmp_path, monkeypatch):
+    """A zygote that dies as it starts (here: it cannot import itself) gives no address, once:
+    kernels start the old way without a wait, and it is not started again for every job."""
+    env = {**ENV, "OMP_NUM_THREADS": "5"}
+    monkeypatch.setattr(zygote, "__name__", "no.such.module")   # the module Zygote runs
+    begun = time.monotonic()
+    assert zygote.ensure(env) == ""
+    assert time.monotonic() - begun < 10
+    monkeypatch.undo()
+    assert zygote.ensure(env) == ""              # not tried again in this process
+    zygote._failed.clear()

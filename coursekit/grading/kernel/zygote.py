@@ -41,6 +41,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import traceback
 
@@ -60,8 +61,9 @@ IMPORT_ENV = ("MPLBACKEND", "PYTHONWARNINGS", "OMP_NUM_THREADS", "MKL_NUM_THREAD
 #: The file the zygote leaves beside its socket once it has imported all of :data:`WARM`.
 WARMED = "warm"
 
-#: How long a kernel launch waits for the zygote to be ready (it imports torch first).
-READY_SECONDS = 60.0
+#: How long a zygote may take to listen once started, and a kernel launch to be answered (it
+#: forks between imports, and importing torch can take seconds on a busy machine).
+LISTEN_SECONDS, READY_SECONDS = 30.0, 60.0
 
 
 def usable() -> bool:
@@ -82,6 +84,8 @@ def import_env(env: dict[str, str]) -> dict[str, str]:
 # --- the grader's side ---------------------------------------------------------------------------
 
 _started: dict[str, "Zygote"] = {}
+_failed: set[str] = set()
+_starting = threading.Lock()
 
 
 class Zygote:
@@ -94,8 +98,10 @@ class Zygote:
         os.mkdir(home)
         # its own environment is what a kernel's would be as the libraries load: a kernel
         # reading /proc/self/environ sees only this (and its own in os.environ)
-        base = {k: v for k, v in os.environ.items() if k in ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ")}
+        base = {k: v for k, v in os.environ.items()
+                if k in ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "PYTHONPATH")}
         own = {**base, **import_env(env), "HOME": home, "MPLCONFIGDIR": os.path.join(home, ".matplotlib")}
+        self.owner = os.getpid()   # a forked copy of this process must not stop it
         self.log = open(os.path.join(self.folder, "zygote.log"), "wb")
         self.process = subprocess.Popen(
             [sys.executable, "-m", __name__, self.address, str(os.getpid())], env=own, cwd=home,
@@ -104,7 +110,19 @@ class Zygote:
     def alive(self) -> bool:
         return self.process.poll() is None
 
+    def listening(self) -> bool:
+        """Wait until it listens (a fraction of a second: it imports the libraries after); False
+        if it ended first, or does not within :data:`LISTEN_SECONDS`."""
+        deadline = time.monotonic() + LISTEN_SECONDS
+        while not os.path.exists(self.address):
+            if not self.alive() or time.monotonic() > deadline:
+                return False
+            time.sleep(0.01)
+        return True
+
     def stop(self) -> None:
+        if os.getpid() != self.owner:
+            return
         if self.alive():
             self.process.kill()
             self.process.wait()
@@ -122,11 +140,19 @@ def ensure(env: dict[str, str]) -> str:
         return ""
     env = {**os.environ, **env}   # a kernel's environment is its grader's and its own
     key = json.dumps(import_env(env), sort_keys=True)
-    zygote = _started.get(key)
-    if zygote is None or not zygote.alive():
-        if zygote is not None:
-            zygote.stop()
-        zygote = _started[key] = Zygote(env)
+    with _starting:   # a Dask worker's task threads ask at once
+        if key in _failed:
+            return ""
+        zygote = _started.get(key)
+        if zygote is None or not zygote.alive():
+            if zygote is not None:
+                zygote.stop()
+            zygote = _started[key] = Zygote(env)
+            if not zygote.listening():   # it could not start: kernels start the old way
+                _failed.add(key)
+                zygote.stop()
+                del _started[key]
+                return ""
     return f"{zygote.address}#{key}"
 
 
@@ -223,18 +249,11 @@ def launch(address: str, policy_file: str, argv: list[str], env: dict[str, str],
     devnull = os.open(os.devnull, os.O_WRONLY)
     try:
         connection.settimeout(READY_SECONDS)
-        deadline = time.monotonic() + READY_SECONDS
-        while True:   # a zygote started a moment ago may not listen yet
-            try:
-                connection.connect(path)
-                break
-            except (FileNotFoundError, ConnectionRefusedError):
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.02)
+        connection.connect(path)   # it listened before its address was handed out (gone: refused)
         request = json.dumps({"policy": policy_file, "argv": argv, "env": env}).encode()
         fds = [stdin_reader, devnull if stdout is None else stdout, devnull if stderr is None else stderr]
-        socket.send_fds(connection, [len(request).to_bytes(4, "big") + request], fds)
+        socket.send_fds(connection, [len(request).to_bytes(4, "big")], fds)
+        connection.sendall(request)
         reply = b""
         while not reply.endswith(b"\n"):
             part = connection.recv(64)
@@ -262,16 +281,26 @@ def _memory_data_mb() -> int:
     return -(-kb // 1024)
 
 
-def _receive(connection: socket.socket) -> tuple[dict, list[int]]:
+def _receive_fds(connection: socket.socket) -> tuple[int, list[int]]:
+    """The request's size and its three standard streams (the request itself is read by the
+    forked child, so that it never passes through the zygote's memory: nothing of one
+    submission, not even its folder's name, is left there for the next kernel to find)."""
     head, fds, _, _ = socket.recv_fds(connection, 4, 3)
-    size = int.from_bytes(head, "big")
+    if len(head) != 4 or len(fds) != 3:
+        for fd in fds:
+            os.close(fd)
+        raise OSError("not a kernel request")
+    return int.from_bytes(head, "big"), fds
+
+
+def _read_request(connection: socket.socket, size: int) -> dict:
     data = b""
     while len(data) < size:
         part = connection.recv(size - len(data))
         if not part:
             raise OSError("short request")
         data += part
-    return json.loads(data), fds
+    return json.loads(data)
 
 
 def serve(address: str, grader: int) -> None:
@@ -320,11 +349,11 @@ def serve(address: str, grader: int) -> None:
             connection, _ = listener.accept()
             connection.settimeout(10)
             try:
-                request, fds = _receive(connection)
+                size, fds = _receive_fds(connection)
             except (OSError, ValueError):
                 connection.close()
                 continue
-            pid = _fork_kernel(request, fds, listener, connection, kernels, wake_reader, wake_writer)
+            pid = _fork_kernel(size, fds, listener, connection, kernels, wake_reader, wake_writer)
             for fd in fds:
                 os.close(fd)
             try:
@@ -363,10 +392,11 @@ def _report_ended(kernels: dict[int, socket.socket]) -> None:
             connection.close()
 
 
-def _fork_kernel(request: dict, fds: list[int], listener: socket.socket,
+def _fork_kernel(size: int, fds: list[int], listener: socket.socket,
                  connection: socket.socket, kernels: dict, *pipes: int) -> int:
-    """Fork the kernel of ``request``; in the zygote, return its pid once it leads a session
-    of its own (0 if it could not start). The child never returns."""
+    """Fork the kernel asked for on ``connection`` (a request of ``size`` bytes follows); in
+    the zygote, return its pid once it has read the request and leads a session of its own (0
+    if it could not start). The child never returns."""
     started_reader, started_writer = os.pipe()
     pid = os.fork()
     if pid:
@@ -379,6 +409,7 @@ def _fork_kernel(request: dict, fds: list[int], listener: socket.socket,
         os.close(started_reader)
         signal.set_wakeup_fd(-1)
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        request = _read_request(connection, size)
         os.setsid()   # as jupyter_client starts kernels: Jupyter signals the whole group
         for target, fd in enumerate(fds):
             os.dup2(fd, target)
@@ -403,6 +434,7 @@ def _become_kernel(request: dict, preloaded: int) -> int:
     """In the forked child: the kernel's environment, the sandbox, a fresh coursekit, ipykernel."""
     from . import sandbox
 
+    inherited = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]   # the zygote's
     os.environ.clear()
     os.environ.update(request["env"])
     policy = sandbox.Policy.load(request["policy"])
@@ -413,6 +445,8 @@ def _become_kernel(request: dict, preloaded: int) -> int:
         del sys.modules[name]
     # sys.path as ``python -m ipykernel_launcher`` here would have it: the folder, PYTHONPATH, the rest
     sys.path[0] = os.getcwd()
+    if sys.path[1:1 + len(inherited)] == inherited:
+        del sys.path[1:1 + len(inherited)]
     sys.path[1:1] = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
     import importlib
 
