@@ -153,7 +153,8 @@ def test_interrupt_exit_status_and_kill_reach_a_forked_kernel(tmp_path, address)
     with kernel(tmp_path, address) as (km, kc):
         pid = km.provisioner.process.pid
         assert os.getpgid(pid) == pid           # it leads its own session: Jupyter signals the group
-        kc.execute("import time; time.sleep(60)")
+        # (not stop_on_error: ipykernel would abort the requests that follow an error for a moment)
+        kc.execute("import time; time.sleep(60)", stop_on_error=False)
         time.sleep(1)
         run_sync(km.interrupt_kernel)()
         reply = run_sync(kc.get_shell_msg)(timeout=20)
