@@ -32,15 +32,16 @@ def address():
 
 
 @contextlib.contextmanager
-def kernel(tmp_path, address, name="k", env=None, **policy):
+def kernel(tmp_path, address, name="k", env=None, role="student", **policy):
     """A started, ready kernel (and its manager) launched with the zygote's address in the
     grader's environment, as a grading worker launches one."""
     scratch = tmp_path / name / "scratch"
     scratch.mkdir(parents=True)
     km = SandboxedKernelManager(kernel_name="python3")
+    km.role = role
     km.shut_in(tmp_path / name / "runtime", Policy(scratch=str(scratch), env={**ENV, **(env or {})},
                                                    **policy))
-    launch_env = {**os.environ, zygote.ADDRESS: address, "HOME": str(scratch), "TMPDIR": str(scratch),
+    launch_env = {**os.environ, zygote.ROLES[role]: address, "HOME": str(scratch), "TMPDIR": str(scratch),
                   "GRADER_SECRET": "s3cret"}
     run_sync(km.start_kernel)(env=launch_env, cwd=str(scratch))
     kc = run_sync(ready_client)(km, 60)
@@ -228,7 +229,7 @@ def test_a_zygote_started_from_a_thread_outlives_the_thread(tmp_path):
     thread = threading.Thread(target=lambda: found.append(zygote.ensure(env)))
     thread.start()
     thread.join()
-    started = zygote._started[zygote.ensure(env).partition("#")[2]]
+    started = zygote.started(zygote.ensure(env))
     try:
         time.sleep(1.5)
         assert started.alive(), "the zygote ended with the thread that started it"
@@ -242,7 +243,7 @@ def test_without_its_zygote_a_kernel_starts_as_a_new_interpreter_at_once(tmp_pat
     is started the old way, without waiting for it."""
     env = {**ENV, "OMP_NUM_THREADS": "4"}
     address = zygote.ensure(env)
-    started = zygote._started[address.partition("#")[2]]
+    started = zygote.started(address)
     assert os.path.exists(address.partition("#")[0])   # it listens before its address is given
     started.process.kill()
     started.process.wait()
@@ -266,3 +267,42 @@ def test_a_zygote_that_cannot_start_is_not_waited_for(tmp_path, monkeypatch):
     monkeypatch.undo()
     assert zygote.ensure(env) == ""              # not tried again in this process
     zygote._failed.clear()
+
+
+def _parent(pid: int) -> int:
+    with open(f"/proc/{pid}/stat") as fh:
+        return int(fh.read().rsplit(")", 1)[1].split()[1])
+
+
+def test_judges_have_a_zygote_of_their_own(tmp_path):
+    """A judge's kernel is forked from another zygote than the students' kernels: no student
+    shares a memory layout, a stack canary or a hash seed with the kernel that handles its values."""
+    pointers = zygote.for_grading(ENV)
+    assert set(pointers) == {zygote.ADDRESS, zygote.JUDGE_ADDRESS}
+    student_zygote, judge_zygote = (zygote.started(pointers[v]) for v in (zygote.ADDRESS, zygote.JUDGE_ADDRESS))
+    assert student_zygote is not judge_zygote
+    graded = {**ENV, **zygote.GRADED}
+    with kernel(tmp_path, pointers[zygote.ADDRESS], "student", env=graded) as (km, kc):
+        assert _parent(km.provisioner.process.pid) == student_zygote.process.pid
+    with kernel(tmp_path, pointers[zygote.JUDGE_ADDRESS], "judge", env=graded, role="judge") as (km, kc):
+        assert type(km.provisioner.process).__name__ == "ForkedKernel"
+        assert _parent(km.provisioner.process.pid) == judge_zygote.process.pid
+
+
+def test_an_ended_kernels_pid_is_not_reused_until_its_grader_is_done(tmp_path, address):
+    """jupyter_client signals a kernel's process group without asking whether it still runs:
+    the zygote keeps an ended kernel's pid (its group) taken until the grader has waited for it."""
+    with kernel(tmp_path, address) as (km, kc):
+        process = km.provisioner.process
+        kc.execute("import os; os._exit(3)")
+        deadline = time.monotonic() + 20
+        while process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert process.returncode == 3
+        with open(f"/proc/{process.pid}/stat") as fh:
+            assert fh.read().rsplit(")", 1)[1].split()[0] == "Z"   # still held, as a zombie
+        assert process.wait(timeout=5) == 3
+        deadline = time.monotonic() + 5
+        while os.path.exists(f"/proc/{process.pid}") and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not os.path.exists(f"/proc/{process.pid}")   # released once waited for

@@ -59,6 +59,7 @@ class JudgeSession:
         self.exchange.mkdir(parents=True, exist_ok=True)
         student = self.student_km
         km = SandboxedKernelManager(kernel_name=self.kernel_name, config=self.config)
+        km.role = "judge"
         # what the judge will import, imported as it boots (while the notebook's cells run)
         km.boot_lines = (f"__import__('importlib').import_module({protocol.CLIENT!r})"
                          f".preload({self.preload!r})",)

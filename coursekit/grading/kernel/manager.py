@@ -32,6 +32,7 @@ class SandboxedKernelManager(AsyncKernelManager):
     ports and nothing else."""
 
     policy: Policy | None = None
+    role: str = "student"   # or "judge": which zygote forks it (kernel.zygote)
     policy_dir: str = ""
     boot_lines: tuple[str, ...] = ()   # code the kernel runs as it boots (binding no name)
 
@@ -49,7 +50,8 @@ class SandboxedKernelManager(AsyncKernelManager):
         if self.policy is None:
             return await super()._async_launch_kernel(kernel_cmd, **kw)
         env = dict(kw.get("env") or os.environ)
-        address = env.pop(zygote.ADDRESS, "")   # the grader's, not the kernel's
+        addresses = {role: env.pop(variable, "") for role, variable in zygote.ROLES.items()}   # not the kernel's
+        address = addresses.get(self.role, "")
         kw = {**kw, "env": env}
         self.stderr_file = Path(self.policy_dir) / f"kernel-{uuid.uuid4().hex}.stderr"
         with open(self.stderr_file, "wb") as stderr:

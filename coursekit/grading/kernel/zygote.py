@@ -25,8 +25,12 @@ before the first cell; the data-segment limit (``Limits.memory_mb``) counts from
 zygote had loaded (about 0.9 GB of torch and the rest), so the notebook's own allocations get
 the same budget either way; all kernels of one zygote share Python's string hash seed.
 
-The zygote serves one grading process (and the workers it starts; they find it through
-:data:`ADDRESS` in their environment) and dies with it. A kernel whose environment differs in
+A grading process starts two zygotes, one for students' kernels and one for judges' (so
+that no student's kernel shares a memory layout, stack canary or hash seed with the kernel
+that handles its values); the workers it starts find them through :data:`ADDRESS` and
+:data:`JUDGE_ADDRESS` in their environment, and they end with it. An ended kernel stays
+unreaped until its grader has waited for it, so that its pid (its process group, which
+jupyter_client signals) is not given to another submission's kernel meanwhile. A kernel whose environment differs in
 what the libraries read as they load (:data:`IMPORT_ENV`), or whose command is not ipykernel's,
 is started the old way.
 """
@@ -45,8 +49,14 @@ import threading
 import time
 import traceback
 
-#: The environment variable that tells a grading worker where its grader's zygote listens.
-ADDRESS = "COURSEKIT_ZYGOTE"
+#: The environment variables that tell a grading worker where its grader's zygotes listen: one
+#: for students' kernels, one for judges' (so that no student's kernel shares a memory layout,
+#: hash seed or stack canary with a judge, which handles the student's values).
+ADDRESS, JUDGE_ADDRESS = "COURSEKIT_ZYGOTE", "COURSEKIT_ZYGOTE_JUDGE"
+ROLES = {"student": ADDRESS, "judge": JUDGE_ADDRESS}
+
+#: What a kernel graded by nbgrader finds in its environment (nbgrader sets it as it autogrades).
+GRADED = {"NBGRADER_EXECUTION": "autograde"}
 
 #: What the zygote imports (third-party only: never coursekit's references or checks).
 WARM = ("ipykernel.kernelapp", "ipykernel.ipkernel", "ipykernel.zmqshell", "ipykernel.debugger", "numpy", "numpy.random", "matplotlib",
@@ -56,7 +66,10 @@ WARM = ("ipykernel.kernelapp", "ipykernel.ipkernel", "ipykernel.zmqshell", "ipyk
 #: Variables these libraries read as they load (threads, matplotlib's backend, warnings): a
 #: kernel is forked only from a zygote started with the same values.
 IMPORT_ENV = ("MPLBACKEND", "PYTHONWARNINGS", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
-              "OPENBLAS_NUM_THREADS", "PYTHONHASHSEED", "PYTHONDONTWRITEBYTECODE")
+              "OPENBLAS_NUM_THREADS", "PYTHONHASHSEED", "PYTHONDONTWRITEBYTECODE", "NBGRADER_EXECUTION",
+              "XDG_CACHE_HOME", "XDG_CONFIG_HOME")
+#: ... and every variable that starts with one of these (tqdm's defaults, Hugging Face's, torch's).
+IMPORT_PREFIXES = ("TQDM_", "HF_", "TORCH_")
 
 #: The file the zygote leaves beside its socket once it has imported all of :data:`WARM`.
 WARMED = "warm"
@@ -78,13 +91,14 @@ def usable() -> bool:
 
 def import_env(env: dict[str, str]) -> dict[str, str]:
     """The part of a kernel's environment that its libraries read as they load."""
-    return {name: env[name] for name in IMPORT_ENV if name in env}
+    return {name: value for name, value in env.items()
+            if name in IMPORT_ENV or name.startswith(IMPORT_PREFIXES)}
 
 
 # --- the grader's side ---------------------------------------------------------------------------
 
-_started: dict[str, "Zygote"] = {}
-_failed: set[str] = set()
+_started: dict[tuple[str, str], "Zygote"] = {}   # by role and import environment
+_failed: set[tuple[str, str]] = set()
 _starting = threading.Lock()
 
 
@@ -132,28 +146,42 @@ class Zygote:
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
-def ensure(env: dict[str, str]) -> str:
-    """The address of this process's zygote for kernels with environment ``env`` (on top of this
-    process's; started now if
-    there is none yet); '' where kernels are not forked (:func:`usable`)."""
+def ensure(env: dict[str, str], role: str = "student") -> str:
+    """The address of this process's zygote for ``role``'s kernels (``student`` or ``judge``)
+    with environment ``env`` (on top of this process's; started now if there is none yet); ''
+    where kernels are not forked (:func:`usable`)."""
     if not usable():
         return ""
     env = {**os.environ, **env}   # a kernel's environment is its grader's and its own
     key = json.dumps(import_env(env), sort_keys=True)
     with _starting:   # a Dask worker's task threads ask at once
-        if key in _failed:
+        if (role, key) in _failed:
             return ""
-        zygote = _started.get(key)
+        zygote = _started.get((role, key))
         if zygote is None or not zygote.alive():
             if zygote is not None:
                 zygote.stop()
-            zygote = _started[key] = Zygote(env)
+            zygote = _started[(role, key)] = Zygote(env)
             if not zygote.listening():   # it could not start: kernels start the old way
-                _failed.add(key)
+                _failed.add((role, key))
                 zygote.stop()
-                del _started[key]
+                del _started[(role, key)]
                 return ""
     return f"{zygote.address}#{key}"
+
+
+def for_grading(env: dict[str, str]) -> dict[str, str]:
+    """The environment variables that point a grading worker at this process's zygotes for
+    kernels graded with ``env`` (started now if need be); {} where kernels are not forked."""
+    graded = {**env, **GRADED}
+    found = {variable: ensure(graded, role) for role, variable in ROLES.items()}
+    return {variable: address for variable, address in found.items() if address}
+
+
+def started(address: str) -> "Zygote | None":
+    """The running zygote of this process that listens at ``address``."""
+    path = address.partition("#")[0]
+    return next((z for z in _started.values() if z.address == path), None)
 
 
 def wait_warm(address: str, timeout: float = 120) -> bool:
@@ -178,8 +206,10 @@ def _stop_all() -> None:
 class ForkedKernel:
     """What jupyter_client's provisioner needs of a kernel's process (``subprocess.Popen``'s
     ``pid``, ``poll``, ``wait``, ``send_signal``, ``kill``, ``terminate``), for a kernel the
-    zygote forked. Its exit status comes through the connection to the zygote; if this
-    connection closes (this process dies), the zygote kills the kernel."""
+    zygote forked. Its exit status comes through the connection to the zygote. While the
+    connection is open, the zygote keeps the ended kernel's pid from being reused; ``wait``
+    (after which the provisioner signals it no more) closes it. If this process dies, the
+    connection closes and the zygote kills the kernel."""
 
     stdin = stdout = stderr = None
 
@@ -206,12 +236,13 @@ class ForkedKernel:
             self.returncode = int(data.strip())
         except ValueError:   # the zygote went (and its kernels with it)
             self.returncode = -signal.SIGKILL
-        self._connection.close()
-        try:
-            os.close(self._stdin_writer)
-        except OSError:
-            pass
         return True
+
+    def _release(self) -> None:
+        self._connection.close()
+        if self._stdin_writer >= 0:
+            os.close(self._stdin_writer)
+            self._stdin_writer = -1
 
     def poll(self) -> int | None:
         self._read_status(0)
@@ -220,6 +251,7 @@ class ForkedKernel:
     def wait(self, timeout: float | None = None) -> int:
         if not self._read_status(timeout):
             raise subprocess.TimeoutExpired(f"kernel {self.pid}", timeout)
+        self._release()
         return self.returncode
 
     def send_signal(self, signum: int) -> None:
@@ -231,6 +263,12 @@ class ForkedKernel:
 
     def terminate(self) -> None:
         self.send_signal(signal.SIGTERM)
+
+    def __del__(self) -> None:
+        try:
+            self._release()
+        except Exception:
+            pass
 
 
 def launch(address: str, policy_file: str, argv: list[str], env: dict[str, str],
@@ -324,27 +362,27 @@ def serve(address: str, grader: int) -> None:
     os.set_blocking(wake_writer, False)
     signal.signal(signal.SIGCHLD, lambda *_: None)
     signal.set_wakeup_fd(wake_writer)
-    kernels: dict[int, socket.socket] = {}
+    kernels: dict[int, socket.socket] = {}   # running, by pid: the connection of its grader
+    ended: dict[int, socket.socket] = {}     # ended and reported, not yet reaped (see _report_ended)
     to_import = list(WARM)
     while True:
-        ready, _, _ = select.select([listener, wake_reader, *kernels.values()], [], [],
+        ready, _, _ = select.select([listener, wake_reader, *kernels.values(), *ended.values()], [], [],
                                     0 if to_import else 0.5)
         if os.getppid() != grader:   # the grader is gone: so are its kernels, and this process
             for pid in kernels:
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except OSError:
-                    pass
+                _kill(pid)
             os._exit(0)
         if wake_reader in ready:
             os.read(wake_reader, 4096)
-        _report_ended(kernels)
+        _report_ended(kernels, ended)
         for pid, connection in list(kernels.items()):
             if connection in ready:   # its grader closed the connection (it died): the kernel goes
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except OSError:
-                    pass
+                _kill(pid)
+        for pid, connection in list(ended.items()):
+            if connection in ready:   # its grader is done with it: its pid may now be reused
+                _reap(pid)
+                connection.close()
+                del ended[pid]
         if listener in ready:
             connection, _ = listener.accept()
             connection.settimeout(10)
@@ -353,7 +391,8 @@ def serve(address: str, grader: int) -> None:
             except (OSError, ValueError):
                 connection.close()
                 continue
-            pid = _fork_kernel(size, fds, listener, connection, kernels, wake_reader, wake_writer)
+            pid = _fork_kernel(size, fds, listener, connection, [*kernels.values(), *ended.values()],
+                               wake_reader, wake_writer)
             for fd in fds:
                 os.close(fd)
             try:
@@ -361,7 +400,10 @@ def serve(address: str, grader: int) -> None:
                     raise OSError("no kernel")
                 connection.sendall(f"{pid}\n".encode())
                 kernels[pid] = connection
-            except OSError:
+            except OSError:   # its grader gave up waiting: the kernel goes at once
+                if pid:
+                    _kill(pid)
+                    _reap(pid)
                 connection.close()
         elif to_import:
             name = to_import.pop(0)
@@ -373,36 +415,56 @@ def serve(address: str, grader: int) -> None:
                 open(os.path.join(os.path.dirname(address), WARMED), "w").close()
 
 
-def _report_ended(kernels: dict[int, socket.socket]) -> None:
-    """Reap the kernels that ended and send each one's exit status to its grader."""
-    while kernels:
+def _kill(pid: int) -> None:
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except OSError:
+        pass
+
+
+def _reap(pid: int) -> None:
+    try:
+        os.waitpid(pid, 0)
+    except ChildProcessError:
+        pass
+
+
+def _report_ended(kernels: dict[int, socket.socket], ended: dict[int, socket.socket]) -> None:
+    """Send the exit status of each kernel that ended to its grader, and keep the kernel's
+    process unreaped (a zombie) until the grader closes the connection: until then its pid,
+    which is also its process group, cannot be given to another process. (jupyter_client
+    signals a kernel's group without asking whether it is still there: an interrupt and a kill
+    when it shuts a kernel down. A pid reused by another submission's kernel would get them.)"""
+    for pid, connection in list(kernels.items()):
         try:
-            pid, status = os.waitpid(-1, os.WNOHANG)
+            done = os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
         except ChildProcessError:
-            return
-        if pid == 0:
-            return
-        connection = kernels.pop(pid, None)
-        if connection is not None:
-            code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else -os.WTERMSIG(status)
-            try:
-                connection.sendall(f"{code}\n".encode())
-            except OSError:
-                pass
+            done = None
+        if done is None:
+            continue
+        del kernels[pid]
+        code = done.si_status if done.si_code == os.CLD_EXITED else -done.si_status
+        try:
+            connection.sendall(f"{code}\n".encode())
+            ended[pid] = connection
+        except OSError:   # no grader to tell
+            _reap(pid)
             connection.close()
 
 
 def _fork_kernel(size: int, fds: list[int], listener: socket.socket,
-                 connection: socket.socket, kernels: dict, *pipes: int) -> int:
+                 connection: socket.socket, held: list[socket.socket], *pipes: int) -> int:
     """Fork the kernel asked for on ``connection`` (a request of ``size`` bytes follows); in
     the zygote, return its pid once it has read the request and leads a session of its own (0
-    if it could not start). The child never returns."""
+    if it could not start; it has then been reaped). The child never returns."""
     started_reader, started_writer = os.pipe()
     pid = os.fork()
     if pid:
         os.close(started_writer)
-        ok = os.read(started_reader, 1) == b"1"
+        ok = os.read(started_reader, 1) == b"1"   # b"": it ended (it closes this only at its end)
         os.close(started_reader)
+        if not ok:
+            _reap(pid)
         return pid if ok else 0
     code = 1
     try:
@@ -413,8 +475,8 @@ def _fork_kernel(size: int, fds: list[int], listener: socket.socket,
         os.setsid()   # as jupyter_client starts kernels: Jupyter signals the whole group
         for target, fd in enumerate(fds):
             os.dup2(fd, target)
-        for held in (listener, connection, *kernels.values()):   # never the kernel's
-            held.detach()
+        for one in (listener, connection, *held):   # never the kernel's
+            one.detach()
         os.write(started_writer, b"1")
         os.closerange(3, os.sysconf("SC_OPEN_MAX") if hasattr(os, "sysconf") else 65536)
         code = _become_kernel(request, _memory_data_mb())

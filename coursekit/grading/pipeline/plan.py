@@ -366,7 +366,7 @@ def _write_jobs(plan: Plan, todo: list[tuple[str, str]], timeout: int | None, li
     threads = str(max(1, (os.cpu_count() or 1) // plan.concurrency))
     env.update(OMP_NUM_THREADS=threads, MKL_NUM_THREADS=threads, OPENBLAS_NUM_THREADS=threads)
     if graded_here:   # the kernels' zygote imports torch while the jobs are written (kernel.zygote)
-        zygote.ensure(env)
+        zygote.for_grading(env)
     template = _template(plan, names)
     parameters = GradingParameters(config=plan.api.config).values
     packages = {name: str(grading_copy(plan.root, plan.work / "shared" / "coursekit" / name,

@@ -111,16 +111,16 @@ class Worker:
 
 
 def _zygote(job_file: Path) -> dict[str, str]:
-    """The worker's pointer to this process's zygote for the job's kernels (started with the
-    first job: :mod:`..kernel.zygote`); {} where kernels are not forked, or the job cannot be read."""
+    """The worker's pointers to this process's zygotes for the job's kernels (started with the
+    first job if not before: :mod:`..kernel.zygote`); {} where kernels are not forked, or the
+    job cannot be read."""
     from ..kernel import zygote
 
     try:
         env = json.loads(job_file.read_text())["env"]
     except (OSError, ValueError, KeyError, TypeError):
         return {}
-    address = zygote.ensure(env)
-    return {zygote.ADDRESS: address} if address else {}
+    return zygote.for_grading(env)
 
 
 _server = None
