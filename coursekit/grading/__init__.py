@@ -24,8 +24,9 @@ pipeline/  the class run: plan (what is new or changed), collect (and submission
            (the same workers on Dask), gradebook (recording), ledger (what is complete), results
 timing.py  where a submission's grading time goes (named phases, for bench grading --profile)
 kernel/    one notebook's execution: sandbox (Landlock, rlimits, cgroups), privileges (pid namespace,
-           uid, seccomp), zygote (kernels forked with their libraries imported), scratch clean-up (no link followed), recovering from a dead or
-           hung kernel, time/disk/output budgets, what can happen to a cell (outcomes)
+           uid, seccomp), zygote (kernels forked with their libraries imported), scratch
+           clean-up (no link followed), recovering from a dead or hung kernel,
+           time/disk/output budgets, what can happen to a cell (outcomes)
 judge/     graded cells in a kernel that never runs student code: protocol (every message),
            client (judge side; values cross in coursekit.values), server (student side), mirror (nn.Module),
            rules (which names a graded cell gets: checked at release), session (the executor's side)

@@ -30,9 +30,9 @@ that no student's kernel shares a memory layout, stack canary or hash seed with 
 that handles its values); the workers it starts find them through :data:`ADDRESS` and
 :data:`JUDGE_ADDRESS` in their environment, and they end with it. An ended kernel stays
 unreaped until its grader has waited for it, so that its pid (its process group, which
-jupyter_client signals) is not given to another submission's kernel meanwhile. A kernel whose environment differs in
-what the libraries read as they load (:data:`IMPORT_ENV`), or whose command is not ipykernel's,
-is started the old way.
+jupyter_client signals) is not given to another submission's kernel meanwhile. A kernel whose
+environment differs in what the libraries read as they load (:data:`IMPORT_ENV`), or whose
+command is not ipykernel's, is started the old way.
 """
 from __future__ import annotations
 
@@ -59,9 +59,9 @@ ROLES = {"student": ADDRESS, "judge": JUDGE_ADDRESS}
 GRADED = {"NBGRADER_EXECUTION": "autograde"}
 
 #: What the zygote imports (third-party only: never coursekit's references or checks).
-WARM = ("ipykernel.kernelapp", "ipykernel.ipkernel", "ipykernel.zmqshell", "ipykernel.debugger", "numpy", "numpy.random", "matplotlib",
-        "matplotlib.pyplot", "PIL.Image", "tqdm.auto", "torch", "torch.nn.functional", "torchvision",
-        "torchvision.transforms.v2", "timm")
+WARM = ("ipykernel.kernelapp", "ipykernel.ipkernel", "ipykernel.zmqshell", "ipykernel.debugger",
+        "numpy", "numpy.random", "matplotlib", "matplotlib.pyplot", "PIL.Image", "tqdm.auto", "torch",
+        "torch.nn.functional", "torchvision", "torchvision.transforms.v2", "timm")
 
 #: Variables these libraries read as they load (threads, matplotlib's backend, warnings): a
 #: kernel is forked only from a zygote started with the same values.
@@ -343,8 +343,9 @@ def _read_request(connection: socket.socket, size: int) -> dict:
 
 def serve(address: str, grader: int) -> None:
     """The zygote's life: end with ``grader`` (its parent; watched, not a parent-death signal,
-    which fires when the *thread* that started it ends: a Dask worker's task thread); fork a kernel for each request on ``address`` and
-    report each kernel's exit status on its request's connection; between requests, import
+    which fires when the *thread* that started it ends: a Dask worker's task thread); fork a
+    kernel for each request on ``address`` and report each kernel's exit status on its
+    request's connection; between requests, import
     :data:`WARM` one module at a time (a kernel asked for early has fewer of them ready, and
     imports the rest itself, as a fresh one would)."""
     import importlib
