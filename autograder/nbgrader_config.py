@@ -55,7 +55,8 @@ c.GradingParameters.values = {
     "04_normalisation": {"DEMO_EPOCHS": 30, "EPOCHS": 10},
     "05_initialisation": {"EPOCHS": 20},
     "06_architectures": {"STEPS": 30},
-    "07_scenes": {"REAL_DATA": False, "EPOCHS": 1, "FINAL_EPOCHS": 1, "PROBE_STEPS": 30, "PROBE_SIZE": 64},
+    "07_scenes": {"REAL_DATA": False, "EPOCHS": 1, "FINAL_EPOCHS": 1, "PROBE_STEPS": 30, "PROBE_SIZE": 64,
+                  "TRAIN": False},   # 07 loads the models handed in (its graded cells test them)
 }
 
 # Due dates, per notebook (anything nbgrader reads: "2026-10-09 17:00:00 Europe/London"; no zone
@@ -93,7 +94,22 @@ c.HTMLExporter.filters = {"offline_page": "coursekit.grading.course.feedback.off
 c.SandboxedExecute.in_kernel = []
 
 # What a notebook needs prepared once before its submissions are graded (readable, not writable,
-# by every kernel): notebook -> "module:function", called with a folder to fill, returning the
-# environment variables that say where (coursekit.grading.pipeline.prepare). Notebook 07 reads
-# the generated stand-in of the 15-Scene dataset, decoded once for the whole class.
-c.GradingPreparation.prepare = {"07_scenes": "coursekit.data.fifteen_scene:prepare_for_grading"}
+# by the kernels): notebook -> "module:function", called with a folder to fill and this
+# configuration, returning the environment variables that say where (coursekit.grading.pipeline.prepare).
+# Notebook 07's cells read the generated stand-in of the 15-Scene dataset, decoded once for the
+# whole class; its graded cells (the judge alone) read the held-out test images.
+c.GradingPreparation.prepare = {"07_scenes": "coursekit.grading.course.held_out:prepare_scenes"}
+
+# Files handed in beside a notebook, kept with it and given to its grading (07's trained models);
+# a larger file is refused with a note its graded cell shows (coursekit.grading.course.submitted).
+c.SubmittedFiles.files = {"07_scenes": ["simple.safetensors", "regularised.safetensors", "transfer.safetensors"]}
+c.SubmittedFiles.max_bytes = 64 * 2**20
+
+# What 07's saved models are graded on (coursekit.grading.course.held_out): the 15-Scene test
+# split given by `coursekit autograde --data DIR` (or here, c.HeldOutData.data), else the
+# generated stand-in's. A model earns its points at these test accuracies (the defaults:
+# coursekit.checks.scenes.THRESHOLDS), classifying the whole split within `seconds` on the grader's CPU.
+# c.HeldOutData.thresholds = {"15-Scene": {"simple": 0.40, "regularised": 0.45, "transfer": 0.80}, ...}
+c.HeldOutData.seconds = 240.0
+# ... which takes longer than other cells (EfficientNet-Lite0 at 96 px: about a minute on one core).
+c.SandboxedExecute.cell_timeouts = {"ex10_simple": 300, "ex10_regularised": 300, "ex10_transfer": 300}

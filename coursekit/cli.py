@@ -30,6 +30,10 @@ def _report(result, seconds: float) -> None:
     """Print the class table and where the files are; a CourseError if any submission could not
     be graded (the run did not do its job, so the command exits non-zero)."""
     print(result.table())
+    if result.leaderboard:
+        from .grading.pipeline.results import leaderboard_text
+
+        print("\n" + leaderboard_text(result.leaderboard))
     skipped = len(result.skipped)
     handed = len(result.handed_in) - skipped    # what this run was to grade
     done = handed - len([r for r in result.failed if not r.missing])
@@ -93,7 +97,8 @@ def _autograde(args) -> None:
         raise CourseError(f"no roster at {args.roster}: expected a CSV with a student_id column")
     result = autograde(root, args.submissions, args.out, timeout=args.timeout, jobs=args.jobs,
                        limits=limits, progress=not args.no_progress, regrade=args.regrade or [],
-                       regrade_outdated=args.regrade_outdated, roster=args.roster, cluster=args.cluster)
+                       regrade_outdated=args.regrade_outdated, roster=args.roster, cluster=args.cluster,
+                       data=args.data)
     _report(result, time.perf_counter() - start)
 
 
@@ -256,6 +261,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="wall-time budget of one notebook (default 600)")
     p.add_argument("--memory-mb", type=int, default=None, help="memory per kernel process (default 4096)")
     p.add_argument("--disk-mb", type=int, default=None, help="files one submission may write (default 256)")
+    p.add_argument("--data", type=Path, default=None, metavar="DIR|ZIP",
+                   help="the 15-Scene dataset (a folder made by `coursekit data fetch 15-scene`, or its "
+                   "zip) whose test split grades 07's saved models; default: c.HeldOutData.data, else "
+                   "the generated stand-in")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_autograde)
 

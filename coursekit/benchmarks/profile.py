@@ -121,8 +121,8 @@ def bare_nbgrader(root: Path, class_dir: Path, course: Path, solution: Path, stu
         "    LimitOutput, SaveAutoGrades, AssignLatePenalties, CheckCellMetadata]\n")
     nbgrader = [sys.executable, "-m", "nbgrader"]
     # what the class run prepares for the notebook (07's dataset), prepared the same way
-    _, prepared = prepare(config, course / "shared", [name])
-    env = {**os.environ, **prepared, "MPLBACKEND": "agg"}
+    prepared = prepare(config, course / "shared", [name])
+    env = {**os.environ, **prepared.env, **prepared.judge_env, "MPLBACKEND": "agg"}
     subprocess.run(nbgrader + ["generate_assignment", name, "--force"], cwd=course, env=env,
                    check=True, capture_output=True)
     start = time.perf_counter()

@@ -10,15 +10,28 @@ tell a vectorised function from one that loops over every output row or position
 from __future__ import annotations
 
 import linecache
+import os
 import time
 import traceback
 from contextlib import contextmanager, nullcontext
+from pathlib import Path
 from typing import Callable, Mapping
 
 import numpy as np
 
 from . import CheckError
 from ..reference import LockedAnswer, stand_in, student_call_site
+
+
+#: Where a class run's judge finds the files handed in beside the notebook (a read-only copy).
+SUBMITTED_ENV = "COURSEKIT_SUBMITTED"
+
+
+def submitted_file(name: str) -> Path:
+    """The file ``name`` the student hands in beside the notebook: the judge's copy while graded
+    by a class run (``$COURSEKIT_SUBMITTED``), else the one in the working folder."""
+    folder = os.environ.get(SUBMITTED_ENV)
+    return (Path(folder) if folder else Path.cwd()) / name
 
 
 def student_line(exc: BaseException) -> str:

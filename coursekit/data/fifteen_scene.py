@@ -344,19 +344,47 @@ class Split:
 @dataclass
 class Scenes:
     """A loaded dataset: ``train`` and ``test`` :class:`Split`\\ s, the class names, which
-    dataset it is (``kind``: '15-Scene' or 'generated'), its split and its folder."""
+    dataset it is (``kind``: '15-Scene' or 'generated'), its split and its folder. Opened with
+    ``validation=f``, ``val`` holds that fraction of each class's training images, ``train``
+    the others, and
+    ``test`` is None: the test images are held out (the grader's)."""
     train: Split
-    test: Split
+    test: Split | None
     classes: tuple[str, ...]
     kind: str
     split: str
     size: int
     root: Path
+    val: Split | None = None
 
     def describe(self) -> str:
-        return (f"{self.kind} dataset at {self.root}: {len(self.train)} training and "
-                f"{len(self.test)} test images ({self.split} split), {len(self.classes)} "
-                f"classes, decoded to {self.size}x{self.size}")
+        parts = [f"{len(self.train)} training"]
+        if self.val is not None:
+            parts.append(f"{len(self.val)} validation")
+        held = " (the test images are held out)" if self.test is None else ""
+        if self.test is not None:
+            parts.append(f"{len(self.test)} test")
+        return (f"{self.kind} dataset at {self.root}: {' and '.join(parts)} images ({self.split} "
+                f"split){held}, {len(self.classes)} classes, decoded to {self.size}x{self.size}")
+
+
+def hold_out(split: Split, fraction: float) -> tuple[Split, Split]:
+    """(the rest, the last ``fraction`` of each class's images) of ``split``: a validation set
+    carved from the training images, the same every time (at least one image per class)."""
+    import torch
+
+    if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 < fraction < 1:
+        raise ValueError(f"validation should be a fraction of each class's training images, between 0 "
+                         f"and 1 (e.g. 0.2), got {fraction!r}")
+    val = torch.zeros(len(split.y), dtype=torch.bool)
+    for k in split.y.unique().tolist():
+        index = (split.y == k).nonzero().flatten()
+        if len(index) < 2:
+            raise ValueError(f"class {k} has {len(index)} training image(s): too few to hold some out")
+        val[index[-min(len(index) - 1, max(1, round(len(index) * fraction))):]] = True
+    pick = lambda mask: Split(split.x[mask], split.y[mask],  # noqa: E731
+                              [p for p, m in zip(split.paths, mask.tolist()) if m])
+    return pick(~val), pick(val)
 
 
 def _load_part(root: Path, part: str, size: int, progress: bool) -> Split:
@@ -391,10 +419,12 @@ def _load_part(root: Path, part: str, size: int, progress: bool) -> Split:
 
 
 def load(root: str | os.PathLike, split: str = "standard", size: int = 64, kind: str | None = None,
-         progress: bool = True) -> Scenes:
+         progress: bool = True, validation: float = 0.0) -> Scenes:
     """Decode a dataset folder once into uint8 tensors (cached in ``<root>/cache/``).
 
     ``split='standard'`` trains on train/ and tests on test/; ``'swapped'`` the other way round.
+    ``validation=f`` holds out that fraction of each class's training images as ``val`` and
+    leaves the test images alone (``test`` is None).
     """
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
@@ -404,19 +434,25 @@ def load(root: str | os.PathLike, split: str = "standard", size: int = 64, kind:
     if not (root / "manifest.json").is_file():
         raise DataError(f"{root} is not a fetched 15-Scene folder (no manifest.json). Run "
                         f"`coursekit data fetch 15-scene` (or `--from ARCHIVE`).")
-    train, test = _load_part(root, "train", size, progress), _load_part(root, "test", size, progress)
-    if split == "swapped":
-        train, test = test, train
+    train_part = "test" if split == "swapped" else "train"
+    train = _load_part(root, train_part, size, progress)
     if kind is None:
         kind = "generated" if root.name.startswith(f"{NAME}-generated") else "15-Scene"
+    if validation:
+        train, val = hold_out(train, validation)
+        return Scenes(train, None, CLASSES, kind, split, size, root, val)
+    test = _load_part(root, "train" if split == "swapped" else "test", size, progress)
     return Scenes(train, test, CLASSES, kind, split, size, root)
 
 
 def open_scenes(size: int = 64, split: str = "standard", home: str | os.PathLike | None = None,
-                generated_ok: bool = True, real: bool = True, progress: bool = True) -> Scenes:
+                generated_ok: bool = True, real: bool = True, progress: bool = True,
+                validation: float = 0.0) -> Scenes:
     """The real dataset when it has been fetched (or ``$COURSEKIT_15SCENE`` names an archive or
     folder to fetch from), else the generated stand-in. ``Scenes.kind`` says which.
-    ``real=False`` always takes the generated one (the grader does: quick and the same for all)."""
+    ``real=False`` always takes the generated one (the grader does: quick and the same for all).
+    ``validation=f``: that fraction of each class's training images becomes ``val``; the test split is not
+    loaded (notebook 07: its models are graded on the test images)."""
     home = Path(home) if home is not None else data_home()
     if real:
         folder = home / NAME
@@ -424,16 +460,16 @@ def open_scenes(size: int = 64, split: str = "standard", home: str | os.PathLike
         if not (folder / "manifest.json").is_file() and source:
             fetch(source, home=home, progress=progress)
         if (folder / "manifest.json").is_file():
-            return load(folder, split, size, progress=progress)
+            return load(folder, split, size, progress=progress, validation=validation)
         if not generated_ok:
             raise DataError(f"the 15-Scene dataset is not in {folder}: run `coursekit data fetch "
                             f"15-scene` (or set COURSEKIT_15SCENE to an archive).")
-    return load(generated(home), split, size, progress=progress)
+    return load(generated(home), split, size, progress=progress, validation=validation)
 
 
 def prepare_for_grading(folder: Path) -> dict[str, str]:
-    """Decode the generated stand-in into ``folder`` once for a whole class run (notebook 07's
-    grading preparation, named in ``autograder/nbgrader_config.py``); the kernels find it through
-    ``$COURSEKIT_DATA``."""
+    """Decode the generated stand-in into ``folder`` once for a whole class run (part of notebook
+    07's grading preparation, :func:`coursekit.grading.course.held_out.prepare_scenes`); the
+    kernels find it through ``$COURSEKIT_DATA``."""
     open_scenes(size=64, home=folder, real=False, progress=False)
     return {"COURSEKIT_DATA": str(folder)}

@@ -51,11 +51,14 @@ def plot_decision_boundary(predict: Callable[[np.ndarray], np.ndarray], X: np.nd
     return ax
 
 
-def plot_curves(history, axes=None, title: str = ""):
-    """Loss and accuracy per epoch, training and test, side by side, from a
-    :class:`coursekit.training.History`. Returns the two axes."""
+def plot_curves(history, axes=None, title: str = "", eval_label: str = "test"):
+    """Loss and accuracy per epoch, training and evaluation (``eval_label``: what the second
+    split is), side by side, from a :class:`coursekit.training.History`. Returns the two axes.
+    A history loaded from a weights file (not trained here) says so in the title."""
     if axes is None:
         _, axes = plt.subplots(1, 2, figsize=(10, 3.5))
+    if getattr(history, "loaded_from", ""):
+        title = f"{title} (loaded from {history.loaded_from}: not trained in this run)".strip()
     epochs = np.asarray(history.epoch)
     for ax, what in zip(axes, ("loss", "acc")):
         train = np.asarray(getattr(history, f"train_{what}"), dtype=float)
@@ -63,7 +66,7 @@ def plot_curves(history, axes=None, title: str = ""):
         ax.plot(epochs, train, "-o", ms=3, label="train")
         shown = ~np.isnan(test)
         if shown.any():
-            ax.plot(epochs[shown], test[shown], "-o", ms=3, label="test")
+            ax.plot(epochs[shown], test[shown], "-o", ms=3, label=eval_label)
         ax.set_xlabel("epoch")
         ax.set_ylabel("cross-entropy" if what == "loss" else "accuracy")
         ax.set_title(f"{title} {'loss' if what == 'loss' else 'accuracy'}".strip())

@@ -75,15 +75,16 @@ class History:
     test_acc: list = field(default_factory=list)
     seconds: list = field(default_factory=list)       # training seconds so far
     images: list = field(default_factory=list)        # training images seen so far
+    loaded_from: str = ""                             # the weights file, when not trained here
 
     @property
     def images_per_s(self) -> float:
         return self.images[-1] / self.seconds[-1] if self.seconds and self.seconds[-1] else 0.0
 
-    def plot(self, axes=None, title: str = ""):
+    def plot(self, axes=None, title: str = "", eval_label: str = "test"):
         from ..plotting.training import plot_curves
 
-        return plot_curves(self, axes=axes, title=title)
+        return plot_curves(self, axes=axes, title=title, eval_label=eval_label)
 
 
 def _batches(n: int, batch_size: int, generator, device, drop_last: bool):
@@ -269,6 +270,23 @@ class Trainer:
                 self.save(c.checkpoint)
         bar.close()
         return self.history
+
+    def fit_or_load(self, path: str | os.PathLike, train: bool = True) -> History:
+        """Train (:meth:`fit`) and save the model's weights to ``path`` in the format a student
+        hands in (:func:`coursekit.models.weights.save_weights`, with this run's image size and
+        normalisation); with ``train=False``, load them from ``path`` instead of training."""
+        from ..models.weights import load_weights, save_weights
+
+        if not train:
+            load_weights(self.model, path)
+            self.model.to(self.device)
+            self.history = History(loaded_from=str(path))
+            return self.history
+        history = self.fit()
+        c = self.config
+        save_weights(self.model, path, image_size=c.image_size or int(self.train_x.shape[-1]),
+                     mean=c.mean, std=c.std)
+        return history
 
     # -- checkpoints ------------------------------------------------------------------------------
 

@@ -24,6 +24,7 @@ arguments (:func:`coursekit.models.recipe.recipe`), and its weights.
 """
 from __future__ import annotations
 
+import contextlib
 import importlib
 from typing import Any
 
@@ -83,8 +84,9 @@ class RemoteModule(nn.Module, Judged):
         return self._run(args, kwargs, grad=False, keep=None)[0]
 
     def _run(self, args, kwargs, grad: bool, keep: list | None):
+        state = None if self.__dict__.get("_pushed") else state_of(self)
         answer = self._judge.request_values("forward", self._node, {
-            "state": state_of(self), "args": list(args), "kwargs": dict(kwargs),
+            "state": state, "args": list(args), "kwargs": dict(kwargs),
             "grad": grad, "keep": keep})
         _copy_buffers(self, answer["buffers"])
         out = answer["out"]
@@ -95,6 +97,17 @@ class RemoteModule(nn.Module, Judged):
     def push(self) -> None:
         """Send the judge's parameters, buffers and modes to the student's module."""
         self._judge.request_values("load", self._node, {"state": state_of(self)})
+
+    @contextlib.contextmanager
+    def pushed(self):
+        """Send the state once, then run forward passes without sending it again (evaluating a
+        large model on many batches; nothing may change the judge's copy meanwhile)."""
+        self.push()
+        object.__setattr__(self, "_pushed", True)
+        try:
+            yield self
+        finally:
+            object.__setattr__(self, "_pushed", False)
 
     def pull(self) -> None:
         """Copy the student's module's current parameters, buffers and modes into this one."""

@@ -110,7 +110,8 @@ def _forward(module, v: dict):
 
     from .mirror import load_state
 
-    load_state(module, v["state"])
+    if v["state"] is not None:   # None: the module holds the judge's state already (mirror.pushed)
+        load_state(module, v["state"])
     with torch.set_grad_enabled(bool(v["grad"])):
         out = _invoke(module, v["args"], v["kwargs"])
     token = None

@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from ..course.directory import CourseError
 from ..kernel.scratch import remove_tree
 from .gradebook import Recorder, class_gradebook
 from .plan import plan_class
@@ -29,7 +30,7 @@ from .results import ClassResult, write_csvs, write_run_csv
 def autograde(root: Path, submissions: Path | None, out: Path, *, timeout: int | None = None,
               jobs: int | None = None, limits: dict | None = None, progress: bool = True,
               regrade: list[str] | tuple = (), regrade_outdated: bool = False,
-              roster: Path | None = None, cluster: str | None = None) -> ClassResult:
+              roster: Path | None = None, cluster: str | None = None, data: Path | None = None) -> ClassResult:
     """Grade what is new or changed under ``submissions`` (and what ``regrade`` names:
     ``STUDENT`` or ``STUDENT/NOTEBOOK``; every submission graded against an older notebook with
     ``regrade_outdated``) into the term's course under ``out``; write the term's CSVs.
@@ -41,7 +42,13 @@ def autograde(root: Path, submissions: Path | None, out: Path, *, timeout: int |
     ``$COURSEKIT_KEEP_WORK`` is set, for looking into a submission the grader failed on.
     With ``cluster`` (a Dask scheduler's address, or ``local:N``) the submissions are graded on
     its workers (:mod:`.cluster`); the scheduler is reached before anything is written.
+    ``data``: the 15-Scene dataset whose test split grades 07's saved models
+    (:mod:`..course.held_out`).
     """
+    if data is not None and cluster:
+        raise CourseError("--data with --cluster: each worker prepares the held-out images itself, from "
+                          "the course configuration: set c.HeldOutData.data in autograder/nbgrader_config.py "
+                          "to a path every worker can read")
     grid = None
     if cluster:
         from .cluster import Cluster
@@ -50,7 +57,7 @@ def autograde(root: Path, submissions: Path | None, out: Path, *, timeout: int |
     try:
         plan = plan_class(root, submissions, out, timeout=timeout, jobs=jobs, limits=limits,
                           regrade=regrade, regrade_outdated=regrade_outdated, roster=roster,
-                          graded_here=grid is None)
+                          graded_here=grid is None, data=data)
         try:
             _grade(plan, progress, grid)
         finally:
@@ -59,7 +66,7 @@ def autograde(root: Path, submissions: Path | None, out: Path, *, timeout: int |
         if grid is not None:
             grid.close()
     ordered = [plan.results[key] for key in sorted(plan.results)]
-    return ClassResult(ordered, plan.out, plan.notes)
+    return ClassResult(ordered, plan.out, plan.notes, plan.leaderboard)
 
 
 def where_graded(results) -> list[str]:
@@ -104,7 +111,7 @@ def _grade(plan, progress: bool, grid) -> None:
             if grid is not None:
                 plan.notes += where_graded(plan.results.values())
             recorder.finish()
-            write_csvs(plan.out, gb, plan.releases, {k: v.content for k, v in plan.stored.items()})
+            plan.leaderboard = write_csvs(plan.out, gb, plan.releases, {k: v.content for k, v in plan.stored.items()})
     except Exception as exc:  # the gradebook as a whole: every submission is marked
         plan.notes.append(f"the class gradebook could not be written: {type(exc).__name__}: {exc}; "
                           "grades.csv holds this run's results only")

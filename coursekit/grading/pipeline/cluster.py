@@ -40,6 +40,7 @@ from tqdm.auto import tqdm
 
 from ..course.directory import CourseError
 from .jobs import Job, Report
+from .prepare import Prepared
 
 #: How long to wait for a scheduler to answer, and for a first worker to join it.
 CONNECT_SECONDS = 15
@@ -133,8 +134,10 @@ class Cluster:
         for student, name, job_file in jobs:
             job = json.loads(Path(job_file).read_text())
             relative = _relative_job(job, plan.work)
+            handed = ({p.name: p.read_bytes() for p in sorted(Path(job["files"]).iterdir())}
+                      if job.get("files") else {})   # the files handed in beside it (07's models)
             future = self.client.submit(grade_on_worker, pack_future, sha, relative,
-                                        Path(job["submission"]).read_bytes(), plan.wall,
+                                        Path(job["submission"]).read_bytes(), plan.wall, handed,
                                         key=f"coursekit-grade-{student}-{name}-{sha[:8]}-{time.time_ns()}",
                                         pure=False)
             futures[future] = (student, name, Path(job_file))
@@ -231,7 +234,8 @@ def _relative_job(job: dict, work: Path) -> dict:
 _unpack_lock = threading.Lock()
 
 
-def grade_on_worker(packed: bytes, sha: str, job: dict, submission: bytes, wall: float) -> dict:
+def grade_on_worker(packed: bytes, sha: str, job: dict, submission: bytes, wall: float,
+                    handed: dict[str, bytes] | None = None) -> dict:
     """Grade one submission on this Dask worker (see the module docstring); returns the
     report (as a dict), the autograded notebook's and the feedback page's bytes, and where."""
     from distributed import get_worker
@@ -240,14 +244,21 @@ def grade_on_worker(packed: bytes, sha: str, job: dict, submission: bytes, wall:
 
     here = get_worker()
     base = _unpacked(packed, sha, Path(here.local_directory))
-    read, env = _prepared(base, job["notebook"])
+    prepared = _prepared(base, job["notebook"])
+    read, env = prepared.read, prepared.env
     threads = str(max(1, (os.cpu_count() or 1) // max(1, here.state.nthreads)))
     work = Path(tempfile.mkdtemp(prefix="coursekit-task-", dir=here.local_directory))
     try:
         (work / f"{job['notebook']}.ipynb").write_bytes(submission)
+        if handed:
+            (work / "files").mkdir()
+            for name, content in handed.items():
+                (work / "files" / Path(name).name).write_bytes(content)
         real = Job(**{**job, "root": _local(job["root"], base), "template": _local(job["template"], base),
                       "package": _local(job["package"], base) if job["package"] else "",
                       "submission": str(work / f"{job['notebook']}.ipynb"), "work": str(work), "read": read,
+                      "judge_read": prepared.judge_read, "judge_env": prepared.judge_env,
+                      "files": str(work / "files") if handed else "",
                       "env": {**job["env"], **env, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads,
                               "OPENBLAS_NUM_THREADS": threads}})
         job_file = work / "job.json"
@@ -294,7 +305,7 @@ def _mkdir(folder: Path) -> Path:
     return folder
 
 
-def _prepared(base: Path, notebook: str) -> tuple[list[str], dict[str, str]]:
+def _prepared(base: Path, notebook: str) -> Prepared:
     """What the course prepares for ``notebook`` (its ``GradingPreparation``), made once on this
     worker for this pack."""
     from ..course.directory import nbgrader_api
@@ -304,8 +315,6 @@ def _prepared(base: Path, notebook: str) -> tuple[list[str], dict[str, str]]:
     with _unpack_lock:
         if not done.is_file():
             config = nbgrader_api(base / "course", base / "config").config
-            read, env = prepare(config, base / "shared", [notebook])
             done.parent.mkdir(parents=True, exist_ok=True)
-            done.write_text(json.dumps([read, env]))
-    read, env = json.loads(done.read_text())
-    return read, env
+            done.write_text(json.dumps(asdict(prepare(config, base / "shared", [notebook]))))
+    return Prepared(**json.loads(done.read_text()))

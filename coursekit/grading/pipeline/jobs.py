@@ -18,6 +18,9 @@ class Job:
     read: list[str] = field(default_factory=list)
     env: dict[str, str] = field(default_factory=dict)
     package: str = ""         # the coursekit the student's kernel imports (answers locked)
+    judge_read: list[str] = field(default_factory=list)     # what only the judge may read
+    judge_env: dict[str, str] = field(default_factory=dict)
+    files: str = ""           # the files handed in beside the notebook (course.submitted), if any
 
 
 @dataclass

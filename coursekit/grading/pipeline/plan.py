@@ -23,6 +23,7 @@ from ..course.directory import CourseError, assignments, check, nbgrader_api
 from ..course.distribution import grading_copy
 from ..course.parameters import GradingParameters
 from ..course.roster import Person, keep_roster, read_roster
+from ..course.submitted import SubmittedFiles, copy_files, files_digest, store_files
 from ..course.term import CellsChanged, generate, lock_course, open_course, release_changed
 from ..kernel.sandbox import Limits, capabilities
 from ..kernel import zygote
@@ -62,6 +63,7 @@ class Plan:
     concurrency: int = 1
     wall: float = 0.0            # seconds before a worker is stopped
     lock: object = None          # the course's lock (course.term.lock_course), held until the run ends
+    leaderboard: dict = field(default_factory=dict)   # model -> [(student, accuracy)], best first (07)
 
     @property
     def coursedir(self) -> Path:
@@ -78,11 +80,16 @@ def jobs_default() -> int:
 
 def plan_class(root: Path, submissions: Path | None, out: Path, *, timeout: int | None, jobs: int | None,
                limits: dict | None, regrade: list[str] | tuple = (), regrade_outdated: bool = False,
-               roster: Path | None = None, graded_here: bool = True) -> Plan:
+               roster: Path | None = None, graded_here: bool = True, data: Path | None = None) -> Plan:
     """Everything up to grading: see the module docstring. ``graded_here``: the submissions are
     graded on this machine (not on a cluster's workers, which report their own sandboxes)."""
     # Every path is made absolute here: the workers and kernels run in other folders.
     root, out = Path(root).resolve(), Path(out).resolve()
+    if data is not None:
+        data = Path(data).expanduser().resolve()
+        if not data.exists():
+            raise CourseError(f"--data {data}: no such file or folder (expected a 15-Scene folder made by "
+                              f"`coursekit data fetch 15-scene`, or the dataset's zip)")
     if submissions is not None:
         submissions = Path(submissions).resolve()
         if not submissions.exists():
@@ -101,7 +108,7 @@ def plan_class(root: Path, submissions: Path | None, out: Path, *, timeout: int 
         try:
             plan = _plan(root, out, coursedir, lock, all_names, due, people, roster, handed, seen, notes,
                          timeout=timeout, jobs=jobs, limits=limits, regrade=regrade,
-                         regrade_outdated=regrade_outdated, graded_here=graded_here)
+                         regrade_outdated=regrade_outdated, graded_here=graded_here, data=data)
         except BaseException:
             lock.close()
             raise
@@ -109,7 +116,7 @@ def plan_class(root: Path, submissions: Path | None, out: Path, *, timeout: int 
 
 
 def _plan(root, out, coursedir, lock, all_names, due, people, roster, handed, seen, notes, *, timeout, jobs,
-          limits, regrade, regrade_outdated, graded_here) -> Plan:
+          limits, regrade, regrade_outdated, graded_here, data=None) -> Plan:
     from nbgrader.api import Gradebook
 
     if not remove_tree(out / "work"):  # may hold what a submission wrote
@@ -117,6 +124,8 @@ def _plan(root, out, coursedir, lock, all_names, due, people, roster, handed, se
     if roster is not None:
         keep_roster(roster, coursedir)
     api = nbgrader_api(root, coursedir, timeout=timeout)
+    if data is not None:
+        api.config.HeldOutData.data = str(data)
     plan = Plan(root, out, api, [], {}, people=people, concurrency=jobs or jobs_default(), lock=lock,
                 notes=list(notes))
     with Gradebook(api.coursedir.db_url, api.coursedir.course_id) as gb:
@@ -128,11 +137,14 @@ def _plan(root, out, coursedir, lock, all_names, due, people, roster, handed, se
                           "removed from the gradebook and are graded again: "
                           + ", ".join(f"{s}/{n}" for s, n in cut[:10]) + (" ..." if len(cut) > 10 else ""))
     hashes = StoredHashes(coursedir / "submitted")
+    extra = SubmittedFiles(config=api.config)
     for (student, name), (path, when) in handed.items():
         problem = _store(coursedir / "submitted" / student / name, path, name, when, hashes)
         if problem:
             plan.notes.append(f"{student}: {problem}")
-    plan.stored = _stored(coursedir, all_names, hashes)
+        elif extra.names(name):   # the files handed in beside it (07's models)
+            store_files(path.parent, coursedir / "submitted" / student / name, extra.names(name), extra.max_bytes)
+    plan.stored = _stored(coursedir, all_names, hashes, extra)
     hashes.save()
     forced = _regrade_list(plan, regrade, all_names)
     current = {n: ledger.sha256(root / "solutions" / f"{n}.ipynb") for n in all_names
@@ -269,13 +281,18 @@ def _store(folder: Path, path: Path, name: str, when: str, hashes: StoredHashes)
     return ""
 
 
-def _stored(coursedir: Path, names: list[str], hashes: StoredHashes) -> dict[tuple[str, str], Stored]:
+def _stored(coursedir: Path, names: list[str], hashes: StoredHashes,
+            extra: SubmittedFiles) -> dict[tuple[str, str], Stored]:
+    """Each stored submission; its content is the notebook's sha256, and with files handed in
+    beside it (SubmittedFiles), theirs too."""
     stored = {}
     for name in names:
         for path in sorted((coursedir / "submitted").glob(f"*/{name}/{name}.ipynb")):
             stamp = path.parent / TIMESTAMP
             when = stamp.read_text().strip() if stamp.is_file() else ""
-            stored[(path.parts[-3], name)] = Stored(path, hashes(path), when)
+            content = hashes(path)
+            files = files_digest(path.parent, extra.names(name))
+            stored[(path.parts[-3], name)] = Stored(path, f"{content}+{files}" if files else content, when)
     return stored
 
 
@@ -361,7 +378,9 @@ def _write_jobs(plan: Plan, todo: list[tuple[str, str]], timeout: int | None, li
                 graded_here: bool = True) -> None:
     """A job folder per submission to grade that intake accepts; intake's refusals are noted."""
     names = sorted({name for _, name in todo})
-    read, env = prepare(plan.api.config, plan.work / "shared", names)
+    prepared = prepare(plan.api.config, plan.work / "shared", names)
+    read, env = prepared.read, prepared.env
+    extra = SubmittedFiles(config=plan.api.config)
     # Share the cores between the kernels graded at once instead of oversubscribing them.
     threads = str(max(1, (os.cpu_count() or 1) // plan.concurrency))
     env.update(OMP_NUM_THREADS=threads, MKL_NUM_THREADS=threads, OPENBLAS_NUM_THREADS=threads)
@@ -384,8 +403,13 @@ def _write_jobs(plan: Plan, todo: list[tuple[str, str]], timeout: int | None, li
         folder = plan.work / "jobs" / student / name
         folder.mkdir(parents=True)
         nbformat.write(taken.notebook, folder / f"{name}.ipynb")
+        files = ""
+        if extra.names(name):
+            copy_files(plan.stored[(student, name)].path.parent, extra.names(name), folder / "files")
+            files = str(folder / "files")
         job = Job(str(plan.root), str(template), student, name, str(folder / f"{name}.ipynb"),
-                  str(folder), timeout, limits, read, env, packages[name])
+                  str(folder), timeout, limits, read, env, packages[name],
+                  judge_read=prepared.judge_read, judge_env=prepared.judge_env, files=files)
         (folder / "job.json").write_text(json.dumps(asdict(job)))
         plan.jobs.append((student, name, folder / "job.json"))
 

@@ -41,6 +41,7 @@ class ClassResult:
     results: list[NotebookResult]
     out: Path
     notes: list[str] = field(default_factory=list)
+    leaderboard: dict[str, list[tuple[str, float]]] = field(default_factory=dict)   # model -> best first
 
     @property
     def failed(self) -> list[NotebookResult]:
@@ -71,6 +72,50 @@ class ClassResult:
                  for row in rows]
         lines.insert(1, "-" * len(lines[0]))
         return "\n".join(line.rstrip() for line in lines + [f"  note: {n}" for n in self.notes])
+
+
+def measurements(notebook: Path) -> dict[str, dict]:
+    """grade_id -> the measurement its graded cell published (07's held-out accuracy:
+    :data:`coursekit.checks.scenes.MEASURE`) in an autograded notebook; {} when it has none or
+    cannot be read. Only graded cells count: they run in the judge, not the student's code."""
+    import nbformat
+
+    from ...checks.scenes import MEASURE
+
+    try:
+        nb = nbformat.read(notebook, as_version=4)
+    except Exception:  # missing or unreadable: no measurements, the grades stand
+        return {}
+    found = {}
+    for cell in nb.cells:
+        meta = cell.get("metadata", {}).get("nbgrader", {})
+        if cell.get("cell_type") != "code" or not meta.get("grade"):
+            continue
+        for output in cell.get("outputs", []):
+            record = output.get("data", {}).get(MEASURE) if output.get("output_type") == "display_data" else None
+            if isinstance(record, dict) and isinstance(record.get("accuracy"), (int, float)):
+                found[meta.get("grade_id")] = dict(record)
+    return found
+
+
+def leaderboard(rows: dict) -> dict[str, list[tuple[str, float]]]:
+    """model -> [(student, held-out accuracy)], best first, from the rows of :func:`term_rows`."""
+    board: dict[str, list[tuple[str, float]]] = {}
+    for (student, notebook), row in sorted(rows.items()):
+        if not row.measures:
+            continue
+        for record in row.measures.values():
+            board.setdefault(str(record.get("model", "?")), []).append((student, float(record["accuracy"])))
+    return {model: sorted(entries, key=lambda e: (-e[1], e[0])) for model, entries in board.items()}
+
+
+def leaderboard_text(board: dict[str, list[tuple[str, float]]], top: int = 10) -> str:
+    """The top ``top`` of each model, as the class run's summary prints it."""
+    lines = []
+    for model, entries in board.items():
+        lines.append(f"leaderboard, {model} (held-out accuracy, top {min(top, len(entries))} of {len(entries)}):")
+        lines += [f"  {i:>2}. {student:<20} {acc:.1%}" for i, (student, acc) in enumerate(entries[:top], 1)]
+    return "\n".join(lines)
 
 
 def gradebook_scores(out: Path) -> dict[tuple[str, str, str], tuple]:
@@ -107,6 +152,7 @@ class Row:
     graded_against: str = ""        # current, or older (solutions/ changed since)
     graded_at: str = ""
     exercises: list[ExerciseScore] = field(default_factory=list)
+    measures: dict[str, dict] = field(default_factory=dict)   # grade_id -> measurement (07's accuracies)
 
 
 #: the status of a submission that has no complete grade yet (the next run grades it)
@@ -115,13 +161,14 @@ NEWER_WAITING = ("graded; a newer submission is not graded yet: the grader faile
                  "was interrupted; the next run grades it")
 
 
-def term_rows(gb, releases: dict[str, str], stored: dict[tuple[str, str], str] | None = None
-              ) -> tuple[list[str], list[str], dict[tuple[str, str], Row]]:
+def term_rows(gb, releases: dict[str, str], stored: dict[tuple[str, str], str] | None = None,
+              course: Path | None = None) -> tuple[list[str], list[str], dict[tuple[str, str], Row]]:
     """(notebooks, students, rows) of everything the gradebook ``gb`` holds: every notebook graded
     so far (in course order), every student it knows, and a Row for each pair. Grades count only
     where coursekit's ledger says they are whole (a submission a killed run left half-written
     scores 0 and says so). ``stored`` (the sha256 of each submission the course holds) marks those
-    not graded in their last version."""
+    not graded in their last version. With ``course`` (the term's nbgrader course), each row also
+    gets the measurements its autograded notebook holds (:func:`measurements`)."""
     from . import ledger
 
     notebooks = sorted(a.name for a in gb.assignments)
@@ -147,6 +194,8 @@ def term_rows(gb, releases: dict[str, str], stored: dict[tuple[str, str], str] |
                                   for g in sorted(nb.grades, key=lambda g: g.name)]
             row.score = row.raw_score - row.late_penalty
             row.status = "graded" if entry.status == ledger.GRADED else NEWER_WAITING
+            if course is not None:
+                row.measures = measurements(course / "autograded" / key[0] / name / f"{name}.ipynb")
     for (student, name), entry in entries.items():
         row = rows.get((student, name))
         if row is None:
@@ -168,7 +217,8 @@ def _time(value) -> str:
     return value.isoformat(" ", timespec="seconds") if value is not None else ""
 
 
-def write_csvs(out: Path, gb, releases: dict[str, str], stored: dict[tuple[str, str], str] | None = None) -> None:
+def write_csvs(out: Path, gb, releases: dict[str, str], stored: dict[tuple[str, str], str] | None = None
+               ) -> dict[str, list[tuple[str, float]]]:
     """The term's CSVs under ``out``, from the gradebook ``gb``:
 
     * ``grades.csv``: a row per student, a column per notebook graded so far (the score after any
@@ -176,11 +226,13 @@ def write_csvs(out: Path, gb, releases: dict[str, str], stored: dict[tuple[str, 
     * ``submissions.csv``: a row per student and notebook: score, raw score, late penalty,
       when it was handed in, its due date, how late, its status, whether it was graded against
       the current notebook, and when;
-    * ``grades_by_exercise.csv``: a row per graded exercise.
+    * ``grades_by_exercise.csv``: a row per graded exercise, with the measurement its cell made
+      (07's saved models: their held-out ``accuracy``);
+    * ``leaderboard.csv``: each measured model's students, best first.
 
     ``stored`` (see :func:`term_rows`) keeps a student whose submission could not be graded in
     the files, with that status. Each file is written whole and then renamed into place."""
-    notebooks, students, rows = term_rows(gb, releases, stored)
+    notebooks, students, rows = term_rows(gb, releases, stored, out / "course")
     maxima = {n: rows[(students[0], n)].max_score if students else 0.0 for n in notebooks}
     with whole_file(out / "grades.csv") as fh:
         writer = csv.writer(fh)
@@ -201,11 +253,22 @@ def write_csvs(out: Path, gb, releases: dict[str, str], stored: dict[tuple[str, 
                                  r.status, r.graded_against, r.graded_at])
     with whole_file(out / "grades_by_exercise.csv") as fh:
         writer = csv.writer(fh)
-        writer.writerow(["student", "notebook", "exercise", "score", "max_score"])
+        writer.writerow(["student", "notebook", "exercise", "score", "max_score", "accuracy"])
         for s in students:
             for n in notebooks:
+                measures = rows[(s, n)].measures
                 for e in rows[(s, n)].exercises:
-                    writer.writerow([s, n, e.grade_id, f"{e.score:g}", f"{e.max_score:g}"])
+                    acc = measures.get(e.grade_id, {}).get("accuracy")
+                    writer.writerow([s, n, e.grade_id, f"{e.score:g}", f"{e.max_score:g}",
+                                     "" if acc is None else f"{acc:.4f}"])
+    board = leaderboard(rows)
+    with whole_file(out / "leaderboard.csv") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["model", "rank", "student", "accuracy"])
+        for model, entries in board.items():
+            for rank, (student, acc) in enumerate(entries, 1):
+                writer.writerow([model, rank, student, f"{acc:.4f}"])
+    return board
 
 
 def write_run_csv(out: Path, results: list[NotebookResult]) -> None:

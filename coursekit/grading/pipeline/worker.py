@@ -20,6 +20,7 @@ from pathlib import Path
 
 from traitlets.config import Config
 
+from ...checks.student import SUBMITTED_ENV
 from ..course.directory import nbgrader_api
 from ..kernel.outcomes import problems_in
 from ..kernel.privileges import die_with_parent
@@ -47,6 +48,12 @@ def run(job: Job) -> Report:
         for folder in (scratch, runtime):
             remove_tree(folder)
             folder.mkdir(parents=True)
+        judge_read, judge_env = list(job.judge_read), dict(job.judge_env)
+        if job.files:   # the files handed in: the notebook finds them beside it, the judge its own copy
+            for path in sorted(Path(job.files).iterdir()):
+                shutil.copyfile(path, scratch / path.name)
+            judge_read.append(job.files)
+            judge_env[SUBMITTED_ENV] = job.files
 
     extra = Config()
     extra.SandboxedExecute.scratch = str(scratch)
@@ -55,6 +62,8 @@ def run(job: Job) -> Report:
     extra.SandboxedExecute.limits = dict(job.limits)
     extra.SandboxedExecute.kernel_env = {"HOME": str(scratch), "TMPDIR": str(scratch), **job.env}
     extra.SandboxedExecute.student_package = job.package
+    extra.SandboxedExecute.judge_read_paths = judge_read
+    extra.SandboxedExecute.judge_env = judge_env
     with phase("course set-up"):
         api = nbgrader_api(Path(job.root), course, timeout=job.timeout, extra=extra)
     report = Report()
