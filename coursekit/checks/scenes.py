@@ -447,7 +447,7 @@ def _loaded(name: str, factory, max_bytes: int):
     try:
         state, info = read_weights(path, max_bytes)
         model = _build(name, factory)
-        fit_weights(model, state, path.name)
+        fit_weights(model, state, path.name, type_name(model))
     except WeightsError as exc:
         raise CheckError(str(exc)) from None
     return model, info

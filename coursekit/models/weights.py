@@ -132,8 +132,9 @@ def load_weights(model: nn.Module, path: str | os.PathLike, max_bytes: int = MAX
     return info
 
 
-def fit_weights(model: nn.Module, state: dict, name: str = "the weights file") -> None:
-    """``model.load_state_dict(state)``, or a WeightsError that lists what does not fit."""
+def fit_weights(model: nn.Module, state: dict, name: str = "the weights file", what: str = "") -> None:
+    """``model.load_state_dict(state)``, or a WeightsError that lists what does not fit (``what``:
+    the model's class name, when ``type(model)`` is not it)."""
     want = model.state_dict()
     missing = [k for k in want if k not in state]
     extra = [k for k in state if k not in want]
@@ -147,7 +148,7 @@ def fit_weights(model: nn.Module, state: dict, name: str = "the weights file") -
     if wrong:
         problems.append(f"{len(wrong)} have another shape ({'; '.join(wrong[:3])})")
     if problems:
-        raise WeightsError(f"{name} does not hold the weights of this {type(model).__name__}: "
+        raise WeightsError(f"{name} does not hold the weights of this {what or type(model).__name__}: "
                            + "; ".join(problems) + ". Save the model built from the same class, after training it.")
     bad = [k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()]
     if bad:
