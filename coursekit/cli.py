@@ -9,6 +9,7 @@
   coursekit demo                     release + sample class + autograde, in build/demo
   coursekit data fetch 15-scene      download (or --from ARCHIVE) the 15-Scene dataset
   coursekit bench scenes             train the project's models on 15-Scene, one row each
+  coursekit bench project            07's graded models as the notebook trains them: accuracy, time to threshold
   coursekit bench grading            grading time, one submission at a time vs several
   coursekit bench neighbour          a CPU-hogging submission's effect on the one beside it
   coursekit bench term               an incremental week's run against a full regrade of the class
@@ -198,6 +199,8 @@ def _bench(args) -> None:
         from .benchmarks import neighbour as bench
     elif args.which == "term":
         from .benchmarks import term as bench
+    elif args.which == "project":
+        from .benchmarks import scene_project as bench
     else:
         from .benchmarks import scene_training as bench
 
@@ -315,7 +318,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("bench", help="coursekit bench scenes|grading|neighbour|term [...]: the 15-scene "
                        "benchmark, grading time sequential vs parallel, a CPU hog's effect on the "
                        "submission graded beside it, or a term's incremental run against a full regrade")
-    p.add_argument("which", choices=["scenes", "grading", "neighbour", "term"])
+    p.add_argument("which", choices=["scenes", "project", "grading", "neighbour", "term"])
     p.add_argument("rest", nargs=argparse.REMAINDER, help="options of python -m coursekit.benchmarks.scene_training")
     p.set_defaults(func=_bench)
     return parser

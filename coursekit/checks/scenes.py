@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import CheckError, ReferenceUsedError, passed
+from . import CheckError, ReferenceUsedError
 from .checker import checker
 from .student import call, coursekit_class, submitted_file, type_name, unpack
 from ..models import scene_nets as ours
@@ -496,20 +496,21 @@ def _publish(record: dict) -> None:
                  MEASURE: record}, raw=True)
 
 
-def held_out_accuracy(name: str, factory, *, graded: int | bool = True):
+@checker("held-out accuracy")
+def held_out_accuracy(name: str, factory, *, seed=0):
     """Graded cell of a saved model (``name``: 'simple', 'regularised' or 'transfer'; ``factory``:
-    the student's class, or make_transfer_model). ``graded=True`` (what validate runs): the file
-    is a valid weights file of the student's architecture, with a fast enough forward pass.
-    ``graded=<int>`` (the hidden test): also its accuracy on the held-out images, which must reach
-    the course's threshold."""
+    the student's class, or make_transfer_model). ``graded=True`` (seed 0, what validate runs):
+    the file is a valid weights file of the student's architecture, with a fast enough forward
+    pass. ``graded=<int>`` (the hidden test): also its accuracy on the held-out images, which must
+    reach the course's threshold (the images are the same whatever the number)."""
     test = held_out()
     model, info = _loaded(name, factory, test.max_bytes)
     threshold = test.thresholds[name]
-    if graded is True:
-        _predict(name, model, torch.zeros(PROBE_IMAGES, 3, 64, 64, dtype=torch.uint8), info, test.seconds * PROBE_IMAGES / max(len(test.y), 1))
-        return passed(f"{name}.safetensors: a valid {type_name(model)} ({info.bytes / 2**20:.1f} MB, "
-                      f"{info.image_size} px input). Graded on the held-out test images: "
-                      f"{threshold:.0%} accuracy earns this cell's points.", quiet=False)
+    if not seed:
+        probe = torch.zeros(PROBE_IMAGES, 3, 64, 64, dtype=torch.uint8)
+        _predict(name, model, probe, info, test.seconds * PROBE_IMAGES / max(len(test.y), 1))
+        return (f"{name}.safetensors: a valid {type_name(model)} ({info.bytes / 2**20:.1f} MB, {info.image_size} "
+                f"px input). Graded on the held-out test images: {threshold:.0%} accuracy earns the points.")
     pred = _predict(name, model, test.x, info, test.seconds)
     acc = (pred == test.y).float().mean().item()
     _publish({"model": name, "accuracy": round(acc, 6), "images": len(test.y), "dataset": test.kind})
@@ -517,11 +518,12 @@ def held_out_accuracy(name: str, factory, *, graded: int | bool = True):
         raise CheckError(f"{name}: held-out accuracy {acc:.1%} on the {len(test.y):,} {test.kind} test images, "
                          f"below the {threshold:.0%} this model needs. Train longer (or better), save it again "
                          f"and hand in the new {name}.safetensors.")
-    return passed(f"{name}: held-out accuracy {acc:.1%} on the {len(test.y):,} {test.kind} test images "
-                  f"(needs {threshold:.0%}).", quiet=False)
+    return (f"{name}: held-out accuracy {acc:.1%} on the {len(test.y):,} {test.kind} test images "
+            f"(needs {threshold:.0%}).")
 
 
-def saved_models(simple_net, final_net, make_transfer_model, val, kind: str = "15-Scene") -> None:
+@checker("saved models")
+def saved_models(simple_net, final_net, make_transfer_model, val, kind: str = "15-Scene"):
     """Self-check of exercise 10: each saved model, loaded from its file as the grader loads it,
     on the student's validation images ``val`` (a Split), and what the grader will ask of it."""
     rows, problems = [], []
@@ -540,8 +542,9 @@ def saved_models(simple_net, final_net, make_transfer_model, val, kind: str = "1
     print(f"Your saved models on your {len(val.y)} validation images ({kind}):")
     print("\n".join(rows))
     if kind != "15-Scene":
-        print("These models were trained on the generated stand-in: the grader tests them on the real 15-Scene "
-              "test images, where they will score near chance. Fetch the data (`coursekit data fetch 15-scene`), "
-              "run the notebook again and hand in the new files.")
+        print("These are validation images of the generated stand-in, which say little: the grader tests the "
+              "models on the real 15-Scene test images. Models trained on the stand-in score near chance there: "
+              "fetch the data (`coursekit data fetch 15-scene`), run the notebook again and hand in the new files.")
     if problems:
         raise CheckError("\n".join(problems))
+    return "every model loads from its file as the grader loads it."

@@ -345,9 +345,8 @@ class Split:
 class Scenes:
     """A loaded dataset: ``train`` and ``test`` :class:`Split`\\ s, the class names, which
     dataset it is (``kind``: '15-Scene' or 'generated'), its split and its folder. Opened with
-    ``validation=f``, ``val`` holds that fraction of each class's training images, ``train``
-    the others, and
-    ``test`` is None: the test images are held out (the grader's)."""
+    ``validation=f``, ``val`` holds that fraction of each class's training images, ``train`` the
+    others, and ``test`` is None: the test images are held out (the grader's)."""
     train: Split
     test: Split | None
     classes: tuple[str, ...]

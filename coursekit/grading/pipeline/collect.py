@@ -63,10 +63,20 @@ def submission_time(notebook: Path, top: Path) -> tuple[str, str]:
         folder = folder.parent
 
 
-def collect_zip(archive: Path, names: list[str], staging: Path, api) -> dict[str, dict[str, Path]]:
+def _with_files(regexp: str, files: list[str]) -> str:
+    """``regexp`` whose file id may also be one of ``files`` (handed in beside the notebook)."""
+    if not files:
+        return regexp
+    either = "|".join(re.escape(f) for f in files)
+    return regexp.replace(r"(?P<file_id>\d\d_[A-Za-z0-9_]+\.ipynb)", rf"(?P<file_id>\d\d_[A-Za-z0-9_]+\.ipynb|{either})")
+
+
+def collect_zip(archive: Path, names: list[str], staging: Path, api,
+                files: dict[str, list[str]] | None = None) -> dict[str, dict[str, Path]]:
     """Collect an LMS zip with nbgrader's zip_collect into ``staging/submitted/<student>/<notebook>/``
     (``staging`` is the course directory ``api`` works on: a scratch one, so that the term's
-    stored submissions are compared with the zip's, never overwritten by it)."""
+    stored submissions are compared with the zip's, never overwritten by it). ``files``: notebook ->
+    the files handed in beside it (``<student>_..._simple.safetensors``), collected beside it."""
     import zipfile
 
     from nbgrader.apps import ZipCollectApp
@@ -80,9 +90,11 @@ def collect_zip(archive: Path, names: list[str], staging: Path, api) -> dict[str
         downloaded.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(archive, downloaded / archive.name)
         app = ZipCollectApp(config=api.config, coursedir=api.coursedir)
-        app.config.FileNameCollectorPlugin.named_regexp = ZIP_NAME_REGEXP
+        extra = list((files or {}).get(name, []))
+        app.config.FileNameCollectorPlugin.named_regexp = _with_files(ZIP_NAME_REGEXP, extra)
+        app.config.TimedNames.blackboard_regexp = _with_files(BLACKBOARD_REGEXP, extra)
         app.collector_plugin = TimedNames   # a trait of the app already made: set on it, not its config
-        app.config.FileNameCollectorPlugin.valid_ext = [".ipynb"]
+        app.config.FileNameCollectorPlugin.valid_ext = sorted({".ipynb", *(Path(f).suffix for f in extra)})
         app.coursedir.assignment_id = name
         app.force = True
         app.log_level = "WARN"  # say what was skipped, not every file it read
@@ -107,11 +119,12 @@ class TimedNames(FileNameCollectorPlugin):
 
     time_zone = Unicode("UTC", help="the zone of the times in an LMS zip's file names "
                         "(Blackboard: its server's zone, e.g. 'America/New_York')").tag(config=True)
+    blackboard_regexp = Unicode(BLACKBOARD_REGEXP, help="Blackboard's file names").tag(config=True)
 
     def collect(self, submitted_file):
         import os
 
-        match = re.match(BLACKBOARD_REGEXP, submitted_file)
+        match = re.match(self.blackboard_regexp, submitted_file)
         if match is None or os.path.splitext(submitted_file)[1] not in self.valid_ext:
             return super().collect(submitted_file)
         info = match.groupdict()

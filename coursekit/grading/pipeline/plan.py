@@ -204,7 +204,9 @@ def _collect(root: Path, submissions: Path, names: list[str], staging: Path):
     (with or without a course notebook) and notes; an LMS zip is collected into ``staging`` first.
     Nothing is written into the course here."""
     if submissions.is_file() and submissions.suffix == ".zip":
-        students, notes = collect_zip(submissions, names, staging, nbgrader_api(root, staging)), []
+        api = nbgrader_api(root, staging)
+        extra = SubmittedFiles(config=api.config)
+        students, notes = collect_zip(submissions, names, staging, api, {n: extra.names(n) for n in names}), []
         where = staging / "submitted"
     elif submissions.is_dir():
         (students, notes), where = collect_folder(submissions, names), submissions
@@ -404,7 +406,8 @@ def _write_jobs(plan: Plan, todo: list[tuple[str, str]], timeout: int | None, li
         folder.mkdir(parents=True)
         nbformat.write(taken.notebook, folder / f"{name}.ipynb")
         files = ""
-        if extra.names(name):
+        if extra.names(name):   # (an empty folder when none was handed in: the cells say so)
+            (folder / "files").mkdir()
             copy_files(plan.stored[(student, name)].path.parent, extra.names(name), folder / "files")
             files = str(folder / "files")
         job = Job(str(plan.root), str(template), student, name, str(folder / f"{name}.ipynb"),
