@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import nbformat
 import pytest
 
 from coursekit.benchmarks import scene_project
@@ -26,9 +27,26 @@ def _models(tmp, data, test, **short):
     return out
 
 
+SNOOP = """
+import os
+_held = os.path.join(os.getcwd(), "..", "..", "..", "..", "shared", "07_scenes.held-out")
+print("told where:", os.environ.get("COURSEKIT_HELD_OUT"), "stand-in there:", os.path.isdir(_held + "/../07_scenes"))
+try:
+    print("HELD-OUT READ", os.listdir(_held), open(os.path.join(_held, "images.pt"), "rb").read(4))
+except OSError as exc:
+    print("HELD-OUT DENIED", type(exc).__name__)
+"""
+
+
 def _grade(root, released, tmp, models, *extra):
     subs = tmp / "subs"
     make_project_class(released, root / "solutions", subs, models)
+    nb = nbformat.read(subs / "instructor" / f"{NOTEBOOK}.ipynb", as_version=4)
+    for cell in nb.cells:   # a student who looks for the held-out images from their kernel
+        if cell.metadata.get("nbgrader", {}).get("grade_id") == "ex1_answer":
+            cell.source = SNOOP + cell.source
+    (subs / "snoop").mkdir()
+    nbformat.write(nb, subs / "snoop" / f"{NOTEBOOK}.ipynb")
     env = {**os.environ, "COURSEKIT_DATA": str(tmp / "data-home")}
     done = subprocess.run([str(Path(sys.executable).parent / "coursekit"), "autograde", "subs", "--out", "graded",
                            "--no-progress", *extra], cwd=tmp, env=env, capture_output=True, text=True,
@@ -61,6 +79,13 @@ def _feedback(tmp, student):
     return (tmp / "graded" / "feedback" / student / f"{NOTEBOOK}.html").read_text()
 
 
+def _snooped(tmp):
+    nb = nbformat.read(tmp / "graded" / "course" / "autograded" / "snoop" / NOTEBOOK / f"{NOTEBOOK}.ipynb",
+                       as_version=4)
+    cell = next(c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "ex1_answer")
+    return "".join(o.get("text", "") for o in cell.outputs)
+
+
 def test_a_project_class_on_the_generated_stand_in(tmp_path, root, released):
     home = tmp_path / "data-home"
     data = fifteen_scene.load(fifteen_scene.generated(home), size=64, validation=0.2, progress=False)
@@ -72,6 +97,13 @@ def test_a_project_class_on_the_generated_stand_in(tmp_path, root, released):
     assert "larger than the course&#39;s limit of 64 MB" in _feedback(tmp_path, "oversized") or \
         "larger than the course's limit of 64 MB" in _feedback(tmp_path, "oversized")
     assert "not a readable safetensors weights file" in _feedback(tmp_path, "corrupt")
+    from coursekit.grading.kernel.sandbox import capabilities
+    snooped = _snooped(tmp_path)
+    assert "told where: None" in snooped and "stand-in there: True" in snooped, snooped
+    if capabilities().get("files"):   # Landlock: the student's kernel reads only what it is given
+        assert "HELD-OUT DENIED PermissionError" in snooped, snooped
+    else:
+        pytest.skip(f"no Landlock here: the held-out folder is unreadable only by path secrecy ({snooped!r})")
     with open(tmp_path / "graded" / "leaderboard.csv") as fh:
         board = list(csv.DictReader(fh))
     assert board[0]["rank"] == "1" and {r["model"] for r in board} == {"simple", "regularised", "transfer"}
