@@ -112,4 +112,5 @@ c.SubmittedFiles.max_bytes = 64 * 2**20
 # c.HeldOutData.thresholds = {"15-Scene": {"simple": 0.40, "regularised": 0.45, "transfer": 0.80}, ...}
 c.HeldOutData.seconds = 240.0
 # ... which takes longer than other cells (EfficientNet-Lite0 at 96 px: about a minute on one core).
-c.SandboxedExecute.cell_timeouts = {"ex10_simple": 300, "ex10_regularised": 300, "ex10_transfer": 300}
+c.SandboxedExecute.cell_timeouts = {f"07_scenes:{cell}": 300 for cell in ("ex10_simple", "ex10_regularised",
+                                                                         "ex10_transfer")}

@@ -200,3 +200,24 @@ def test_a_model_with_the_wrong_number_of_outputs_scores_nothing_and_is_told(tmp
     monkeypatch.setenv("COURSEKIT_SUBMITTED", str(tmp_path))
     with pytest.raises(CheckError, match=r"should give scores \(32, 15\), got \(32, 10\)"):
         check.held_out_accuracy("simple", TenWay, graded=1)
+
+
+def test_the_course_gives_some_cells_longer_than_the_per_cell_limit():
+    import time
+
+    from coursekit.grading.kernel.execute import SandboxedExecute
+
+    ex = SandboxedExecute(timeout=30, cell_timeouts={"07_scenes:ex10_transfer": 300})
+    ex.resources = {"nbgrader": {"notebook": "07_scenes"}}
+    ex._deadline = time.monotonic() + 600
+    cell = nbformat.v4.new_code_cell("")
+    cell.metadata["nbgrader"] = {"grade": True, "grade_id": "ex10_transfer"}
+    assert ex._get_timeout(cell) == 300
+    cell.metadata["nbgrader"]["grade_id"] = "ex9_tests"
+    assert ex._get_timeout(cell) == 30
+    assert ex._get_timeout(None) == 30           # nbclient asks without a cell, too
+    ex.resources = {"nbgrader": {"notebook": "02_layers"}}
+    cell.metadata["nbgrader"]["grade_id"] = "ex10_transfer"
+    assert ex._get_timeout(cell) == 30           # the same grade id in another notebook
+    ex._deadline = time.monotonic() + 100
+    assert ex._get_timeout(cell) <= 100          # the notebook's own budget still applies

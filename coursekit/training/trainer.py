@@ -12,7 +12,9 @@
 * ``seed`` makes a run repeatable (shuffling, augmentation, dropout); seed the model's
   initialisation yourself (``torch.manual_seed`` before building it);
 * ``checkpoint=PATH`` saves everything after each epoch (atomically), and ``fit(resume=True)``
-  continues from it, reproducing the uninterrupted run exactly on CPU.
+  continues from it, reproducing the uninterrupted run exactly on CPU;
+* ``fit_or_load("simple.safetensors", train)`` trains and saves the model's weights as a
+  student hands them in (:mod:`coursekit.models.weights`), or loads them instead of training.
 """
 from __future__ import annotations
 

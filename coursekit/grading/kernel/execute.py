@@ -49,7 +49,7 @@ class SandboxedExecute(RecoveringExecute):
     judge_read_paths = List(Unicode(), [], help="Folders only the judge kernel may read (the "
                             "held-out test images, the files handed in).").tag(config=True)
     judge_env = Dict({}, help="Environment variables for the judge kernel alone.").tag(config=True)
-    cell_timeouts = Dict({}, help="grade_id -> seconds: cells that may run longer than the per-cell "
+    cell_timeouts = Dict({}, help="'notebook:grade_id' -> seconds: cells that may run longer than the per-cell "
                          "limit (Execute.timeout), e.g. 07's graded models classifying the test "
                          "split; the notebook's own budget still applies").tag(config=True)
     kernel_env = Dict({}, help="Environment variables for the kernel.").tag(config=True)
@@ -197,8 +197,9 @@ class SandboxedExecute(RecoveringExecute):
     def _get_timeout(self, cell):
         timeout = super()._get_timeout(cell)
         gid = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id") if cell is not None else None
-        if gid in self.cell_timeouts:   # a cell the course gives longer (07's held-out accuracy)
-            timeout = int(self.cell_timeouts[gid])
+        notebook = (self.resources or {}).get("nbgrader", {}).get("notebook", "")
+        if gid and f"{notebook}:{gid}" in self.cell_timeouts:   # one the course gives longer (07's models)
+            timeout = int(self.cell_timeouts[f"{notebook}:{gid}"])
         left = max(1, int(self._deadline - time.monotonic()))
         return left if timeout is None else min(timeout, left)
 
