@@ -8,6 +8,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+import torch
 
 from coursekit.benchmarks import scene_project
 from coursekit.data import fifteen_scene
@@ -18,12 +19,18 @@ STRUCTURE = ("ex3_tests", "ex5_tests", "ex6_tests")
 
 
 def _models(tmp, data, test, **short):
-    out = {}
-    for kind, settings in (("trained", {}), ("one_epoch", dict(epochs=1, final_epochs=1, probe_steps=1))):
-        folder = tmp / kind
-        folder.mkdir()
-        scene_project.run(data, test, out=folder, progress=False, **{**settings, **short})
-        out[kind] = folder
+    """The instructor's models, trained and for one epoch, on one core (the other xdist worker's
+    tests have cell time limits)."""
+    out, threads = {}, torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        for kind, settings in (("trained", {}), ("one_epoch", dict(epochs=1, final_epochs=1, probe_steps=1))):
+            folder = tmp / kind
+            folder.mkdir()
+            scene_project.run(data, test, out=folder, progress=False, **{**settings, **short})
+            out[kind] = folder
+    finally:
+        torch.set_num_threads(threads)
     return out
 
 

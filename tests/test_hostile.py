@@ -116,8 +116,11 @@ def test_nothing_the_students_kernel_says_about_itself_earns_points(self_reports
     result = self_reports.get("self-report", notebook)
     scores = {e.grade_id: (e.score, e.max_score) for e in result.exercises}
     assert {ex: scores[f"{ex}_tests"][0] for ex in lose} == dict.fromkeys(lose, 0), (scores, result.problems)
+    # (07's held-out cells grade the model files handed in, which this class does not hand in:
+    # tests/test_held_out.py grades those)
     assert all(score == most for grade_id, (score, most) in scores.items()
-               if grade_id.split("_")[0] not in lose), (scores, result.problems)
+               if grade_id.split("_")[0] not in lose and not (notebook == "07_scenes" and grade_id.startswith("ex10_"))
+               ), (scores, result.problems)
 
 
 @pytest.mark.parametrize("student, says", [

@@ -15,6 +15,7 @@ import shutil
 
 import nbformat
 import pytest
+import torch
 
 from coursekit.grading.pipeline.autograde import autograde
 from coursekit.grading.classes.sample import student_notebook
@@ -261,7 +262,12 @@ def _instructor_models(folder):
     home = folder / "data-home"
     data = fifteen_scene.load(fifteen_scene.generated(home), size=64, validation=0.2, progress=False)
     test = fifteen_scene.load(fifteen_scene.generated(home), size=64, progress=False).test
-    scene_project.run(data, test, out=folder / "files", progress=False)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)   # one core: the other xdist worker's tests have cell time limits
+    try:
+        scene_project.run(data, test, out=folder / "files", progress=False)
+    finally:
+        torch.set_num_threads(threads)
     return folder / "files"
 
 
