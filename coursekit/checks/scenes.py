@@ -464,8 +464,8 @@ def _predict(name: str, model, x: torch.Tensor, info, seconds: float, batch_size
 
     model.eval()
     preds = []
-    start = time.perf_counter()
     with torch.no_grad(), _sent(model):
+        start = time.perf_counter()   # after the state is sent: a one-off cost, not per image
         for i, j in [(0, PROBE_IMAGES), *((k, k + batch_size) for k in range(PROBE_IMAGES, len(x), batch_size))]:
             xb = to_float(x[i:j], info.mean, info.std, info.image_size)
             out = call(f"{name}'s forward", model, xb)
