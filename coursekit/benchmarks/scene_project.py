@@ -27,12 +27,12 @@ from ..checks.scenes import THRESHOLDS
 from ..data import fifteen_scene as scenes
 from ..models import pretrained
 from ..models.weights import save_weights
-from ..training import Augment, TrainConfig, Trainer, extract_features, pick_device
+from ..training import TrainConfig, Trainer, extract_features, pick_device
+from .scene_training import STRONG
 
 #: the notebook's settings (solutions/07_scenes.ipynb, its parameters and training cells)
 VALIDATION, EPOCHS, FINAL_EPOCHS, PROBE_STEPS, PROBE_SIZE = 0.2, 8, 6, 300, 96
 BASE = dict(batch_size=64, lr=3e-3, optimizer="adamw", weight_decay=0.05)
-STRONG = Augment(scale=(0.25, 1.0), brightness=0.3, contrast=0.3, saturation=0.0)
 
 
 SOLUTIONS = Path(__file__).resolve().parents[2] / "solutions" / "07_scenes.ipynb"

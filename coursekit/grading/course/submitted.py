@@ -22,6 +22,7 @@ from pathlib import Path
 from traitlets import Dict, Int, List, Unicode
 from traitlets.config import Configurable
 
+from ...data.download import sha256sum
 from ...models.weights import MAX_BYTES
 
 REFUSED = ".refused"
@@ -42,14 +43,6 @@ class SubmittedFiles(Configurable):
         return names
 
 
-def _sha(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def store_files(source: Path, dest: Path, names: list[str], max_bytes: int) -> None:
     """Make ``dest`` hold the files ``names`` as ``source`` (the folder of a handed-in notebook)
     holds them: copied when changed, removed when gone, refused (with a note) when too large."""
@@ -68,7 +61,7 @@ def store_files(source: Path, dest: Path, names: list[str], max_bytes: int) -> N
                                f"(save_weights), and hand in a smaller model.\n")
             continue
         refused.unlink(missing_ok=True)
-        if kept.is_file() and kept.stat().st_size == size and _sha(kept) == _sha(src):
+        if kept.is_file() and kept.stat().st_size == size and sha256sum(kept) == sha256sum(src):
             continue
         tmp = dest / f".{name}.tmp"
         shutil.copyfile(src, tmp)
@@ -81,7 +74,7 @@ def files_digest(folder: Path, names: list[str]) -> str:
     for name in names:
         for path in (folder / name, folder / (name + REFUSED)):
             if path.is_file():
-                parts.append(f"{path.name}:{_sha(path)}")
+                parts.append(f"{path.name}:{sha256sum(path)}")
     return hashlib.sha256("\n".join(parts).encode()).hexdigest() if parts else ""
 
 

@@ -20,9 +20,9 @@ own ``source/`` and gradebook hold.
 """
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
-from pathlib import Path
+
+from ...data.download import sha256sum
 
 GRADED = "graded"
 REGRADING = "regrading"
@@ -42,12 +42,7 @@ class Entry:
     notes: str = ""       # what grading noticed ("ex6a_answer: stopped after ..."), one per line
 
 
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+sha256 = sha256sum   # the sha256 of a file's bytes (one helper: coursekit.data.download)
 
 
 def _sql(gb, statement: str, **params):
