@@ -130,3 +130,19 @@ def test_the_instructors_models_earn_full_marks_on_the_real_test_split(tmp_path,
     _check(stdout, rows)
     assert "held-out accuracy" in _feedback(tmp_path, "one_epoch") and "2,985 15-Scene test images" in _feedback(tmp_path, "one_epoch")
     assert subs.is_dir()
+
+
+def test_bench_project_prints_the_table_and_saves_the_files(tmp_path):
+    """`coursekit bench project` as typed, from a working folder, with a relative --out."""
+    env = {**os.environ, "COURSEKIT_DATA": str(tmp_path / "data-home")}
+    done = subprocess.run([str(Path(sys.executable).parent / "coursekit"), "bench", "project", "--generated",
+                           "--epochs", "1", "--final-epochs", "1", "--probe-steps", "1", "--out", "models"],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "generated, standard split: trained on 240 images" in done.stdout
+    for model in ("simple", "regularised", "transfer"):
+        assert any(line.startswith(model) and line.rstrip().endswith("cpu") for line in done.stdout.splitlines())
+        assert (tmp_path / "models" / f"{model}.safetensors").is_file()
+    bad = subprocess.run([str(Path(sys.executable).parent / "coursekit"), "bench", "project", "--from", "nowhere.zip"],
+                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert bad.returncode != 0 and "nowhere.zip does not exist" in bad.stderr
