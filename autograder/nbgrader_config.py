@@ -57,6 +57,8 @@ c.GradingParameters.values = {
     "06_architectures": {"STEPS": 30},
     "07_scenes": {"REAL_DATA": False, "EPOCHS": 1, "FINAL_EPOCHS": 1, "PROBE_STEPS": 30, "PROBE_SIZE": 64,
                   "TRAIN": False},   # 07 loads the models handed in (its graded cells test them)
+    "08_visualisation": {"REAL_DATA": False, "IMAGE_SIZE": 64, "PROBE_STEPS": 30, "SIMPLE_EPOCHS": 1,
+                         "SMOOTH_SAMPLES": 2, "OCCLUSION_PATCH": 16, "OCCLUSION_STRIDE": 8, "FOOL_STEPS": 2},
 }
 
 # Due dates, per notebook (anything nbgrader reads: "2026-10-09 17:00:00 Europe/London"; no zone

@@ -144,7 +144,7 @@ def _reference_of(fn: ast.FunctionDef) -> str | None:
 
 #: the modules of coursekit.reference (importing them registers their references)
 REFERENCE_MODULES = ("backprop", "layers", "networks", "optim", "conv", "normalisation",
-                     "initialisation", "architectures", "scenes")
+                     "initialisation", "architectures", "scenes", "visualisation")
 
 
 def _load_references() -> None:
