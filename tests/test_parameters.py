@@ -19,7 +19,8 @@ def test_every_grading_value_names_a_parameter_of_its_notebook(root):
     change nothing (a typo): each one is defined there, and each notebook with experiments has
     values."""
     values = _course_values(root)
-    assert set(values) == {"03_conv", "04_normalisation", "05_initialisation", "06_architectures", "07_scenes"}
+    assert set(values) == {"03_conv", "04_normalisation", "05_initialisation", "06_architectures", "07_scenes",
+                           "08_visualisation"}
     for name, wanted in values.items():
         for folder in ("solutions", "notebooks"):
             nb = nbformat.read(root / folder / f"{name}.ipynb", as_version=4)

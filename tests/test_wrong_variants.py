@@ -1,4 +1,4 @@
-"""Grading notebooks 02 to 07 end to end: one class run per notebook through nbgrader.
+"""Grading notebooks 02 to 08 end to end: one class run per notebook through nbgrader.
 
 The class holds the instructor's answers (full marks), the untouched release (0), and, for
 every exercise, a plausible wrong variant of its answer (a missing transpose, a wrong axis, a
@@ -146,6 +146,20 @@ VARIANTS = {
         "no-eval": ("ex7", replace("    model.eval()\n    out = []", "    out = []")),
         "transposed-confusion": ("ex8", replace("(y_true.long(), y_pred.long())", "(y_pred.long(), y_true.long())")),
         "least-confident-first": ("ex9", replace("argsort(descending=True, stable=True)", "argsort(stable=True)")),
+    },
+    "08_visualisation": {
+        "filters-scaled-together": ("ex1", replace("lo = w.amin(dim=(1, 2, 3), keepdim=True)\n    hi = w.amax(dim=(1, 2, 3), keepdim=True)",
+                                                   "lo = w.min()\n    hi = w.max()")),
+        "saliency-without-abs": ("ex2", replace("return x.grad.abs().amax(dim=1)", "return x.grad.amax(dim=1)")),
+        "grad-cam-without-relu": ("ex3", replace("cam = torch.relu((weights * a).sum(dim=1, keepdim=True))",
+                                                 "cam = (weights * a).sum(dim=1, keepdim=True)")),
+        "grad-cam-activation-weights": ("ex3", replace("weights = grads.mean(dim=(2, 3), keepdim=True)",
+                                                       "weights = a.mean(dim=(2, 3), keepdim=True)")),
+        "occlusion-transposed": ("ex4", replace("return probs.reshape(rows, cols)", "return probs.reshape(rows, cols).T")),
+        "tsne-unnormalised": ("ex5", replace("f = F.normalize(torch.as_tensor(features).float(), dim=1).numpy()",
+                                             "f = torch.as_tensor(features).float().numpy()")),
+        "fgsm-sign-flipped": ("ex6", replace("return (x + eps * x.grad.sign()).clamp(0, 1).detach()",
+                                             "return (x - eps * x.grad.sign()).clamp(0, 1).detach()")),
     },
 }
 
@@ -380,7 +394,8 @@ def test_feedback_names_the_mistake(graded, root):
                 "04_normalisation": ("momentum-swapped", "m and 1 - m are swapped"),
                 "05_initialisation": ("xavier-fan-out", "not fan_out"),
                 "06_architectures": ("conv-params-no-bias", "you forgot the biases"),
-                "07_scenes": ("transposed-confusion", "your matrix is transposed")}
+                "07_scenes": ("transposed-confusion", "your matrix is transposed"),
+                "08_visualisation": ("grad-cam-without-relu", "apply ReLU to the weighted sum")}
     variant, phrase = expected[notebook]
     html = result.get(student_with(root, notebook, variant), notebook).feedback.read_text()
     assert phrase in html
