@@ -98,9 +98,10 @@ c.SandboxedExecute.in_kernel = []
 # What a notebook needs prepared once before its submissions are graded (readable, not writable,
 # by the kernels): notebook -> "module:function", called with a folder to fill and this
 # configuration, returning the environment variables that say where (coursekit.grading.pipeline.prepare).
-# Notebook 07's cells read the generated stand-in of the 15-Scene dataset, decoded once for the
-# whole class; its graded cells (the judge alone) read the held-out test images.
-c.GradingPreparation.prepare = {"07_scenes": "coursekit.grading.course.held_out:prepare_scenes"}
+# Notebooks 07 and 08's cells read the generated stand-in of the 15-Scene dataset, decoded once for
+# the whole class; 07's graded cells (the judge alone) read the held-out test images.
+c.GradingPreparation.prepare = {"07_scenes": "coursekit.grading.course.held_out:prepare_scenes",
+                                "08_visualisation": "coursekit.grading.course.stand_in:prepare_stand_in"}
 
 # Files handed in beside a notebook, kept with it and given to its grading (07's trained models);
 # a larger file is refused with a note its graded cell shows (coursekit.grading.course.submitted).

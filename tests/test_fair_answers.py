@@ -226,6 +226,41 @@ def replace(old, new):
     return edit
 
 
+OWN_FILTERS = """
+def normalise_filters(weight):
+    tiles = []
+    for f in weight.detach():
+        f = f - f.min()
+        tiles.append((f / f.max()).permute(1, 2, 0))
+    return torch.stack(tiles)
+
+
+def layer_activations(model, layer, x):
+    seen = []
+    handle = dict(model.named_modules())[layer].register_forward_hook(lambda m, i, out: seen.append(out))
+    with torch.no_grad():
+        model(x)
+    handle.remove()
+    return seen[0]
+"""
+
+OWN_GRAD_CAM = """
+def grad_cam(model, layer, x, target):
+    store = {}
+    def keep(module, inputs, out):
+        out.retain_grad()
+        store["a"] = out
+    handle = model.get_submodule(layer).register_forward_hook(keep)
+    scores = model(x)
+    handle.remove()
+    model.zero_grad()
+    scores[torch.arange(len(x)), target].sum().backward()
+    a, g = store["a"], store["a"].grad
+    cam = F.relu(torch.einsum("nk,nkhw->nhw", g.mean(dim=(2, 3)), a)).detach()
+    cam = F.interpolate(cam.unsqueeze(1), size=x.shape[-2:], mode="bilinear").squeeze(1)
+    return cam / cam.amax(dim=(1, 2), keepdim=True).clamp(min=1e-8)   # scaled to [0, 1] per image
+"""
+
 # notebook -> student -> ({answer cell: edit}, the exercises it must lose)
 CLASSES = {
     "02_layers": {
@@ -238,6 +273,12 @@ CLASSES = {
                .replace("x, w, b = cache\n", "x, w = cache['x'], cache['w']\n")
                .replace("dx = (dout @ w.T).reshape(x.shape)",
                         "dx = np.einsum('nm,dm->nd', dout, w).reshape(x.shape)"))}, []),
+    },
+    "08_visualisation": {   # hooks and gradients in the student's kernel, on the checkers' network rebuilt there
+        "own-ways": ({"ex1_answer": lambda src: OWN_FILTERS, "ex3_answer": lambda src: OWN_GRAD_CAM,
+                      "ex5_answer": replace("return sims.argsort(descending=True)[:k]", "return sims.topk(k).indices"),
+                      "ex6_answer": replace("F.cross_entropy(model(x), label).backward()",
+                                            "F.cross_entropy(model(x), label, reduction='sum').backward()")}, []),
     },
     "04_normalisation": {
         "ddof-forward": ({"ex1_answer": replace("mu, var = x.mean(axis=0), x.var(axis=0)",

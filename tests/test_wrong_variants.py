@@ -328,6 +328,9 @@ def test_instructor_full_marks_and_untouched_release_zero(graded):
     full = result.get("instructor", notebook)
     assert full.max_score > 0 and full.score == full.max_score, full.problems
     assert full.problems == []
+    # and every cell of the instructor's notebook ran: its feedback shows no traceback (a figure cell
+    # that cannot read the grader's data, say)
+    assert "Traceback (most recent call last)" not in page_text(full.feedback.read_text())
     untouched = result.get("untouched", notebook)
     assert untouched.score == 0 and len(untouched.exercises) == len(full.exercises)
     graded_cells = {g for g in _scores(result, "instructor", notebook)}

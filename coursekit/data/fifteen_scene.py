@@ -464,11 +464,3 @@ def open_scenes(size: int = 64, split: str = "standard", home: str | os.PathLike
             raise DataError(f"the 15-Scene dataset is not in {folder}: run `coursekit data fetch "
                             f"15-scene` (or set COURSEKIT_15SCENE to an archive).")
     return load(generated(home), split, size, progress=progress, validation=validation)
-
-
-def prepare_for_grading(folder: Path) -> dict[str, str]:
-    """Decode the generated stand-in into ``folder`` once for a whole class run (part of notebook
-    07's grading preparation, :func:`coursekit.grading.course.held_out.prepare_scenes`); the
-    kernels find it through ``$COURSEKIT_DATA``."""
-    open_scenes(size=64, home=folder, real=False, progress=False)
-    return {"COURSEKIT_DATA": str(folder)}

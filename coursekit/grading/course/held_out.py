@@ -21,6 +21,7 @@ from ...checks.scenes import HELD_OUT_ENV, SECONDS, THRESHOLDS, HeldOut
 from ...data import fifteen_scene
 from ..pipeline.prepare import Preparation
 from .directory import CourseError
+from .stand_in import prepare_stand_in
 from .submitted import SubmittedFiles
 
 
@@ -58,7 +59,7 @@ def held_out_split(data: str, home: Path | None = None) -> tuple[fifteen_scene.S
 def prepare_scenes(folder: Path, config) -> Preparation:
     """The stand-in for the notebook's own cells (every kernel), and beside ``folder`` the
     held-out images and the rules the graded cells apply (the judge's alone)."""
-    env = fifteen_scene.prepare_for_grading(folder)
+    env = prepare_stand_in(folder, config)
     settings = HeldOutData(config=config)
     test, kind = held_out_split(settings.data, folder)
     if kind not in settings.thresholds:
