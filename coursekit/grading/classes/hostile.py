@@ -360,7 +360,7 @@ SELF_REPORTS: dict[str, tuple[str, tuple[str, ...], dict[str, Callable[[str], st
         "ex5_answer": _then("from coursekit.models.scene_nets import SimpleNetFinal")}),
     "08_visualisation": ("saliency is coursekit's reference, found by a name built at run time; fgsm and "
                          "fool are coursekit's, imported plainly", ("ex2", "ex6"), {
-        "ex2_answer": _then("saliency = getattr(__import__('coursekit.reference.visual' + 'isation', fromlist=['_']), "
+        "ex2_answer": _then("saliency = getattr(__import__('.'.join(['coursekit', 'reference', 'visualisation']), fromlist=['_']), "
                             "'sal' + 'iency')"),
         "ex6_answer": _then("from coursekit.reference.visualisation import fgsm, fool")}),
 }
