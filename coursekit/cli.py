@@ -5,6 +5,7 @@
   coursekit autograde SUBMISSIONS    grade what is new or changed into the term's course; CSVs, feedback
   coursekit export                   the term's grades for Canvas, Moodle and nbgrader (--roster)
   coursekit feedback                 each student's feedback pages as one zip, for the LMS
+  coursekit similarity SUBS -n 03    pairs of students whose answers look alike (for a person to look at)
   coursekit sample-class OUT         write the bundled sample class of submissions
   coursekit demo                     release + sample class + autograde, in build/demo
   coursekit data fetch 15-scene      download (or --from ARCHIVE) the 15-Scene dataset
@@ -131,6 +132,24 @@ def _feedback(args) -> None:
     folder = next(iter(made.values())).parent
     print(f"wrote {len(made)} zip(s) of feedback pages into {_shown(folder)}{os.sep}: "
           f"one per student ({', '.join(list(made)[:5])}{' ...' if len(made) > 5 else ''})")
+
+
+def _similarity(args) -> None:
+    from .grading.course.directory import assignments
+    from .grading.review.similarity import similarity
+
+    root = find_course_root(args.course)
+    names = assignments(root)
+    chosen = [n for n in names if n == args.notebook or n.split("_")[0] == args.notebook.zfill(2)]
+    if len(chosen) != 1:
+        raise CourseError(f"--notebook {args.notebook}: expected one of {', '.join(names)} (or its number)")
+    notebook = chosen[0]
+    page, table, pairs = similarity(args.submissions, notebook, root / "notebooks" / f"{notebook}.ipynb",
+                                    root / "solutions" / f"{notebook}.ipynb", args.out, names)
+    print(f"{len(pairs)} pairs of students compared on {notebook}'s answer cells; the most similar:")
+    for p in pairs[:5]:
+        print(f"  {p.score:4.0%}  {p.first} and {p.second}")
+    print(f"wrote {_shown(page)} and {_shown(table)}: pairs for a person to look at, never a verdict")
 
 
 def _sample_class(args) -> None:
@@ -288,6 +307,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=Path("grading-output"), help="the term's folder (default: grading-output)")
     p.add_argument("--to", type=Path, default=None, help="where to write the zips (default: OUT/feedback-zips)")
     p.set_defaults(func=_feedback)
+
+    p = sub.add_parser("similarity", help="pairs of students whose answer cells look alike: an HTML report "
+                       "and a CSV, for a person to look at, never a verdict",
+                       description="Compare every pair of students' answer cells of one notebook with "
+                       "copydetect (renaming does not hide a copy; code from the release or the instructor's "
+                       "answers is not counted) and write similarity-<notebook>.html and .csv into --out.")
+    p.add_argument("submissions", type=Path, help="a folder of student folders, each with <notebook>.ipynb")
+    p.add_argument("--notebook", "-n", required=True, help="e.g. 03_conv or 03")
+    p.add_argument("--out", type=Path, default=Path("similarity"), help="where to write (default: similarity/)")
+    p.set_defaults(func=_similarity)
 
     p = sub.add_parser("sample-class", help="write the bundled sample class of submissions")
     p.add_argument("out", type=Path)

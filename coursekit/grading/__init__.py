@@ -35,6 +35,7 @@ course/    nbgrader plumbing: the course directory, the term's course (term), du
            (which reference answers which notebook's exercise; a source scan for them)
 lms/       what leaves for a learning-management system: Canvas/Moodle/nbgrader CSVs, feedback zips
 classes/   the bundled sample and hostile classes (the demo and the tests)
+review/    what a person reviews after a class run: which students' answers look alike (similarity)
 """
 
 import sys as _sys

@@ -1,0 +1,1 @@
+"""What a person reviews after a class run: the similarity report (similarity.py)."""
