@@ -128,14 +128,6 @@ def saliency(saliency, *, seed=0):
                      f"difference {float((got - want).abs().max()):.3g}): backpropagate each image's own target score.")
 
 
-def smoothgrad(saliency, model, x, target, samples: int = 8, sigma: float = 0.1, seed: int = 0):
-    """SmoothGrad (Smilkov et al. 2017): the mean of ``saliency`` over ``samples`` copies of x with
-    Gaussian noise of std ``sigma`` added (the notebook's extension; not graded)."""
-    g = torch.Generator().manual_seed(seed)
-    return sum(saliency(model, x + sigma * torch.randn(x.shape, generator=g), target)
-               for _ in range(samples)) / samples
-
-
 # --- 3. Grad-CAM -------------------------------------------------------------------------------
 
 def captum_grad_cam(model, layer: str, x, target) -> torch.Tensor:
