@@ -31,6 +31,14 @@ def _then(code: str) -> Callable[[str], str]:
     return lambda src: src + "\n\n" + code
 
 
+def _deeper(start: int, count: int) -> str:
+    """Code that goes ``start`` folders down the chain of folders named d (500 at a time) and makes
+    it ``count`` folders deeper."""
+    return (f"import os\nhome = os.getcwd()\nleft = {start}\nwhile left:\n    step = min(left, 500)\n"
+            f"    os.chdir('/'.join(['d'] * step))\n    left -= step\n"
+            f"for _ in range({count}):\n    os.mkdir('d')\n    os.chdir('d')\nos.chdir(home)")
+
+
 def _first(code: str) -> Callable[[str], str]:
     return lambda src: code + "\n\n" + src
 
@@ -235,12 +243,14 @@ CASES: dict[str, Case] = {
                             "        try:\n            os.symlink(target, f'{name}-{abs(hash(target)) % 97}' if os.path.lexists(name) else name)\n"
                             "        except OSError:\n            pass")}),
     "deep-folders": Case("leaves a 5,000-deep chain of folders, 60,000 empty files, a FIFO and odd names (answers right)", FULL, {
-        # the work is spread over cells (2,500 folders or 10,000 files each): one cell doing it
-        # all can pass a loaded machine's 5 s cell limit, which is not what this case is about
+        # the work is spread over cells (at most 2,500 folders or 10,000 files each; a folder costs
+        # more the deeper it is, so the deep end of the chain is split over three cells): one cell
+        # doing it all can pass a loaded machine's 5 s cell limit, which is not what this case is about
         "ex1_answer": _then("import os\nhome = os.getcwd()\nfor _ in range(2500):\n    os.mkdir('d')\n    os.chdir('d')\n"
                             "os.chdir(home)\nos.mkdir('many')\nos.mkfifo('fifo')\nopen('odd \\n name \\x01', 'w').close()"),
-        "ex2a_answer": _then("import os\nhome = os.getcwd()\nfor _ in range(2500):\n    os.chdir('d')\n"
-                             "for _ in range(2500):\n    os.mkdir('d')\n    os.chdir('d')\nos.chdir(home)"),
+        "ex2a_answer": _then(_deeper(2500, 850)),
+        "ex6a_answer": _then(_deeper(3350, 850)),
+        "ex6b_answer": _then(_deeper(4200, 800)),
         **{f"{ex}_answer": _then(f"for i in range({k * 10_000}, {(k + 1) * 10_000}):\n    open(f'many/{{i}}', 'w').close()")
            for k, ex in enumerate(("ex2b", "ex3a", "ex3b", "ex3c", "ex4", "ex5"))}}, hostile=False),
     "escalate": Case("tries to renice, unshare, mount, setuid(0) and read other processes' environment (answers right)", FULL, {
