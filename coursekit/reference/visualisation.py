@@ -78,6 +78,15 @@ def grad_cam(model, layer: str, x: torch.Tensor, target: torch.Tensor) -> torch.
     channel k is the mean over positions of d score_target / d A^k; the map is ReLU(sum_k weight_k
     A^k), upsampled bilinearly to x's size. (N, H, W), not normalised."""
     model.eval()
+    a, grads = _activation_and_gradient(model, layer, x, target)
+    weights = grads.mean(dim=(2, 3), keepdim=True)
+    cam = torch.relu((weights * a).sum(dim=1, keepdim=True))
+    return F.interpolate(cam, size=tuple(x.shape[-2:]), mode="bilinear", align_corners=False)[:, 0].detach()
+
+
+def _activation_and_gradient(model, layer: str, x: torch.Tensor, target: torch.Tensor):
+    """(A, dA): the output of ``layer`` (caught by a forward hook) and the gradient of the target
+    scores' sum w.r.t. it."""
     caught = {}
     handle = model.get_submodule(layer).register_forward_hook(
         lambda module, inputs, out: caught.__setitem__("a", out))
@@ -87,15 +96,21 @@ def grad_cam(model, layer: str, x: torch.Tensor, target: torch.Tensor) -> torch.
         handle.remove()
     a = caught["a"]
     grads, = torch.autograd.grad(scores.gather(1, target.view(-1, 1)).sum(), a)
-    weights = grads.mean(dim=(2, 3), keepdim=True)
-    cam = torch.relu((weights * a).sum(dim=1, keepdim=True))
-    return F.interpolate(cam, size=tuple(x.shape[-2:]), mode="bilinear", align_corners=False)[:, 0].detach()
+    return a, grads
 
 
 @reference("visualisation.probe_grad_cam")
 def probe_grad_cam(seed: int, layer: str, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """:func:`grad_cam` on ProbeNet(seed)."""
     return grad_cam(ProbeNet(seed), layer, x, target)
+
+
+@reference("visualisation.probe_cam_parts")
+def probe_cam_parts(seed: int, layer: str, x: torch.Tensor, target: torch.Tensor) -> dict:
+    """On ProbeNet(seed): the output of ``layer`` ("a") and the gradient of the target scores
+    w.r.t. it ("grads"), from which the Grad-CAM checker builds the usual wrong maps."""
+    a, grads = _activation_and_gradient(ProbeNet(seed), layer, x, target)
+    return {"a": a.detach(), "grads": grads}
 
 
 # --- 4. occlusion ------------------------------------------------------------------------------
@@ -107,16 +122,22 @@ def occlusion_map(model, image: torch.Tensor, target: int, patch: int, stride: i
     softmax probability of class ``target`` when the patch x patch square whose top-left corner
     is (i * stride, j * stride) is filled with ``fill``. (rows, cols), rows = (H - patch) //
     stride + 1 (vertical positions), cols likewise along W. The occluded copies run in batches."""
+    occluded, rows, cols = _occluded(image, patch, stride, fill)
+    model.eval()
+    with torch.no_grad():
+        probs = torch.cat([model(batch).softmax(dim=1)[:, target] for batch in occluded.split(batch_size)])
+    return probs.reshape(rows, cols)
+
+
+def _occluded(image: torch.Tensor, patch: int, stride: int, fill: float) -> tuple[torch.Tensor, int, int]:
+    """(the copies of ``image`` (rows * cols, 3, H, W), each with one square filled, rows, cols)."""
     _, h, w = image.shape
     rows, cols = (h - patch) // stride + 1, (w - patch) // stride + 1
     occluded = image.detach().unsqueeze(0).repeat(rows * cols, 1, 1, 1)
     for k in range(rows * cols):
         i, j = divmod(k, cols)
         occluded[k, :, i * stride:i * stride + patch, j * stride:j * stride + patch] = fill
-    model.eval()
-    with torch.no_grad():
-        probs = torch.cat([model(batch).softmax(dim=1)[:, target] for batch in occluded.split(batch_size)])
-    return probs.reshape(rows, cols)
+    return occluded, rows, cols
 
 
 @reference("visualisation.probe_occlusion")
@@ -124,12 +145,7 @@ def probe_occlusion(seed: int, image: torch.Tensor, target: int, patch: int, str
     """On ProbeNet(seed): the occlusion map ("map"), and, for the checker's diagnoses, the
     class scores instead of probabilities ("scores")."""
     model = ProbeNet(seed)
-    _, h, w = image.shape
-    rows, cols = (h - patch) // stride + 1, (w - patch) // stride + 1
-    occluded = image.detach().unsqueeze(0).repeat(rows * cols, 1, 1, 1)
-    for k in range(rows * cols):
-        i, j = divmod(k, cols)
-        occluded[k, :, i * stride:i * stride + patch, j * stride:j * stride + patch] = fill
+    occluded, rows, cols = _occluded(image, patch, stride, fill)
     with torch.no_grad():
         scores = model(occluded)
     return {"map": occlusion_map(model, image, target, patch, stride, fill),
