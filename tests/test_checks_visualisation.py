@@ -193,6 +193,8 @@ def test_07s_files_are_what_08_shows(tmp_path):
     save_weights(net, tmp_path / "simple.safetensors", image_size=64, mean=(0.5,) * 3, std=(0.25,) * 3)
     filters, said = first_filters(data, tmp_path / "simple.safetensors")
     assert torch.equal(filters, net.features[0].weight) and "simple.safetensors" in said
+    trained, said = first_filters(data, tmp_path / "absent.safetensors", epochs=1, progress=False)
+    assert trained.shape == (16, 3, 5, 5) and "trained 1 epochs at 64px" in said
     (tmp_path / "broken.safetensors").write_bytes(b"not a weights file")
     filters, said = first_filters(data, tmp_path / "broken.safetensors")
     assert filters is None and "broken.safetensors" in said

@@ -91,18 +91,15 @@ def first_filters(data, path: str | os.PathLike = "simple.safetensors", epochs: 
             if tensor.dim() == 4 and tensor.shape[1] == 3:
                 return tensor.float(), f"your SimpleNet's {name}, from {path}"
         return None, f"{path} holds no conv layer with 3 input channels"
-    from ..data.fifteen_scene import Split
     from ..training import TrainConfig, Trainer
     from .scene_nets import SimpleNet
 
-    small = lambda s: Split(F.interpolate(s.x.float(), size=(64, 64), mode="bilinear", antialias=True)  # noqa: E731
-                            .round().clamp(0, 255).to(torch.uint8), s.y, s.paths)
     try:
         torch.manual_seed(0)
         net = SimpleNet()
     except LockedAnswer:
         return None, f"no {path} here (run notebook 07 first to see your SimpleNet's filters)"
-    Trainer(net, small(data.train), None, TrainConfig(epochs=epochs, batch_size=64, lr=3e-3, optimizer="adamw",
-                                                      weight_decay=0.05, progress=progress)).fit()
+    Trainer(net, data.train, None, TrainConfig(epochs=epochs, batch_size=64, lr=3e-3, optimizer="adamw",
+                                               weight_decay=0.05, image_size=64, progress=progress)).fit()
     return net.features[0].weight.detach().clone(), \
         f"no {path} from notebook 07 here: coursekit's SimpleNet, trained {epochs} epochs at 64px"

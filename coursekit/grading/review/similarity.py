@@ -149,8 +149,7 @@ table.rank td, table.rank th { border-bottom: 1px solid #ddd; padding: .25em .8e
 .sides { display: flex; gap: 1em; }
 .sides > div { flex: 1; min-width: 0; }
 pre { background: #f6f6f6; padding: .6em; overflow-x: auto; font-size: 12px; }
-.highlight-red { background: #ffc9c9; }
-.highlight-green { background: #ffc9c9; }
+.highlight-red, .highlight-green { background: #ffc9c9; }   /* copydetect's marks of shared code, both sides */
 """
 
 
