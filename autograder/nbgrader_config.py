@@ -8,10 +8,11 @@ import os
 
 import nbgrader
 from coursekit.grading.course.deadlines import LatePenalty
-from coursekit.grading.course.feedback import TEMPLATES, HideHiddenTests, NameExercises, RenderMath
+from coursekit.grading.course.feedback import (FILTERS, TEMPLATES, GetGradesMarkingWritten, HideHiddenTests,
+                                               NameExercises, RenderMath)
 from coursekit.grading.course.parameters import GradingParameters
 from nbconvert.preprocessors import ClearMetadataPreprocessor, CSSHTMLHeaderPreprocessor
-from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, GetGrades,
+from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata,
                                     IgnorePattern, LimitOutput, SaveAutoGrades)
 
 c = get_config()  # noqa: F821 (provided by traitlets when this file is loaded)
@@ -76,7 +77,7 @@ c.LatePenalty.floor_percent = 50.0
 # Feedback HTML shows each graded cell's score and the checker's message, not the hidden
 # tests' source; its math is MathML (no MathJax from a CDN: it renders offline) and it names the
 # exercises (coursekit.grading.course.feedback).
-c.GenerateFeedback.preprocessors = [GetGrades, HideHiddenTests, RenderMath, NameExercises,
+c.GenerateFeedback.preprocessors = [GetGradesMarkingWritten, HideHiddenTests, RenderMath, NameExercises,
                                     CSSHTMLHeaderPreprocessor]
 # nbgrader's API insists on the template "feedback": coursekit's feedback/ folder is found
 # after nbgrader's, and its coursekit.html.j2 extends nbgrader's feedback/index.html.j2.
@@ -86,8 +87,7 @@ c.GenerateFeedback.exporter_class = "coursekit.grading.course.feedback.FeedbackE
 c.HTMLExporter.extra_template_basedirs = [
     os.path.join(os.path.dirname(nbgrader.__file__), "server_extensions", "formgrader", "templates"),
     TEMPLATES]
-c.HTMLExporter.filters = {"offline_page": "coursekit.grading.course.feedback.offline_page",
-                          "name_exercises": "coursekit.grading.course.feedback.name_exercises"}
+c.HTMLExporter.filters = FILTERS
 
 # Graded cells run in a judge kernel that never runs the student's code (coursekit.grading.judge.client);
 # a student's torch module is judged through a copy (coursekit.grading.judge.mirror) whose forward and

@@ -44,6 +44,11 @@ def _report(result, seconds: float) -> None:
         where += f", feedback in {_shown(result.out / 'feedback')}{os.sep}<student>{os.sep}"
     kept = f", skipped {skipped} unchanged since graded" if skipped else ""
     print(f"\ngraded {done} of {handed} submission(s) in {seconds:.1f} s{kept}; {where}")
+    from .grading.pipeline.results import hand_grading_note
+
+    waiting = hand_grading_note(result.results, _shown(result.out / "course"))
+    if waiting:
+        print(waiting)
     if result.failed:
         listed = "; ".join(f"{r.student}/{r.notebook}: {r.problems[-1] if r.problems else 'not graded'}"
                            for r in result.failed[:5])
@@ -134,22 +139,36 @@ def _feedback(args) -> None:
           f"one per student ({', '.join(list(made)[:5])}{' ...' if len(made) > 5 else ''})")
 
 
+def _notebook(names: list[str], given: str) -> str:
+    """The course notebook ``--notebook`` names: its full name or its number (03_conv, 03, 3)."""
+    chosen = [n for n in names if n == given or n.split("_")[0] == given.zfill(2)]
+    if len(chosen) != 1:
+        raise CourseError(f"--notebook {given}: expected one of {', '.join(names)} (or its number)")
+    return chosen[0]
+
+
 def _similarity(args) -> None:
     from .grading.course.directory import assignments
     from .grading.review.similarity import similarity
 
     root = find_course_root(args.course)
     names = assignments(root)
-    chosen = [n for n in names if n == args.notebook or n.split("_")[0] == args.notebook.zfill(2)]
-    if len(chosen) != 1:
-        raise CourseError(f"--notebook {args.notebook}: expected one of {', '.join(names)} (or its number)")
-    notebook = chosen[0]
+    notebook = _notebook(names, args.notebook)
     page, table, pairs = similarity(args.submissions, notebook, root / "notebooks" / f"{notebook}.ipynb",
                                     root / "solutions" / f"{notebook}.ipynb", args.out, names)
     print(f"{len(pairs)} pairs of students compared on {notebook}'s answer cells; the most similar:")
     for p in pairs[:5]:
         print(f"  {p.score:4.0%}  {p.first} and {p.second}")
     print(f"wrote {_shown(page)} and {_shown(table)}: pairs for a person to look at, never a verdict")
+
+
+def _rubrics(args) -> None:
+    from .grading.course.directory import assignments
+    from .grading.course.written import rubrics_text
+
+    root = find_course_root(args.course)
+    names = assignments(root)
+    print(rubrics_text(root / "solutions", [_notebook(names, args.notebook)] if args.notebook else names), end="")
 
 
 def _sample_class(args) -> None:
@@ -187,12 +206,13 @@ def _demo(args) -> None:
                        progress=not args.no_progress)
     print()
     _report(result, time.perf_counter() - start)
-    full = {r.student: r.score == r.max_score for r in result.results}
+    full = {r.student: r.score + r.awaiting == r.max_score for r in result.results}
     wrong = [s for s, ok in full.items() if ok != (s in FULL_MARKS)]
     if wrong:
         raise CourseError(f"the demo did not grade as expected ({', '.join(FULL_MARKS)} full marks, "
                           f"every other student less): {', '.join(wrong)} did not")
-    print(f"{', '.join(FULL_MARKS)} has full marks and every other student less, as expected; open "
+    print(f"{', '.join(FULL_MARKS)} has every point the grader gives (written answers wait for a person) "
+          f"and every other student less, as expected; open "
           f"{_shown(result.out / 'feedback' / 'carol' / '01_backprop.html')} to see what a student gets back")
 
 
@@ -317,6 +337,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--notebook", "-n", required=True, help="e.g. 03_conv or 03")
     p.add_argument("--out", type=Path, default=Path("similarity"), help="where to write (default: similarity/)")
     p.set_defaults(func=_similarity)
+
+    p = sub.add_parser("rubrics", help="the written answers' questions, model answers and rubrics, for "
+                       "the people who grade them in formgrader",
+                       description="Print each written answer (a markdown cell graded by hand) of the course's "
+                       "notebooks: its question, the model answer and the rubric, from solutions/.")
+    p.add_argument("--notebook", "-n", default=None, help="one notebook, e.g. 03_conv or 03 (default: all)")
+    p.set_defaults(func=_rubrics)
 
     p = sub.add_parser("sample-class", help="write the bundled sample class of submissions")
     p.add_argument("out", type=Path)

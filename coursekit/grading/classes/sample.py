@@ -3,8 +3,9 @@
 Each student is the release notebook with answers filled in from the instructor's solutions,
 then changed by that student's edits (answer cell grade_id -> new source):
 
-alice  every answer right                                  -> full marks
-bob    hands in the untouched release                      -> 0
+alice  every answer right                                  -> full marks (her written answers,
+                                                              the model answers, wait for a person)
+bob    hands in the untouched release                      -> 0 (blank written answers too)
 carol  one wrong answer: dW transposed in exercise 4       -> loses exercise 4 only
 dave   an answer cell that loops forever (exercise 6a)     -> stopped by the time limit, loses 6a only
 erin   an answer cell that kills its kernel (exercise 2b)  -> kernel restarted, loses 2b only
@@ -17,6 +18,8 @@ from pathlib import Path
 from typing import Callable
 
 import nbformat
+
+from ..course.written import is_written, model_answer
 
 NOTEBOOK = "01_backprop"
 
@@ -46,9 +49,11 @@ _MARKERS = re.compile(r"^[ \t]*### (BEGIN|END) SOLUTION[ \t]*\n", re.MULTILINE)
 
 
 def solution_sources(solution: Path) -> dict[str, str]:
-    """grade_id -> source of each answer cell of a solutions notebook, markers removed."""
+    """grade_id -> source of each answer cell of a solutions notebook, markers removed (a written
+    answer: its model answer, without the rubric)."""
     nb = nbformat.read(solution, as_version=4)
-    return {c.metadata["nbgrader"]["grade_id"]: _MARKERS.sub("", c.source + "\n").rstrip("\n")
+    return {c.metadata["nbgrader"]["grade_id"]: model_answer(c.source) if is_written(c)
+            else _MARKERS.sub("", c.source + "\n").rstrip("\n")
             for c in nb.cells if c.metadata.get("nbgrader", {}).get("solution")}
 
 

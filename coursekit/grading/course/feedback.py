@@ -14,6 +14,9 @@ coursekit's preprocessors and template (``templates/feedback/coursekit.html.j2``
 * :class:`NameExercises`: the table of contents and the graded cells' headings say
   "Exercise 4 · Vectorised gradients", not "Test cell" and ``ex4_tests``
   (:func:`name_exercises`).
+* :class:`GetGradesMarkingWritten` (nbgrader's GetGrades): a written answer nobody has graded
+  yet shows "to be graded by hand" instead of a score of 0, and the page's total says how many
+  points wait (:func:`mark_waiting`).
 
 The page is made by :class:`FeedbackExporter`, nbconvert's HTMLExporter whose Jinja templates
 the grading pool's fork server compiles once (:func:`compile_templates`), not every worker.
@@ -26,11 +29,13 @@ from pathlib import Path
 
 from jinja2 import BytecodeCache
 from nbconvert.exporters import HTMLExporter
-from nbgrader.preprocessors import NbGraderPreprocessor
+from nbgrader.preprocessors import GetGrades, NbGraderPreprocessor
 
 HIDDEN = re.compile(r"^([ \t]*)### BEGIN HIDDEN TESTS.*?### END HIDDEN TESTS[ \t]*$",
                     re.MULTILINE | re.DOTALL)
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
+#: the template's filters (HTMLExporter.filters)
+FILTERS = {name: f"coursekit.grading.course.feedback.{name}" for name in ("offline_page", "name_exercises", "mark_waiting")}
 #: where the feedback template lives (HTMLExporter.extra_template_basedirs)
 TEMPLATES = str(Path(__file__).parent / "templates")
 
@@ -44,6 +49,41 @@ class HideHiddenTests(NbGraderPreprocessor):
                 if out.output_type == "error":
                     out.traceback = [f"{out.ename}: {ANSI.sub('', out.evalue)}"]
         return cell, resources
+
+
+# --- written answers waiting for a person ------------------------------------------------------------
+
+class GetGradesMarkingWritten(GetGrades):
+    """nbgrader's GetGrades, which also lists in ``resources["coursekit_waiting"]`` the written
+    answers that have neither an automatic nor a manual score yet (grade id -> points)."""
+
+    def preprocess(self, nb, resources):
+        resources["coursekit_waiting"] = {}
+        return super().preprocess(nb, resources)
+
+    def _get_score(self, cell, resources):
+        super()._get_score(cell, resources)
+        grade = self.gradebook.find_grade(cell.metadata["nbgrader"]["grade_id"], self.notebook_id,
+                                          self.assignment_id, self.student_id)
+        if grade.auto_score is None and grade.manual_score is None:
+            resources["coursekit_waiting"][grade.name] = float(grade.max_score)
+
+
+def mark_waiting(body: str, waiting: dict | None) -> str:
+    """The page's body with each written answer in ``waiting`` (grade id -> points) shown as
+    "to be graded by hand" rather than "Score: 0.0 / 2.0", and a line under the total."""
+    if not waiting:
+        return body
+    for grade_id, points in waiting.items():
+        gid = re.escape(grade_id)
+        pending = f"to be graded by hand, {points:g} points"
+        body = re.sub(rf'(<a href="#{gid}">[^<]*</a>) \(Score: [^)]*\)', lambda m: f"{m.group(1)} ({pending})", body)
+        body = re.sub(rf'(<a name="{gid}"></a>.*?<span class="pull-right">\s*)Score: [0-9.]+ / [0-9.]+',
+                      lambda m: m.group(1) + pending, body, count=1, flags=re.DOTALL)
+    total = sum(waiting.values())
+    note = (f'<p class="coursekit-waiting">{len(waiting)} written answer(s), {total:g} points, are still to '
+            f"be graded by hand: the score above counts them as 0 until then.</p>")
+    return re.sub(r'(<div id="toc">)', lambda m: note + m.group(1), body, count=1)
 
 
 # --- math: LaTeX -> MathML --------------------------------------------------------------------
@@ -165,10 +205,9 @@ def compile_templates() -> None:
     config.HTMLExporter.template_file = "coursekit.html.j2"
     config.HTMLExporter.extra_template_basedirs = [str(formgrader / "templates"), TEMPLATES]
     config.HTMLExporter.extra_template_paths = [str(formgrader / "static" / "node_modules" / "bootstrap" / "dist" / "css")]
-    config.HTMLExporter.filters = {"offline_page": "coursekit.grading.course.feedback.offline_page",
-                                   "name_exercises": "coursekit.grading.course.feedback.name_exercises"}
+    config.HTMLExporter.filters = FILTERS
     page = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("x"), nbformat.v4.new_code_cell("x")])
     # rendering a page loads (and so compiles) the template, its parents and what they import
     FeedbackExporter(config=config).from_notebook_node(
         page, resources={"nbgrader": {"notebook": "", "score": 0, "max_score": 0, "late_penalty": 0},
-                         "coursekit_labels": {}})
+                         "coursekit_labels": {}, "coursekit_waiting": {}})

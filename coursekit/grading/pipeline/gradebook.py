@@ -21,7 +21,7 @@ from nbgrader.utils import parse_utc
 from . import ledger
 from .jobs import Report
 from .plan import Plan, now
-from .results import ExerciseScore
+from .results import ExerciseScore, graded_by
 
 
 @contextlib.contextmanager
@@ -162,9 +162,10 @@ class Recorder:
         for grade_id, (score, _) in report.grades.items():
             grade = gb.find_grade(grade_id, name, name, student)
             grade.auto_score = score
-            grade.needs_manual_grade = score is None
             if not keep_manual:
                 grade.manual_score = grade.extra_credit = None
+            # a written answer waits for a person, unless one has graded this same file already
+            grade.needs_manual_grade = score is None and grade.manual_score is None
         for grade_id, text in report.comments.items():
             comment = gb.find_comment(grade_id, name, name, student)
             comment.auto_comment = text
@@ -206,7 +207,7 @@ class Recorder:
             return
         result.late_penalty = float(nb.late_submission_penalty or 0.0)
         result.score = float(nb.score or 0.0) - result.late_penalty
-        result.exercises = [ExerciseScore(g.name, float(g.score or 0.0), float(g.max_score))
+        result.exercises = [ExerciseScore(g.name, float(g.score or 0.0), float(g.max_score), graded_by(g))
                             for g in sorted(nb.grades, key=lambda g: g.name)]
         page = self.feedback_root / student / f"{name}.html"
         result.feedback = page if page.is_file() else None

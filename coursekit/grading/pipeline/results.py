@@ -14,6 +14,25 @@ class ExerciseScore:
     grade_id: str
     score: float
     max_score: float
+    graded_by: str = "grader"   # "grader", "hand" (a score given in formgrader), or PENDING
+
+
+#: what ``graded_by`` says of a written answer nobody has graded yet (it scores 0 until then)
+PENDING = "waiting for hand grading"
+
+
+def graded_by(grade) -> str:
+    """Who gave nbgrader's ``grade`` its score: a person in formgrader (a manual score), the
+    grader, or nobody yet (a written answer: no automatic score and no manual one)."""
+    if grade.manual_score is not None:
+        return "hand"
+    return PENDING if grade.auto_score is None else "grader"
+
+
+def awaiting(exercises: list[ExerciseScore]) -> tuple[int, float]:
+    """(how many answers, how many points) of ``exercises`` wait for grading by hand."""
+    waiting = [e for e in exercises if e.graded_by == PENDING]
+    return len(waiting), sum(e.max_score for e in waiting)
 
 
 @dataclass
@@ -34,6 +53,11 @@ class NotebookResult:
     phases: dict[str, float] = field(default_factory=dict)  # where grading it took its time (s)
     worker: str = ""          # the Dask worker that graded it ("" on this machine)
     sandbox: dict[str, bool] = field(default_factory=dict)  # what its grading machine enforced
+
+    @property
+    def awaiting(self) -> float:
+        """Points of written answers that wait for grading by hand (not in ``score`` yet)."""
+        return awaiting(self.exercises)[1]
 
 
 @dataclass
@@ -66,12 +90,33 @@ class ClassResult:
     def table(self) -> str:
         rows = [("student", "notebook", "score", "max", "seconds", "notes")]
         rows += [(r.student, r.notebook, f"{r.score:g}", f"{r.max_score:g}",
-                  "-" if r.skipped or r.missing else f"{r.seconds:.1f}", "; ".join(r.problems)) for r in self.results]
+                  "-" if r.skipped or r.missing else f"{r.seconds:.1f}", "; ".join(_notes(r))) for r in self.results]
         widths = [max(len(row[i]) for row in rows) for i in range(5)]
         lines = ["  ".join(cell.ljust(w) for cell, w in zip(row[:5], widths)) + "  " + row[5]
                  for row in rows]
         lines.insert(1, "-" * len(lines[0]))
         return "\n".join(line.rstrip() for line in lines + [f"  note: {n}" for n in self.notes])
+
+
+def _notes(r: NotebookResult) -> list[str]:
+    count, points = awaiting(r.exercises)
+    if not count or r.failed:
+        return r.problems
+    return [*r.problems, f"{points:g} points of written answers to grade by hand"]
+
+
+def hand_grading_note(results: list[NotebookResult], coursedir: Path) -> str:
+    """What the class run says when written answers wait for people: how many, and where."""
+    waiting = [(r, *awaiting(r.exercises)) for r in results if not r.failed]
+    answers, points = sum(w[1] for w in waiting), sum(w[2] for w in waiting)
+    if not answers:
+        return ""
+    submissions = sum(1 for w in waiting if w[1])
+    return (f"{answers} written answer(s) ({points:g} points) in {submissions} submission(s) wait for "
+            f"grading by hand, in formgrader: cd {coursedir} && jupyter lab, then open /formgrader, "
+            f"Gradebook (`coursekit rubrics` prints the rubrics). They count 0 until graded; afterwards "
+            f"`coursekit autograde` on the same submissions (nothing is graded again) writes the scores "
+            f"into grades.csv, and `coursekit export` into the LMS files")
 
 
 def measurements(notebook: Path) -> dict[str, dict]:
@@ -157,6 +202,10 @@ class Row:
     exercises: list[ExerciseScore] = field(default_factory=list)
     measures: dict[str, dict] = field(default_factory=dict)   # grade_id -> measurement (07's accuracies)
 
+    @property
+    def awaiting(self) -> float:
+        return awaiting(self.exercises)[1]
+
 
 #: the status of a submission that has no complete grade yet (the next run grades it)
 WAITING = "not graded yet: the grader failed on it or its run was interrupted; the next run grades it"
@@ -193,7 +242,7 @@ def term_rows(gb, releases: dict[str, str], stored: dict[tuple[str, str], str] |
             for nb in submission.notebooks:
                 row.raw_score += float(nb.score or 0.0)
                 row.late_penalty += float(nb.late_submission_penalty or 0.0)
-                row.exercises += [ExerciseScore(g.name, float(g.score or 0.0), float(g.max_score))
+                row.exercises += [ExerciseScore(g.name, float(g.score or 0.0), float(g.max_score), graded_by(g))
                                   for g in sorted(nb.grades, key=lambda g: g.name)]
             row.score = row.raw_score - row.late_penalty
             row.status = "graded" if entry.status == ledger.GRADED else NEWER_WAITING
@@ -228,9 +277,11 @@ def write_csvs(out: Path, gb, releases: dict[str, str], stored: dict[tuple[str, 
       late penalty; 0 where nothing was handed in), then ``total`` and ``max_total``;
     * ``submissions.csv``: a row per student and notebook: score, raw score, late penalty,
       when it was handed in, its due date, how late, its status, whether it was graded against
-      the current notebook, and when;
+      the current notebook, and when, and the points of its written answers that nobody has
+      graded yet (``to_grade_by_hand``: they count 0 until a person grades them in formgrader);
     * ``grades_by_exercise.csv``: a row per graded exercise, with the measurement its cell made
-      (07's saved models: their held-out ``accuracy``);
+      (07's saved models: their held-out ``accuracy``) and who graded it (``graded_by``: the
+      grader, a person by ``hand``, or nobody yet);
     * ``leaderboard.csv``: each measured model's students, best first.
 
     ``stored`` (see :func:`term_rows`) keeps a student whose submission could not be graded in
@@ -246,24 +297,25 @@ def write_csvs(out: Path, gb, releases: dict[str, str], stored: dict[tuple[str, 
     with whole_file(out / "submissions.csv") as fh:
         writer = csv.writer(fh)
         writer.writerow(["student", "notebook", "score", "raw_score", "late_penalty", "max_score",
-                         "submitted_utc", "due_utc", "days_late", "status", "graded_against", "graded_at_utc"])
+                         "submitted_utc", "due_utc", "days_late", "status", "graded_against", "graded_at_utc",
+                         "to_grade_by_hand"])
         for s in students:
             for n in notebooks:
                 r = rows[(s, n)]
                 writer.writerow([s, n, f"{r.score:g}", f"{r.raw_score:g}", f"{r.late_penalty:g}",
                                  f"{r.max_score:g}", r.submitted, r.due,
                                  f"{r.seconds_late / 86400:.2f}" if r.seconds_late else "",
-                                 r.status, r.graded_against, r.graded_at])
+                                 r.status, r.graded_against, r.graded_at, f"{r.awaiting:g}"])
     with whole_file(out / "grades_by_exercise.csv") as fh:
         writer = csv.writer(fh)
-        writer.writerow(["student", "notebook", "exercise", "score", "max_score", "accuracy"])
+        writer.writerow(["student", "notebook", "exercise", "score", "max_score", "accuracy", "graded_by"])
         for s in students:
             for n in notebooks:
                 measures = rows[(s, n)].measures
                 for e in rows[(s, n)].exercises:
                     acc = measures.get(e.grade_id, {}).get("accuracy")
                     writer.writerow([s, n, e.grade_id, f"{e.score:g}", f"{e.max_score:g}",
-                                     "" if acc is None else f"{acc:.4f}"])
+                                     "" if acc is None else f"{acc:.4f}", e.graded_by])
     board = leaderboard(rows)
     with whole_file(out / "leaderboard.csv") as fh:
         writer = csv.writer(fh)
