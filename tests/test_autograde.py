@@ -7,17 +7,21 @@ import re
 import signal
 import threading
 import time
+from pathlib import Path
 
 import nbformat
 import pytest
 
 from coursekit.grading.pipeline.autograde import autograde
-from coursekit.grading.pipeline.results import gradebook_scores
+from coursekit.grading.pipeline.results import PENDING, gradebook_scores
 from coursekit.grading.course.directory import CourseError
 from coursekit.grading.classes.sample import NOTEBOOK, make_sample_class, student_notebook
+from coursekit.grading.course.written import written_answers
 
 TIMEOUT = 5    # the hanging students' limit
 COURSE_TIMEOUT = 30   # where no one hangs: a right answer must not depend on how loaded CI is
+#: the points of 01's written answers: graded by people, never by the class run
+WRITTEN = sum(w.points for w in written_answers(Path(__file__).parents[1] / "solutions" / f"{NOTEBOOK}.ipynb"))
 STUBBORN_LOOP = "import time\nwhile True:\n    try:\n        time.sleep(100)\n    except:\n        continue\n\n"
 
 
@@ -51,15 +55,38 @@ def _exercises(result, student):
 
 
 def _lost(result, student):
-    """Exercises where the student scored less than the maximum."""
-    return sorted(g for g, e in _exercises(result, student).items() if e.score < e.max_score)
+    """Exercises where the student scored less than the maximum (written answers wait for people)."""
+    return sorted(g for g, e in _exercises(result, student).items()
+                  if e.score < e.max_score and e.graded_by != PENDING)
 
 
 def test_instructor_answers_get_full_marks(graded):
     result = graded[0]
     alice = result.get("alice", NOTEBOOK)
-    assert alice.max_score > 0 and alice.score == alice.max_score
+    assert alice.max_score > 0 and alice.score == alice.max_score - WRITTEN
+    assert alice.awaiting == WRITTEN > 0   # her written answers (the model answers) wait for a person
     assert alice.problems == []
+
+
+def test_written_answers_wait_for_people_and_blank_ones_score_zero(graded):
+    """nbgrader's manually graded answers: the class run gives them no score and says so (the
+    table, grades_by_exercise.csv, the feedback page); one left as released scores 0 at once."""
+    result = graded[0]
+    alice, bob = result.get("alice", NOTEBOOK), result.get("bob", NOTEBOOK)
+    written = {e.grade_id: e for e in alice.exercises if e.grade_id.startswith("written_")}
+    assert len(written) >= 2 and {e.graded_by for e in written.values()} == {PENDING}
+    assert all(e.score == 0 for e in written.values())
+    assert bob.awaiting == 0 and all(e.graded_by == "grader" for e in bob.exercises)   # blank: 0, nothing to grade
+    assert re.search(rf"^alice .* {WRITTEN:g} points of written answers to grade by hand$", result.table(), re.M)
+    rows = list(csv.DictReader(open(result.out / "grades_by_exercise.csv")))
+    mine = {r["exercise"]: r["graded_by"] for r in rows if r["student"] == "alice"}
+    assert {mine[g] for g in written} == {PENDING} and mine["ex1_tests"] == "grader"
+    subs = {r["student"]: r for r in csv.DictReader(open(result.out / "submissions.csv"))}
+    assert float(subs["alice"]["to_grade_by_hand"]) == WRITTEN and float(subs["bob"]["to_grade_by_hand"]) == 0
+    page = (result.out / "feedback" / "alice" / f"{NOTEBOOK}.html").read_text()
+    assert page.count("to be graded by hand, 2 points") == 2 * len(written)   # contents and cell heading
+    assert f"{len(written)} written answer(s), {WRITTEN:g} points, are still to be graded by hand" in page
+    assert "to be graded by hand" not in (result.out / "feedback" / "bob" / f"{NOTEBOOK}.html").read_text()
 
 
 def test_untouched_release_gets_zero_without_crashing(graded):
@@ -102,7 +129,7 @@ def test_broken_and_missing_submissions_score_zero_and_say_why(graded):
     assert any(p.startswith("not a valid notebook") for p in gina.problems)
     assert hank.score == 0 and hank.problems == ["no submission"]
     assert any("hank: ignored my_notes.ipynb" in n for n in result.notes)
-    assert result.get("alice", NOTEBOOK).score == result.get("alice", NOTEBOOK).max_score
+    assert result.get("alice", NOTEBOOK).score == result.get("alice", NOTEBOOK).max_score - WRITTEN
 
 
 def test_hanging_cell_is_cut_off_by_the_timeout(graded):
@@ -129,7 +156,7 @@ def test_grades_csv_and_feedback(graded):
     assert {r["student"] for r in rows} == {"alice", "bob", "carol", "dave", "erin", "frank",
                                             "gina", "hank", "ivan"}
     by_student = {r["student"]: r for r in rows}
-    assert float(by_student["alice"]["01_backprop"]) == float(by_student["alice"]["max_total"]) == 23
+    assert float(by_student["alice"]["01_backprop"]) == 23 and float(by_student["alice"]["max_total"]) == 23 + WRITTEN
     assert float(by_student["bob"]["01_backprop"]) == 0
     for r in result.results:
         if r.student in ("gina", "hank"):
@@ -202,7 +229,7 @@ def test_lms_zip_is_collected(tmp_path, root, released):
         zf.writestr(f"ann_12345_assignsubmission_file_{NOTEBOOK}.ipynb", nbformat.writes(nb))
     result = autograde(root, archive, tmp_path / "out", timeout=COURSE_TIMEOUT, progress=False)
     ann = result.get("ann", NOTEBOOK)
-    assert ann.score == ann.max_score > 0
+    assert ann.score == ann.max_score - WRITTEN > 0
 
 
 def test_bad_submissions_path_gives_a_clear_error(tmp_path, root):
@@ -240,7 +267,7 @@ def test_a_report_that_cannot_be_recorded_marks_only_its_submission(tmp_path, ro
         write_csvs(plan.out, gb, plan.releases, {k: v.content for k, v in plan.stored.items()})
     plan.lock.close()
     good, spoilt = plan.results[("good", NOTEBOOK)], plan.results[("spoilt", NOTEBOOK)]
-    assert (good.score, good.failed) == (good.max_score, False) and good.max_score > 0
+    assert (good.score, good.failed) == (good.max_score - WRITTEN, False) and good.max_score > 0
     assert spoilt.failed and any("could not record this submission" in p for p in spoilt.problems)
     scores = gradebook_scores(tmp_path / "out")
     assert {s for s, _, _ in scores} == {"good"}  # nothing half-written for spoilt
@@ -286,7 +313,7 @@ def test_a_worker_lost_mid_submission_is_graded_again(tmp_path, root, released):
     assert killed, "alice's worker was never seen"
     for student in ("alice", "bob"):
         r = result.get(student, NOTEBOOK)
-        assert (r.score, r.failed) == (r.max_score, False) and r.max_score > 0, (student, r.problems)
+        assert (r.score, r.failed) == (r.max_score - WRITTEN, False) and r.max_score > 0, (student, r.problems)
     assert [n for n in result.notes if n.startswith(f"alice/{NOTEBOOK}: the grader failed on it (the grader's "
                                                     "worker stopped (exit status -9)")
             and n.endswith("and graded the second time")], result.notes

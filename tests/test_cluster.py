@@ -217,6 +217,6 @@ def test_readme_cluster_command_grades_on_local_dask_workers(instructor, tmp_pat
                            "--cluster", "local:2", "--no-progress"],
                           capture_output=True, text=True, cwd=tmp_path, timeout=600)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "carol    01_backprop  20     23" in done.stdout, done.stdout
+    assert "carol    01_backprop  20     27" in done.stdout, done.stdout   # 27: with 4 points of written answers
     assert "graded on tcp://127.0.0.1:" in done.stdout and "its sandbox enforced every limit" in done.stdout
     assert (tmp_path / "grading-output" / "grades.csv").read_text().splitlines()[1].startswith("carol,20")

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from coursekit.grading.course.written import written_answers
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -64,7 +66,12 @@ def test_readme_command_1_on_a_fresh_copy(tmp_path):
     assert run.returncode == 0, output[-3000:]
     rows = table_rows(run.stdout)
     assert set(rows) == {"alice", "bob", "carol", "dave", "erin", "frank"}, run.stdout[-3000:]
-    assert rows["alice"][0] == rows["alice"][1] > 0
+    # alice: every point the grader gives; her written answers wait for a person (formgrader)
+    by_hand = sum(w.points for w in written_answers(ROOT / "solutions" / "01_backprop.ipynb"))
+    assert rows["alice"][0] == rows["alice"][1] - by_hand > 0
+    assert re.search(rf"^alice .* {by_hand:g} points of written answers to grade by hand$", run.stdout, re.M)
+    assert re.search(r"^\d+ written answer\(s\) \(\d+ points\) in \d+ submission\(s\) wait for grading by hand, "
+                     r"in formgrader: cd \S+/course && jupyter lab", run.stdout, re.M), run.stdout[-2000:]
     assert all(score < top for student, (score, top) in rows.items() if student != "alice"), rows
     assert "could not be graded" not in output and "Traceback" not in output
     # the files it says it wrote are there, under the relative paths it printed

@@ -27,6 +27,7 @@ import pytest
 from nbgrader.api import Gradebook
 
 from coursekit.grading.classes.sample import STUDENTS, student_notebook
+from coursekit.grading.course.written import written_answers
 from coursekit.grading.pipeline import ledger
 from coursekit.grading.pipeline.autograde import autograde
 from coursekit.grading.pipeline.results import gradebook_scores
@@ -46,6 +47,10 @@ ben,Ben,"Bitdiddle, Jr.",,S002,bbitdiddle,Section B,1002
 eve,Eve,Hopper,eve@uni.example,S005,ehopper,Section A,1005
 """
 COURSEKIT = str(Path(sys.executable).parent / "coursekit")
+#: the points of each notebook's written answers, graded by people in formgrader
+BY_HAND = {name: sum(w.points for w in written_answers(Path(__file__).parents[1] / "solutions" / f"{name}.ipynb"))
+           for name in ("01_backprop", "02_layers")}
+MAX01, MAX02 = 23 + BY_HAND["01_backprop"], 24 + BY_HAND["02_layers"]   # the grader's points and the written answers'
 
 
 def course_copy(root: Path, dest: Path) -> Path:
@@ -119,7 +124,7 @@ def test_week_2_grades_the_class(term):
     assert [(r.student, r.notebook, r.skipped, r.failed) for r in first.results] == [
         ("ann", "01_backprop", False, False), ("ben", "01_backprop", False, False)]
     ann, ben = first.get("ann", "01_backprop"), first.get("ben", "01_backprop")
-    assert ann.score == ann.max_score == 23 and ben.score == 20
+    assert (ann.score, ann.max_score, ann.awaiting) == (23, MAX01, BY_HAND["01_backprop"]) and ben.score == 20
     assert ann.submitted == "2026-10-08 10:00:00" and ann.late_penalty == 0
 
 
@@ -127,8 +132,12 @@ def test_a_rerun_on_the_same_submissions_grades_nothing_and_says_how_many_it_ski
     again = term["again"]
     assert again.returncode == 0, again.stderr
     assert "graded 0 of 0 submission(s)" in again.stdout and "skipped 2 unchanged since graded" in again.stdout
-    assert re.search(r"^ann\s+01_backprop\s+23\s+23\s+-\s+unchanged since graded", again.stdout, re.M)
+    assert re.search(rf"^ann\s+01_backprop\s+23\s+{MAX01:g}\s+-\s+unchanged since graded", again.stdout, re.M)
     assert term["again_seconds"] < 30  # no kernel started (a graded notebook alone takes ~6 s)
+    # both students' written answers (the model answers) wait for a person, and the run says where
+    waiting = 2 * len(written_answers(Path(__file__).parents[1] / "solutions" / "01_backprop.ipynb"))
+    assert re.search(rf"^{waiting} written answer\(s\) \({2 * BY_HAND['01_backprop']:g} points\) in 2 submission\(s\) "
+                     rf"wait for grading by hand, in formgrader: cd \S+/course && jupyter lab", again.stdout, re.M), again.stdout
 
 
 def test_week_4_adds_notebook_02_grades_what_changed_and_applies_late_penalties(term):
@@ -154,7 +163,7 @@ def test_week_4_adds_notebook_02_grades_what_changed_and_applies_late_penalties(
         assert float(rows[student]["01_backprop"]) == pytest.approx(nb1)
         assert float(rows[student]["02_layers"]) == pytest.approx(nb2)
         assert float(rows[student]["total"]) == pytest.approx(nb1 + nb2)
-        assert float(rows[student]["max_total"]) == 47
+        assert float(rows[student]["max_total"]) == MAX01 + MAX02
     # submissions.csv: the penalty per submission, when it came in, and what it was graded against
     subs = {(r["student"], r["notebook"]): r for r in read_csv(out / "submissions.csv")}
     assert subs[("dan", "01_backprop")]["late_penalty"] == "6.9"
@@ -263,7 +272,7 @@ def test_a_fixed_hidden_test_is_detected_and_regraded_on_request(term, tmp_path)
                       "--no-progress")
     assert again.returncode == 0, again.stderr
     assert "graded 1 of 1 submission(s)" in again.stdout and "skipped 4 unchanged" in again.stdout
-    assert re.search(r"^ben\s+01_backprop\s+20.7\s+23\s+\d", again.stdout, re.M), again.stdout
+    assert re.search(rf"^ben\s+01_backprop\s+20.7\s+{MAX01:g}\s+\d", again.stdout, re.M), again.stdout
     assert gradebook_scores(out) == gradebook_scores(term["out"])
 
 
@@ -405,6 +414,78 @@ def test_formgrader_in_a_headless_browser(term, formgrader, root, released):
         browser.quit()
 
 
+def test_a_written_answer_graded_in_formgrader_reaches_the_gradebook_grades_csv_and_exports(term, formgrader):
+    """Grading by hand, as a TA does it: ann's notebook 01 in formgrader's grading page, in a
+    real browser; a score typed into each written answer's box (and a comment) is saved in the
+    gradebook; the next `coursekit autograde` of the same submissions grades nothing and writes
+    the manual scores into grades.csv (the export test below reads them in the LMS files)."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    base, token, out = formgrader["base"], formgrader["token"], term["out"]
+    written = [w.grade_id for w in written_answers(Path(__file__).parents[1] / "solutions" / "01_backprop.ipynb")]
+    given = {written[0]: 2.0, written[1]: 1.0}   # full marks for the first, half for the second
+    notebooks = _call(base, token, "/formgrader/api/submitted_notebooks/01_backprop/01_backprop")
+    ann = next(nb for nb in notebooks if nb["student"] == "ann")
+    assert ann["needs_manual_grade"]            # formgrader lists it as waiting for a person
+    shots = Path(os.environ.get("COURSEKIT_SCREENSHOTS") or term["tmp"] / "screenshots")
+    shots.mkdir(parents=True, exist_ok=True)
+    browser = _browser()
+    try:
+        wait = WebDriverWait(browser, 60)
+        browser.get(f"{base}/formgrader/submissions/{ann['id']}/?token={token}")
+        for grade_id, score in given.items():
+            box = wait.until(ec.element_to_be_clickable((By.ID, grade_id)))
+            wait.until(lambda _: box.get_attribute("placeholder") != "")   # its grade loaded from the API
+            browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", box)
+            box.clear()
+            box.send_keys(f"{score:g}", Keys.TAB)                          # "change": formgrader saves it
+            comment = browser.find_element(By.ID, f"{grade_id}-comment")
+            comment.send_keys("Right idea; see the rubric's second point." if score < 2 else "Complete.", Keys.TAB)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and _manual(out, "ann", written) != given:
+            time.sleep(0.2)
+        box = browser.find_element(By.ID, written[0])
+        browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", box)
+        time.sleep(0.5)
+        browser.save_screenshot(str(shots / "formgrader-manual-grading.png"))
+        page = browser.find_element(By.TAG_NAME, "body").text
+        assert "YOUR ANSWER HERE" not in page and "max gate" in page.lower()  # ann's own answer is shown
+    finally:
+        browser.quit()
+    assert _manual(out, "ann", written) == given
+    with Gradebook(f"sqlite:///{out / 'course' / 'gradebook.db'}") as gb:
+        grade = gb.find_grade(written[0], "01_backprop", "01_backprop", "ann")
+        assert not grade.needs_manual_grade
+        assert gb.find_comment(written[0], "01_backprop", "01_backprop", "ann").manual_comment == "Complete."
+    # the next run of the week's command: nothing graded again, the manual scores in the CSVs
+    rerun = coursekit("--course", term["course"], "autograde", term["tmp"] / "week4", "--out", out, "--no-progress")
+    assert rerun.returncode == 0, rerun.stdout[-2000:] + rerun.stderr[-2000:]
+    assert "graded 0 of 0 submission(s)" in rerun.stdout
+    assert re.search(r"^ann\s+01_backprop\s+26\s", rerun.stdout, re.M), rerun.stdout
+    grades = {r["student"]: r for r in read_csv(out / "grades.csv")}
+    assert float(grades["ann"]["01_backprop"]) == 23 + sum(given.values())
+    subs = {(r["student"], r["notebook"]): r for r in read_csv(out / "submissions.csv")}
+    assert subs[("ann", "01_backprop")]["to_grade_by_hand"] == "0"
+    assert float(subs[("dan", "01_backprop")]["to_grade_by_hand"]) == BY_HAND["01_backprop"]
+    by_exercise = {(r["student"], r["notebook"], r["exercise"]): r for r in read_csv(out / "grades_by_exercise.csv")}
+    assert [by_exercise[("ann", "01_backprop", g)]["graded_by"] for g in written] == ["hand", "hand"]
+    assert [float(by_exercise[("ann", "01_backprop", g)]["score"]) for g in written] == list(given.values())
+
+
+def _manual(out: Path, student: str, grade_ids: list[str]) -> dict:
+    """grade id -> the manual score the gradebook holds for ``student``'s 01 (only those set)."""
+    with sqlite3.connect(f"file:{out / 'course' / 'gradebook.db'}?mode=ro", uri=True, timeout=5) as db:
+        rows = db.execute("SELECT grade_cell.name, grade.manual_score FROM grade "
+                          "JOIN grade_cell ON grade.cell_id = grade_cell.id "
+                          "JOIN submitted_notebook ON grade.notebook_id = submitted_notebook.id "
+                          "JOIN submitted_assignment ON submitted_notebook.assignment_id = submitted_assignment.id "
+                          "WHERE submitted_assignment.student_id = ?", (student,)).fetchall()
+    return {name: score for name, score in rows if name in grade_ids and score is not None}
+
+
 # --- results out: LMS exports and feedback bundles -------------------------------------------------
 
 def test_export_writes_canvas_moodle_and_nbgrader_csvs_and_lists_who_is_missing(term):
@@ -418,17 +499,18 @@ def test_export_writes_canvas_moodle_and_nbgrader_csvs_and_lists_who_is_missing(
         canvas = list(csv.reader(fh))
     # Canvas's gradebook CSV: these five columns first, then one per assignment; row 2 the points
     assert canvas[0] == ["Student", "ID", "SIS User ID", "SIS Login ID", "Section", "01_backprop", "02_layers"]
-    assert canvas[1] == ["    Points Possible", "", "", "", "", "23", "24"]
+    assert canvas[1] == ["    Points Possible", "", "", "", "", f"{MAX01:g}", f"{MAX02:g}"]
     body = {row[0]: row for row in canvas[2:]}
     assert list(body) == ["Bitdiddle, Jr., Ben", "Hopper, Eve", "Lovelace, Ada"]  # Canvas's "Last, First" order
-    assert body["Lovelace, Ada"] == ["Lovelace, Ada", "1001", "S001", "alovelace", "Section A", "23", "24"]
+    # ann's 01: the grader's 23 and the 3 points given by hand in formgrader (test above)
+    assert body["Lovelace, Ada"] == ["Lovelace, Ada", "1001", "S001", "alovelace", "Section A", "26", "24"]
     assert [float(x) for x in body["Bitdiddle, Jr., Ben"][5:]] == pytest.approx([23 - late(23, 1), 24 - late(24, 1)])
     assert body["Hopper, Eve"][5:] == ["0", "0"]
     with open(out / "export" / "moodle.csv", newline="") as fh:
         moodle = list(csv.reader(fh))
     # Moodle's CSV import: a user column to map from (Email address) on every row, then grade items
     assert moodle[0] == ["First name", "Last name", "ID number", "Email address", "01_backprop", "02_layers"]
-    assert moodle[1:] == [["Ada", "Lovelace", "S001", "ada@uni.example", "23", "24"],
+    assert moodle[1:] == [["Ada", "Lovelace", "S001", "ada@uni.example", "26", "24"],
                           ["Eve", "Hopper", "S005", "eve@uni.example", "0", "0"]]
     assert all(row[3] and all(re.fullmatch(r"\d+(\.\d+)?", x) for x in row[4:]) for row in moodle[1:])
     rows = read_csv(out / "export" / "nbgrader.csv")
