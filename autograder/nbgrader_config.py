@@ -80,14 +80,16 @@ c.LatePenalty.floor_percent = 50.0
 c.GenerateFeedback.preprocessors = [GetGradesMarkingWritten, HideHiddenTests, RenderMath, NameExercises,
                                     CSSHTMLHeaderPreprocessor]
 # nbgrader's API insists on the template "feedback": coursekit's feedback/ folder is found
-# after nbgrader's, and its coursekit.html.j2 extends nbgrader's feedback/index.html.j2.
-c.HTMLExporter.template_file = "coursekit.html.j2"
-# (an HTMLExporter whose templates the grading pool compiles once, not in every worker)
+# after nbgrader's, and its coursekit.html.j2 extends nbgrader's feedback/index.html.j2. Set for
+# the feedback exporter alone (an HTMLExporter whose templates the grading pool compiles once):
+# formgrader renders its grading page with an HTMLExporter of its own, which must keep nbgrader's
+# formgrade template.
 c.GenerateFeedback.exporter_class = "coursekit.grading.course.feedback.FeedbackExporter"
-c.HTMLExporter.extra_template_basedirs = [
+c.FeedbackExporter.template_file = "coursekit.html.j2"
+c.FeedbackExporter.extra_template_basedirs = [
     os.path.join(os.path.dirname(nbgrader.__file__), "server_extensions", "formgrader", "templates"),
     TEMPLATES]
-c.HTMLExporter.filters = FILTERS
+c.FeedbackExporter.filters = FILTERS
 
 # Graded cells run in a judge kernel that never runs the student's code (coursekit.grading.judge.client);
 # a student's torch module is judged through a copy (coursekit.grading.judge.mirror) whose forward and

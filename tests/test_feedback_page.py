@@ -14,7 +14,9 @@ def test_templates_compiled_once_render_the_same_page_as_a_fresh_exporter(tmp_pa
     """In a fresh interpreter (as the fork server is): the course's configuration makes
     nbgrader's generate_feedback use FeedbackExporter; after compile_templates, an exporter
     configured as generate_feedback configures it compiles nothing more, and its page equals
-    nbconvert's own HTMLExporter's with the same configuration."""
+    nbconvert's own HTMLExporter's with the same configuration. Formgrader's grading page (an
+    HTMLExporter of its own) keeps nbgrader's formgrade template: the feedback template is
+    configured for FeedbackExporter alone."""
     script = textwrap.dedent(f"""
         import importlib
         from pathlib import Path
@@ -45,11 +47,13 @@ def test_templates_compiled_once_render_the_same_page_as_a_fresh_exporter(tmp_pa
         feedback.COMPILED.dump_bytecode = lambda bucket: (dumped.append(bucket.key), original(bucket))
         cached, _ = feedback.FeedbackExporter(config=converter.config).from_notebook_node(
             nbformat.from_dict(page), resources=dict(resources))
-        fresh, _ = HTMLExporter(config=converter.config).from_notebook_node(
+        # nbconvert's own exporter, configured as FeedbackExporter is (its section by class name)
+        fresh, _ = type("FeedbackExporter", (HTMLExporter,), {{}})(config=converter.config).from_notebook_node(
             nbformat.from_dict(page), resources=dict(resources))
         assert compiled >= 5, compiled
         assert not dumped, f"compiled again: {{len(dumped)}} templates"
         assert cached == fresh and "Score: 1.0 / 2.0" in cached
+        assert HTMLExporter(config=converter.config).template_file != "coursekit.html.j2"
         print("ok", compiled)
     """)
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)

@@ -34,9 +34,9 @@ from nbgrader.preprocessors import GetGrades, NbGraderPreprocessor
 HIDDEN = re.compile(r"^([ \t]*)### BEGIN HIDDEN TESTS.*?### END HIDDEN TESTS[ \t]*$",
                     re.MULTILINE | re.DOTALL)
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
-#: the template's filters (HTMLExporter.filters)
+#: the template's filters (FeedbackExporter.filters)
 FILTERS = {name: f"coursekit.grading.course.feedback.{name}" for name in ("offline_page", "name_exercises", "mark_waiting")}
-#: where the feedback template lives (HTMLExporter.extra_template_basedirs)
+#: where the feedback template lives (FeedbackExporter.extra_template_basedirs)
 TEMPLATES = str(Path(__file__).parent / "templates")
 
 
@@ -181,9 +181,11 @@ COMPILED = _CompiledTemplates()
 
 
 class FeedbackExporter(HTMLExporter):
-    """nbconvert's HTMLExporter (configured as HTMLExporter is), with :data:`COMPILED` as its
-    Jinja bytecode cache: a worker forked after :func:`compile_templates` renders its page
-    without compiling the templates (about 0.3 s of each submission's grading)."""
+    """nbconvert's HTMLExporter, configured as HTMLExporter is plus its own ``FeedbackExporter``
+    section (the feedback template, which formgrader's grading page, an HTMLExporter of its own,
+    must not get), with :data:`COMPILED` as its Jinja bytecode cache: a worker forked after
+    :func:`compile_templates` renders its page without compiling the templates (about 0.3 s of
+    each submission's grading)."""
 
     def _create_environment(self):
         environment = super()._create_environment()
@@ -202,10 +204,10 @@ def compile_templates() -> None:
     formgrader = Path(nbgrader.__file__).parent / "server_extensions" / "formgrader"
     config = Config()
     config.HTMLExporter.template_name = "feedback"
-    config.HTMLExporter.template_file = "coursekit.html.j2"
-    config.HTMLExporter.extra_template_basedirs = [str(formgrader / "templates"), TEMPLATES]
     config.HTMLExporter.extra_template_paths = [str(formgrader / "static" / "node_modules" / "bootstrap" / "dist" / "css")]
-    config.HTMLExporter.filters = FILTERS
+    config.FeedbackExporter.template_file = "coursekit.html.j2"
+    config.FeedbackExporter.extra_template_basedirs = [str(formgrader / "templates"), TEMPLATES]
+    config.FeedbackExporter.filters = FILTERS
     page = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("x"), nbformat.v4.new_code_cell("x")])
     # rendering a page loads (and so compiles) the template, its parents and what they import
     FeedbackExporter(config=config).from_notebook_node(
