@@ -47,7 +47,7 @@ def pytest_unconfigure(config):
 #: --dist loadfile --no-loadscope-reorder), so neither is left with a long one at the end.
 WEIGHTS = {"test_wrong_variants.py": 530, "test_hostile.py": 300, "test_term.py": 150,
            "test_autograde.py": 150, "test_cluster.py": 140, "test_cli.py": 125, "test_readme.py": 115,
-           "test_fair_answers.py": 100, "test_distribution.py": 60, "test_validate.py": 50}
+           "test_fair_answers.py": 100, "test_personal.py": 90, "test_distribution.py": 60, "test_validate.py": 50}
 
 
 @pytest.hookimpl(tryfirst=True)

@@ -435,10 +435,13 @@ def test_a_written_answer_graded_in_formgrader_reaches_the_gradebook_grades_csv_
     browser = _browser()
     try:
         wait = WebDriverWait(browser, 60)
-        browser.get(f"{base}/formgrader/submissions/{ann['id']}/?token={token}")
+        browser.get(f"{base}/formgrader/gradebook/01_backprop/01_backprop?token={token}")   # logs in
+        wait.until(ec.text_to_be_present_in_element((By.TAG_NAME, "body"), "ann"))
+        browser.get(f"{base}/formgrader/submissions/{ann['id']}/")
+        # the page's grades are loaded from formgrader's API: the autograded cells show their scores
+        wait.until(lambda b: b.find_element(By.ID, "ex1_tests").get_attribute("placeholder") not in ("", None))
         for grade_id, score in given.items():
             box = wait.until(ec.element_to_be_clickable((By.ID, grade_id)))
-            wait.until(lambda _: box.get_attribute("placeholder") != "")   # its grade loaded from the API
             browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", box)
             box.clear()
             box.send_keys(f"{score:g}", Keys.TAB)                          # "change": formgrader saves it

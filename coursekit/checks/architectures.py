@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import CheckError, ReferenceUsedError
+from . import CheckError, ReferenceUsedError, personal
 from .checker import checker
 from .diagnose import compare
 from .student import call, coursekit_class, type_name, unpack
@@ -84,6 +84,32 @@ def layer_formulas(conv_stats, pool_shape, fc_stats, *, seed=0):
         compare(f"fc_stats({m}, {n}) multiply-adds", macs, row.macs)
     return ("conv_stats, pool_shape and fc_stats agree with the summary of real PyTorch layers "
             "(AlexNet's CONV1: 55x55x96, 34,944 parameters).")
+
+
+@checker("layer by hand")
+def layer_by_hand(*, shape, params, macs):
+    """Check the output shape, parameters and multiply-adds of the student's own conv layer
+    (:func:`coursekit.checks.personal.current`; AlexNet's CONV1 without an id), worked out by
+    hand, against the summary of the PyTorch layer."""
+    layer = personal.current().layer
+    in_shape, f, k, s, p = (layer[key] for key in ("in_shape", "filters", "kernel", "stride", "pad"))
+    row = models.summary(nn.Conv2d(in_shape[0], f, k, s, p), in_shape).rows[1]
+    c, side = in_shape[0], in_shape[1]
+    where = f"your layer ({f} filters {k}x{k}, stride {s}, pad {p}, on {'x'.join(map(str, in_shape))})"
+    got = _tuple(f"{where}: its output shape", shape)
+    if got != row.out_shape:
+        hint = {(f, (side - k) // s + 1, (side - k) // s + 1): ": the zero padding counts.",
+                (c,) + row.out_shape[1:]: ": a conv layer has F output channels, one per filter.",
+                row.out_shape[1:] + (f,): ": channels first, (F, H', W')."}.get(got, ".")
+        raise CheckError(f"{where}: output shape {got}, the layer gives {row.out_shape}{hint}")
+    compare(f"{where}: its parameters", params, row.params, mistakes=[
+        (row.params - f, "you forgot the biases, one per filter."),
+        (f * (k * k + 1), "each filter spans all C input channels: C x K x K weights + 1 bias.")])
+    compare(f"{where}: its multiply-adds", macs, row.macs, mistakes=[
+        (f * side * side * c * k * k, "count one C*K*K dot product per OUTPUT value, F x H' x W' of them."),
+        (row.macs // c, "each output value sums over all C input channels: C x K x K multiply-adds.")])
+    return (f"your layer by hand: output {'x'.join(map(str, row.out_shape))}, {row.params:,} parameters, "
+            f"{row.macs:,} multiply-adds.")
 
 
 # --- 2. a whole network ---------------------------------------------------------------------

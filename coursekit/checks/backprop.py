@@ -1,7 +1,8 @@
 """Checkers for notebook 01, backpropagation by hand.
 
 Each checker compares the student's answer with :mod:`coursekit.reference.backprop` and
-raises :class:`~coursekit.checks.CheckError` naming the likely mistake. Checkers that take
+raises :class:`~coursekit.checks.CheckError` naming the likely mistake. The hand calculations
+(the scalar and gate graphs) are checked on the student's own numbers (:mod:`.personal`). Checkers that take
 the student's functions run them on the notebook's numbers and on random cases drawn from
 ``seed``; the graded cells call them again with other seeds (hidden tests).
 """
@@ -11,15 +12,14 @@ import copy
 
 import numpy as np
 
-from . import CheckError
+from . import CheckError, personal
 from .checker import checker
 from .diagnose import compare, compare_dict
 from ..reference import backprop as ref
 from .student import call as _call, unpack as _unpack
 
-# The numbers used in the notebook.
-SCALAR_INPUTS = dict(x=-2.0, y=5.0, z=-4.0)
-GATE_INPUTS = dict(x=3.0, y=-4.0, z=2.0, w=-1.0)
+# The numbers of the notebook's worked example (the lecture's); the scalar and gate graphs are
+# checked on the student's own numbers (coursekit.checks.personal).
 TWO_LAYER_X = np.array([1.0, 0.1])
 TWO_LAYER_T = 0.5
 TWO_LAYER_LR = 0.2
@@ -35,9 +35,11 @@ def two_layer_params() -> dict[str, np.ndarray]:
 
 @checker("scalar_graph", exercise=("backprop.scalar_graph",))
 def scalar_graph(*, q, f, dq_dx, dq_dy, df_dq, df_dz, df_dx, df_dy):
-    """Check the forward values and gradients of f = (x + y) * z at x=-2, y=5, z=-4."""
-    exp = ref.scalar_graph(**SCALAR_INPUTS)
-    z, qv = SCALAR_INPUTS["z"], exp["q"]
+    """Check the forward values and gradients of f = (x + y) * z at the student's own x, y, z
+    (:func:`coursekit.checks.personal.current`; the lecture's -2, 5, -4 without an id)."""
+    inputs = personal.current().scalar_graph
+    exp = ref.scalar_graph(**inputs)
+    z, qv = inputs["z"], exp["q"]
     compare("q", q, exp["q"])
     compare("f", f, exp["f"])
     compare("dq_dx", dq_dx, exp["dq_dx"])
@@ -92,9 +94,10 @@ def gates(add_backward, mul_backward, max_backward, *, seed=0):
 
 @checker("gate_graph", exercise=("backprop.gate_graph",))
 def gate_graph(*, df_dc, df_da, df_db, df_dx, df_dy, df_dz, df_dw):
-    """Check the gradients of f = 2 * (x * y + max(z, w)) at x=3, y=-4, z=2, w=-1."""
-    exp = ref.gate_graph(**GATE_INPUTS)
-    g = GATE_INPUTS
+    """Check the gradients of f = 2 * (x * y + max(z, w)) at the student's own x, y, z, w (z > w;
+    the lecture's 3, -4, 2, -1 without an id)."""
+    g = personal.current().gate_graph
+    exp = ref.gate_graph(**g)
     compare("df_dc", df_dc, exp["df_dc"])
     compare("df_da", df_da, exp["df_da"], mistakes=[
         (1.0, "the add gate passes on the upstream gradient df_dc, it does not reset it to 1.")])

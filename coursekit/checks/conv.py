@@ -11,7 +11,7 @@ from contextlib import contextmanager
 
 import numpy as np
 
-from . import CheckError
+from . import CheckError, personal
 from .checker import checker
 from .diagnose import compare
 from .gradcheck import GRAD_THRESHOLD, check_gradients
@@ -99,6 +99,29 @@ def counts(conv_params, conv_macs, *, seed=0):
                                                       "is not a multiplication.")])
     return ("conv_params and conv_macs: 760 parameters and 768,000 multiply-adds for the "
             "lecture's layer, and right on other layers.")
+
+
+@checker("conv layer by hand")
+def conv_by_hand(*, size, params, macs):
+    """Check the output size, parameters and multiply-adds of the student's own layer
+    (:func:`coursekit.checks.personal.current`; the lecture's layer without an id), worked out
+    by hand: the formulas, not the student's functions."""
+    layer = personal.current().conv_layer
+    c, n, f, k, s, p = (layer[key] for key in ("c_in", "size", "filters", "kernel", "stride", "pad"))
+    out = (n - k + 2 * p) // s + 1
+    where = f"your layer ({f} filters {k}x{k}, stride {s}, pad {p}, on a {c}x{n}x{n} input)"
+    compare(f"{where}: its output size", size, out, mistakes=[
+        ((n - k) // s + 1, "the zero padding counts: W' = (W - K + 2P) / S + 1."),
+        (n - k + 2 * p + 1, "divide by the stride: W' = (W - K + 2P) / S + 1."),
+        ((n - k + 2 * p) // s, "add 1: the filter's first position counts too.")])
+    compare(f"{where}: its parameters", params, f * (c * k * k + 1), mistakes=[
+        (f * c * k * k, "you forgot the biases: one per filter, F of them."),
+        (f * (k * k + 1), "each filter spans all C input channels: C x K x K weights.")])
+    compare(f"{where}: its multiply-adds", macs, f * out * out * c * k * k, mistakes=[
+        (f * n * n * c * k * k, "count one C*K*K dot product per OUTPUT value: F x H' x W' of them."),
+        (f * out * out * k * k, "each output value is a dot product over all C input channels."),
+        (f * out * out * (c * k * k + 1), "count multiply-adds only; the bias add is not a multiplication.")])
+    return f"your layer by hand: {out}x{out} outputs, {f * (c * k * k + 1):,} parameters, {f * out * out * c * k * k:,} multiply-adds."
 
 
 # --- 3. receptive field ---------------------------------------------------------------------

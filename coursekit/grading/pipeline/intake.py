@@ -163,3 +163,17 @@ def _position(cells: list, src, gid: str) -> int:
         if earlier in present:
             return present[earlier] + 1
     return 0
+
+
+def someone_else(nb: NotebookNode, student: str) -> list[str]:
+    """A note when the notebook's ``STUDENT_ID`` (its first code cells, :mod:`coursekit.checks.personal`)
+    names someone other than ``student``, the submission's folder: it is graded as ``student``,
+    with their numbers for the hand calculations. [] otherwise."""
+    from ...checks.personal import differs, entered_id
+
+    entered = next((entered_id(c.source) for c in nb.cells if c.cell_type == "code" and entered_id(c.source)), "")
+    if not differs(entered, student):
+        return []
+    return [f"the notebook's STUDENT_ID is {entered!r}: graded as {student!r} (the submission's folder), "
+            f"so its hand calculations were checked on {student}'s numbers"]
+

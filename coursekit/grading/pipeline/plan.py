@@ -30,7 +30,7 @@ from ..kernel import zygote
 from ..kernel.scratch import remove_tree
 from . import ledger
 from .collect import TIMESTAMP, collect_folder, collect_zip, submission_time
-from .intake import intake
+from .intake import intake, someone_else
 from .jobs import Job
 from .prepare import prepare
 from .results import NotebookResult
@@ -401,7 +401,7 @@ def _write_jobs(plan: Plan, todo: list[tuple[str, str]], timeout: int | None, li
             result.problems.append(taken.refused)
             plan.refused[(student, name)] = taken.refused
             continue
-        plan.found[(student, name)] = taken.found
+        plan.found[(student, name)] = taken.found + someone_else(taken.notebook, student)
         folder = plan.work / "jobs" / student / name
         folder.mkdir(parents=True)
         nbformat.write(taken.notebook, folder / f"{name}.ipynb")

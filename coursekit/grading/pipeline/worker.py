@@ -20,6 +20,7 @@ from pathlib import Path
 
 from traitlets.config import Config
 
+from ...checks.personal import STUDENT_ENV
 from ...checks.student import SUBMITTED_ENV
 from ..course.directory import nbgrader_api
 from ..kernel.outcomes import problems_in
@@ -60,10 +61,12 @@ def run(job: Job) -> Report:
     extra.SandboxedExecute.runtime_dir = str(runtime)
     extra.SandboxedExecute.read_paths = list(job.read)
     extra.SandboxedExecute.limits = dict(job.limits)
-    extra.SandboxedExecute.kernel_env = {"HOME": str(scratch), "TMPDIR": str(scratch), **job.env}
+    # the hand calculations' numbers are the submission folder's student's (coursekit.checks.personal)
+    extra.SandboxedExecute.kernel_env = {"HOME": str(scratch), "TMPDIR": str(scratch), **job.env,
+                                         STUDENT_ENV: job.student}
     extra.SandboxedExecute.student_package = job.package
     extra.SandboxedExecute.judge_read_paths = judge_read
-    extra.SandboxedExecute.judge_env = judge_env
+    extra.SandboxedExecute.judge_env = {**judge_env, STUDENT_ENV: job.student}
     with phase("course set-up"):
         api = nbgrader_api(Path(job.root), course, timeout=job.timeout, extra=extra)
     report = Report()
