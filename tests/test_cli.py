@@ -119,3 +119,19 @@ def test_the_grading_profile_prints_every_phase_and_the_ratios_to_bare_nbgrader(
         assert row in rows, f"no row {row!r} in:\n{done.stdout}"
     assert float(rows["bare nbgrader, per submission"].split("|")[2]) > 0
     assert rows["coursekit / bare nbgrader"].split("|")[2].strip().endswith("x")
+
+
+def test_rubrics_prints_each_written_answer_for_the_people_grading(root):
+    """README: `coursekit rubrics -n 03`, from the course's folder: the questions, model answers and
+    rubrics of the written answers, which the release never shows."""
+    done = _coursekit("rubrics", "-n", "03", cwd=root)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("# 03_conv: 2 written answer(s), 4 points, graded by hand in formgrader")
+    assert "## written_pooling: Written answer · Why pooling tolerates small shifts (2 points)" in done.stdout
+    assert done.stdout.count("**Rubric (2 points).**") == 2 and "Model answer: " in done.stdout
+    assert "BEGIN SOLUTION" not in done.stdout
+    every = _coursekit("rubrics", cwd=root)
+    assert every.returncode == 0 and every.stdout.count("\n# ") + 1 == len(list((root / "solutions").glob("*.ipynb")))
+    wrong = _coursekit("rubrics", "-n", "42", cwd=root)
+    assert wrong.returncode == 1 and "--notebook 42: expected one of 01_backprop" in wrong.stderr
+    assert "Traceback" not in wrong.stderr

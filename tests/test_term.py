@@ -417,8 +417,9 @@ def test_formgrader_in_a_headless_browser(term, formgrader, root, released):
 def test_a_written_answer_graded_in_formgrader_reaches_the_gradebook_grades_csv_and_exports(term, formgrader):
     """Grading by hand, as a TA does it: ann's notebook 01 in formgrader's grading page, in a
     real browser; a score typed into each written answer's box (and a comment) is saved in the
-    gradebook; the next `coursekit autograde` of the same submissions grades nothing and writes
-    the manual scores into grades.csv (the export test below reads them in the LMS files)."""
+    gradebook; the next `coursekit autograde` of the same submissions grades nothing, writes
+    the manual scores into grades.csv (the export test below reads them in the LMS files) and
+    makes ann's feedback page again with them."""
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support import expected_conditions as ec
@@ -435,8 +436,8 @@ def test_a_written_answer_graded_in_formgrader_reaches_the_gradebook_grades_csv_
     browser = _browser()
     try:
         wait = WebDriverWait(browser, 60)
-        browser.get(f"{base}/formgrader/gradebook/01_backprop/01_backprop?token={token}")   # logs in
-        wait.until(ec.text_to_be_present_in_element((By.TAG_NAME, "body"), "ann"))
+        browser.get(f"{base}/formgrader/manage_students?token={token}")   # logs in (its list comes from the API)
+        wait.until(ec.text_to_be_present_in_element((By.TAG_NAME, "body"), "Lovelace"))
         browser.get(f"{base}/formgrader/submissions/{ann['id']}/")
         # the page's grades are loaded from formgrader's API: the autograded cells show their scores
         wait.until(lambda b: b.find_element(By.ID, "ex1_tests").get_attribute("placeholder") not in ("", None))
@@ -476,17 +477,20 @@ def test_a_written_answer_graded_in_formgrader_reaches_the_gradebook_grades_csv_
     by_exercise = {(r["student"], r["notebook"], r["exercise"]): r for r in read_csv(out / "grades_by_exercise.csv")}
     assert [by_exercise[("ann", "01_backprop", g)]["graded_by"] for g in written] == ["hand", "hand"]
     assert [float(by_exercise[("ann", "01_backprop", g)]["score"]) for g in written] == list(given.values())
+    # ann's feedback page is made again, with the scores and comments given by hand, once
+    assert "made 1 feedback page(s) again, with the scores and comments given by hand" in rerun.stdout
+    page = (out / "feedback" / "ann" / "01_backprop.html").read_text()
+    assert "to be graded by hand" not in page and "Complete." in page and "see the rubric's second point" in page
+    assert "to be graded by hand" in (out / "feedback" / "dan" / "01_backprop.html").read_text()
+    again = coursekit("--course", term["course"], "autograde", term["tmp"] / "week4", "--out", out, "--no-progress")
+    assert again.returncode == 0 and "graded 0 of 0" in again.stdout and "again, with the scores" not in again.stdout
 
 
 def _manual(out: Path, student: str, grade_ids: list[str]) -> dict:
     """grade id -> the manual score the gradebook holds for ``student``'s 01 (only those set)."""
-    with sqlite3.connect(f"file:{out / 'course' / 'gradebook.db'}?mode=ro", uri=True, timeout=5) as db:
-        rows = db.execute("SELECT grade_cell.name, grade.manual_score FROM grade "
-                          "JOIN grade_cell ON grade.cell_id = grade_cell.id "
-                          "JOIN submitted_notebook ON grade.notebook_id = submitted_notebook.id "
-                          "JOIN submitted_assignment ON submitted_notebook.assignment_id = submitted_assignment.id "
-                          "WHERE submitted_assignment.student_id = ?", (student,)).fetchall()
-    return {name: score for name, score in rows if name in grade_ids and score is not None}
+    with Gradebook(f"sqlite:///{out / 'course' / 'gradebook.db'}") as gb:
+        scores = {g: gb.find_grade(g, "01_backprop", "01_backprop", student).manual_score for g in grade_ids}
+    return {g: score for g, score in scores.items() if score is not None}
 
 
 # --- results out: LMS exports and feedback bundles -------------------------------------------------

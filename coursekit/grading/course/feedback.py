@@ -16,7 +16,8 @@ coursekit's preprocessors and template (``templates/feedback/coursekit.html.j2``
   (:func:`name_exercises`).
 * :class:`GetGradesMarkingWritten` (nbgrader's GetGrades): a written answer nobody has graded
   yet shows "to be graded by hand" instead of a score of 0, and the page's total says how many
-  points wait (:func:`mark_waiting`).
+  points wait (:func:`mark_waiting`); the page carries a digest of what people gave it in
+  formgrader, so the class run knows which pages to make again (:func:`page_is_current`).
 
 The page is made by :class:`FeedbackExporter`, nbconvert's HTMLExporter whose Jinja templates
 the grading pool's fork server compiles once (:func:`compile_templates`), not every worker.
@@ -53,13 +54,43 @@ class HideHiddenTests(NbGraderPreprocessor):
 
 # --- written answers waiting for a person ------------------------------------------------------------
 
+#: the comment a feedback page carries: what people had given the submission when it was made
+HAND_MARK = "<!-- coursekit hand grades: {} -->"
+
+
+def hand_fingerprint(submitted_notebook) -> str:
+    """A digest of what people gave a submitted notebook in formgrader (manual scores, extra
+    credit, comments): a page made before a change says an older one (:func:`page_is_current`)."""
+    import hashlib
+
+    given = sorted((g.name, g.manual_score, g.extra_credit) for g in submitted_notebook.grades)
+    said = sorted((c.name, c.manual_comment or "") for c in submitted_notebook.comments)
+    return hashlib.sha256(repr((given, said)).encode()).hexdigest()[:16]
+
+
+def page_is_current(page: Path, submitted_notebook) -> bool:
+    """Whether the feedback page ``page`` was made with the submission's hand grades as they are."""
+    try:
+        return HAND_MARK.format(hand_fingerprint(submitted_notebook)) in page.read_text(errors="replace")
+    except OSError:
+        return False
+
+
 class GetGradesMarkingWritten(GetGrades):
     """nbgrader's GetGrades, which also lists in ``resources["coursekit_waiting"]`` the written
-    answers that have neither an automatic nor a manual score yet (grade id -> points)."""
+    answers that have neither an automatic nor a manual score yet (grade id -> points), and puts
+    the :func:`hand_fingerprint` of the grades in ``resources["coursekit_hand"]`` (the page
+    carries it)."""
 
     def preprocess(self, nb, resources):
+        from nbgrader.api import Gradebook
+
         resources["coursekit_waiting"] = {}
-        return super().preprocess(nb, resources)
+        nb, resources = super().preprocess(nb, resources)
+        with Gradebook(self.db_url) as gb:
+            submitted = gb.find_submission_notebook(self.notebook_id, self.assignment_id, self.student_id)
+            resources["coursekit_hand"] = HAND_MARK.format(hand_fingerprint(submitted))
+        return nb, resources
 
     def _get_score(self, cell, resources):
         super()._get_score(cell, resources)
@@ -212,4 +243,4 @@ def compile_templates() -> None:
     # rendering a page loads (and so compiles) the template, its parents and what they import
     FeedbackExporter(config=config).from_notebook_node(
         page, resources={"nbgrader": {"notebook": "", "score": 0, "max_score": 0, "late_penalty": 0},
-                         "coursekit_labels": {}, "coursekit_waiting": {}})
+                         "coursekit_labels": {}, "coursekit_waiting": {}, "coursekit_hand": ""})

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from ..course.directory import CourseError
 from ..kernel.scratch import remove_tree
-from .gradebook import Recorder, class_gradebook
+from .gradebook import Recorder, class_gradebook, refresh_hand_graded_pages
 from .plan import plan_class
 from .pool import run_workers
 from .results import ClassResult, write_csvs, write_run_csv
@@ -111,6 +111,7 @@ def _grade(plan, progress: bool, grid) -> None:
             if grid is not None:
                 plan.notes += where_graded(plan.results.values())
             recorder.finish()
+            plan.notes += refresh_hand_graded_pages(plan, gb)
             plan.leaderboard = write_csvs(plan.out, gb, plan.releases, {k: v.content for k, v in plan.stored.items()})
     except Exception as exc:  # the gradebook as a whole: every submission is marked
         plan.notes.append(f"the class gradebook could not be written: {type(exc).__name__}: {exc}; "

@@ -221,6 +221,48 @@ class Recorder:
                                    + (f"-{result.late_penalty:g} points" if result.late_penalty else "no penalty"))
 
 
+def refresh_hand_graded_pages(plan: Plan, gb) -> list[str]:
+    """Make the feedback page of every submission that people graded in formgrader (a manual
+    score, extra credit or a comment) again when it was made before that, with nbgrader's
+    generate_feedback on the term's course, and put it in ``OUT/feedback``. Returns notes: how
+    many were made again, and any that could not be."""
+    from ..course.feedback import page_is_current
+
+    entries = ledger.entries(gb)
+    stale = []
+    for assignment in gb.assignments:
+        for submission in gb.assignment_submissions(assignment.name):
+            key = (submission.student.id, assignment.name)
+            entry = entries.get(key)
+            if entry is None or entry.status not in ledger.COMPLETE:
+                continue
+            for nb in submission.notebooks:
+                by_hand = any(g.manual_score is not None or g.extra_credit for g in nb.grades) or \
+                    any(c.manual_comment for c in nb.comments)
+                if by_hand and not page_is_current(plan.out / "feedback" / key[0] / f"{nb.name}.html", nb):
+                    stale.append(key)
+    failed = []
+    for student, name in stale:
+        done = plan.api.generate_feedback(name, student, force=True)
+        made = plan.coursedir / "feedback" / student / name / f"{name}.html"
+        if not done.get("success") or not made.is_file():
+            failed.append(f"{student}/{name}")
+            continue
+        page = plan.out / "feedback" / student / f"{name}.html"
+        page.parent.mkdir(parents=True, exist_ok=True)
+        tmp = page.with_name(f".{page.name}.tmp")
+        shutil.copyfile(made, tmp)
+        tmp.replace(page)
+    notes = []
+    if len(stale) > len(failed):
+        notes.append(f"made {len(stale) - len(failed)} feedback page(s) again, with the scores and comments "
+                     "given by hand in formgrader")
+    if failed:
+        notes.append(f"could not make the feedback page again of {', '.join(failed)} (graded by hand): "
+                     "use formgrader's Generate Feedback")
+    return notes
+
+
 def late_by(seconds: float) -> str:
     """'2 d 3 h', '5 h 10 min', '40 min' (rounded up to the minute)."""
     minutes = int(-(-seconds // 60))

@@ -114,7 +114,7 @@ def hand_grading_note(results: list[NotebookResult], coursedir: Path) -> str:
     submissions = sum(1 for w in waiting if w[1])
     return (f"{answers} written answer(s) ({points:g} points) in {submissions} submission(s) wait for "
             f"grading by hand, in formgrader: cd {coursedir} && jupyter lab, then open /formgrader, "
-            f"Gradebook (`coursekit rubrics` prints the rubrics). They count 0 until graded; afterwards "
+            f"Manual Grading (`coursekit rubrics` prints the rubrics). They count 0 until graded; afterwards "
             f"`coursekit autograde` on the same submissions (nothing is graded again) writes the scores "
             f"into grades.csv, and `coursekit export` into the LMS files")
 
