@@ -206,7 +206,7 @@ def _demo(args) -> None:
                        progress=not args.no_progress)
     print()
     _report(result, time.perf_counter() - start)
-    full = {r.student: r.score + r.awaiting == r.max_score for r in result.results}
+    full = {r.student: r.full_marks for r in result.results}
     wrong = [s for s, ok in full.items() if ok != (s in FULL_MARKS)]
     if wrong:
         raise CourseError(f"the demo did not grade as expected ({', '.join(FULL_MARKS)} full marks, "

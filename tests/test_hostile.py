@@ -161,7 +161,7 @@ def test_a_value_that_cannot_cross_costs_only_its_exercise_and_says_why(hostile)
     """A 300,000-item list as an answer: its exercise scores 0 with a message that says the
     value could not be sent and what to use instead; every other exercise keeps its points."""
     result = hostile[0].get("huge-value", NOTEBOOK)
-    scores = {e.grade_id: e.score for e in result.exercises}
+    scores = {e.grade_id: e.score for e in result.exercises if not e.grade_id.startswith("written_")}   # for people
     assert scores["ex2b_tests"] == 0 and all(v > 0 for k, v in scores.items() if k != "ex2b_tests"), scores
     nb = nbformat.read(hostile[3] / "course" / "autograded" / "huge-value" / NOTEBOOK / f"{NOTEBOOK}.ipynb", 4)
     cell = next(c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "ex2b_tests")

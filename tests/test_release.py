@@ -29,7 +29,7 @@ def test_release_hides_answers_and_hidden_tests(root, released):
                          if c.metadata.get("nbgrader", {}).get("grade")]
         assert points == source_points and sum(points) > 0
         assert all(c.metadata["nbgrader"].get("checksum") for c in nb.cells
-                   if c.metadata["nbgrader"].get("locked"))
+                   if c.metadata.get("nbgrader", {}).get("locked"))
 
 
 def test_every_exercise_has_answer_selfcheck_and_graded_cell(root):

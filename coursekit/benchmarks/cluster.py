@@ -39,9 +39,9 @@ def bench(root: Path, cluster: str, students: int, notebooks: list[str], timeout
             result = autograde(root, tmp / "class", tmp / f"out-{len(rows)}", timeout=timeout,
                                progress=False, **kwargs)
             wall = time.perf_counter() - start
-            full = sum(r.score == r.max_score for r in result.handed_in)
+            full = sum(r.full_marks for r in result.handed_in)
             for r in result.handed_in:
-                if r.score != r.max_score:
+                if not r.full_marks:
                     print(f"  {r.student} {r.notebook}: {r.score:g}/{r.max_score:g} {'; '.join(r.problems)[:300]}")
             rows.append((label, workers, wall, full))
             gradebooks.append(gradebook_scores(tmp / f"out-{len(rows) - 1}"))

@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
             result = autograde(root, tmp / "class", tmp / f"out-{jobs}", timeout=args.timeout,
                                jobs=jobs, progress=False)
             seconds = time.perf_counter() - start
-            full = sum(r.score == r.max_score for r in result.results)
+            full = sum(r.full_marks for r in result.results)
             rows.append((jobs, seconds, full))
             gradebooks.append(gradebook_scores(tmp / f"out-{jobs}"))
     same = all(g == gradebooks[0] for g in gradebooks)

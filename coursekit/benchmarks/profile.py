@@ -26,7 +26,7 @@ PHASES = ("worker process", "course set-up", "student kernel start", "notebook c
 def _why(result) -> str:
     """Why a right-answer submission did not get full marks: the grader's problems, else the
     exercises that lost points (the feedback page says what their checks printed)."""
-    lost = [f"{e.grade_id} {e.score:g}/{e.max_score:g}" for e in result.exercises if e.score < e.max_score]
+    lost = [f"{e.grade_id} {e.score:g}/{e.max_score:g}" for e in result.exercises if e.lost]
     where = f" (see {result.feedback})" if result.feedback else ""
     return "; ".join(result.problems) or (f"lost points in {', '.join(lost)}{where}" if lost else "no grades")
 
@@ -57,7 +57,7 @@ def profile(root: Path, notebooks: list[str] | None, students: int, timeout: int
             wall = time.perf_counter() - start
             done = [r for r in result.results if not r.failed]
             failed += [f"{r.student}/{name}: {_why(r)}" for r in result.results
-                       if r.failed or r.score != r.max_score]
+                       if r.failed or not r.full_marks]
             mean = {p: sum(r.phases.get(p, 0.0) for r in done) / max(1, len(done)) for p in PHASES}
             mean["per submission"] = sum(r.seconds + r.phases.get("worker process", 0.0)
                                          for r in done) / max(1, len(done))

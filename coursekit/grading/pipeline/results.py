@@ -16,6 +16,11 @@ class ExerciseScore:
     max_score: float
     graded_by: str = "grader"   # "grader", "hand" (a score given in formgrader), or PENDING
 
+    @property
+    def lost(self) -> bool:
+        """Points were lost here (a written answer nobody has graded yet has lost none)."""
+        return self.score < self.max_score and self.graded_by != PENDING
+
 
 #: what ``graded_by`` says of a written answer nobody has graded yet (it scores 0 until then)
 PENDING = "waiting for hand grading"
@@ -58,6 +63,11 @@ class NotebookResult:
     def awaiting(self) -> float:
         """Points of written answers that wait for grading by hand (not in ``score`` yet)."""
         return awaiting(self.exercises)[1]
+
+    @property
+    def full_marks(self) -> bool:
+        """Every point the grader gives (the written answers that wait for people aside)."""
+        return self.score + self.awaiting == self.max_score
 
 
 @dataclass
