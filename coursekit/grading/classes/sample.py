@@ -13,13 +13,12 @@ frank  calls the reference implementation (exercise 5)     -> 0 on exercise 5
 """
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Callable
 
 import nbformat
 
-from ..course.written import is_written, model_answer
+from ..course.written import SOLUTION_MARKERS, is_written, model_answer
 
 NOTEBOOK = "01_backprop"
 
@@ -45,15 +44,13 @@ STUDENTS: dict[str, tuple[str, dict[str, Edit]]] = {
 #: The students who answered everything right; every other sample student loses points.
 FULL_MARKS = ("alice",)
 
-_MARKERS = re.compile(r"^[ \t]*### (BEGIN|END) SOLUTION[ \t]*\n", re.MULTILINE)
-
 
 def solution_sources(solution: Path) -> dict[str, str]:
     """grade_id -> source of each answer cell of a solutions notebook, markers removed (a written
     answer: its model answer, without the rubric)."""
     nb = nbformat.read(solution, as_version=4)
     return {c.metadata["nbgrader"]["grade_id"]: model_answer(c.source) if is_written(c)
-            else _MARKERS.sub("", c.source + "\n").rstrip("\n")
+            else SOLUTION_MARKERS.sub("", c.source + "\n").rstrip("\n")
             for c in nb.cells if c.metadata.get("nbgrader", {}).get("solution")}
 
 

@@ -25,8 +25,8 @@ from pathlib import Path
 
 import nbformat
 
-PREFIX = "written_"
-_MARKERS = re.compile(r"^[ \t]*### (BEGIN|END) SOLUTION[ \t]*\n?", re.MULTILINE)
+#: nbgrader's solution delimiters, each a line of its own
+SOLUTION_MARKERS = re.compile(r"^[ \t]*### (BEGIN|END) SOLUTION[ \t]*\n?", re.MULTILINE)
 _RUBRIC = re.compile(r"^\*\*Rubric\b.*", re.MULTILINE | re.DOTALL)
 
 
@@ -48,11 +48,11 @@ def is_written(cell) -> bool:
 
 def model_answer(source: str) -> str:
     """The model answer of an answer cell's source: the markers and the rubric removed."""
-    return _RUBRIC.sub("", _MARKERS.sub("", source)).strip()
+    return _RUBRIC.sub("", SOLUTION_MARKERS.sub("", source)).strip()
 
 
 def rubric(source: str) -> str:
-    found = _RUBRIC.search(_MARKERS.sub("", source))
+    found = _RUBRIC.search(SOLUTION_MARKERS.sub("", source))
     return found.group(0).strip() if found else ""
 
 

@@ -171,7 +171,7 @@ def someone_else(nb: NotebookNode, student: str) -> list[str]:
     with their numbers for the hand calculations. [] otherwise."""
     from ...checks.personal import differs, entered_id
 
-    entered = next((entered_id(c.source) for c in nb.cells if c.cell_type == "code" and entered_id(c.source)), "")
+    entered = next(filter(None, (entered_id(c.source) for c in nb.cells if c.cell_type == "code")), "")
     if not differs(entered, student):
         return []
     return [f"the notebook's STUDENT_ID is {entered!r}: graded as {student!r} (the submission's folder), "

@@ -117,11 +117,11 @@ def _notes(r: NotebookResult) -> list[str]:
 
 def hand_grading_note(results: list[NotebookResult], coursedir: Path) -> str:
     """What the class run says when written answers wait for people: how many, and where."""
-    waiting = [(r, *awaiting(r.exercises)) for r in results if not r.failed]
-    answers, points = sum(w[1] for w in waiting), sum(w[2] for w in waiting)
+    waiting = [awaiting(r.exercises) for r in results if not r.failed]
+    answers, points = sum(count for count, _ in waiting), sum(p for _, p in waiting)
     if not answers:
         return ""
-    submissions = sum(1 for w in waiting if w[1])
+    submissions = sum(1 for count, _ in waiting if count)
     return (f"{answers} written answer(s) ({points:g} points) in {submissions} submission(s) wait for "
             f"grading by hand, in formgrader: cd {coursedir} && jupyter lab, then open /formgrader, "
             f"Manual Grading (`coursekit rubrics` prints the rubrics). They count 0 until graded; afterwards "
