@@ -44,6 +44,16 @@ def _tuple(name, value):
 
 # --- 1. one layer by formula ----------------------------------------------------------------
 
+def _count_mistakes(row, in_shape, f: int, k: int) -> tuple[list, list]:
+    """The wrong parameter and multiply-add counts of F filters K x K on ``in_shape`` (whose
+    summary ``row`` holds the right ones), each with what it means."""
+    c, h, w = in_shape
+    return ([(row.params - f, "you forgot the biases, one per filter."),
+             (f * (k * k + 1), "each filter spans all C input channels: C x K x K weights + 1 bias.")],
+            [(f * h * w * c * k * k, "count one C*K*K dot product per OUTPUT value, F x H' x W' of them."),
+             (row.macs // c, "each output value sums over all C input channels: C x K x K multiply-adds.")])
+
+
 @checker("layer formulas",
          exercise=("architectures.conv_stats", "architectures.pool_shape", "architectures.fc_stats"),
          builds_on=ARCH_NAMES)
@@ -62,14 +72,9 @@ def layer_formulas(conv_stats, pool_shape, fc_stats, *, seed=0):
         if _tuple(f"{where} out_shape", out) != row.out_shape:
             raise CheckError(f"{where}: out_shape {tuple(out)}, the layer gives {row.out_shape}"
                              + (": channels first, (F, H', W')." if tuple(out)[-1] == f else "."))
-        c = in_shape[0]
-        compare(f"{where} parameters", params, row.params, mistakes=[
-            (row.params - f, "you forgot the biases, one per filter."),
-            (f * (k * k + 1), "each filter spans all C input channels: C x K x K weights + 1 bias.")])
-        compare(f"{where} multiply-adds", macs, row.macs, mistakes=[
-            (f * in_shape[1] * in_shape[2] * c * k * k, "count one C*K*K dot product per OUTPUT "
-                                                        "value, F x H' x W' of them."),
-            (row.macs // c, "each output value sums over all C input channels: C x K x K multiply-adds.")])
+        params_wrong, macs_wrong = _count_mistakes(row, in_shape, f, k)
+        compare(f"{where} parameters", params, row.params, mistakes=params_wrong)
+        compare(f"{where} multiply-adds", macs, row.macs, mistakes=macs_wrong)
     for in_shape, k, s in (((96, 55, 55), 3, 2), ((64, 224, 224), 2, 2), ((5, 9, 9), 3, 3)):
         row = models.summary(nn.MaxPool2d(k, s), in_shape).rows[1]
         got = _tuple("pool_shape", call("pool_shape", pool_shape, in_shape, k, s))
@@ -102,12 +107,9 @@ def layer_by_hand(*, shape, params, macs):
                 (c,) + row.out_shape[1:]: ": a conv layer has F output channels, one per filter.",
                 row.out_shape[1:] + (f,): ": channels first, (F, H', W')."}.get(got, ".")
         raise CheckError(f"{where}: output shape {got}, the layer gives {row.out_shape}{hint}")
-    compare(f"{where}: its parameters", params, row.params, mistakes=[
-        (row.params - f, "you forgot the biases, one per filter."),
-        (f * (k * k + 1), "each filter spans all C input channels: C x K x K weights + 1 bias.")])
-    compare(f"{where}: its multiply-adds", macs, row.macs, mistakes=[
-        (f * side * side * c * k * k, "count one C*K*K dot product per OUTPUT value, F x H' x W' of them."),
-        (row.macs // c, "each output value sums over all C input channels: C x K x K multiply-adds.")])
+    params_wrong, macs_wrong = _count_mistakes(row, in_shape, f, k)
+    compare(f"{where}: its parameters", params, row.params, mistakes=params_wrong)
+    compare(f"{where}: its multiply-adds", macs, row.macs, mistakes=macs_wrong)
     return (f"your layer by hand: output {'x'.join(map(str, row.out_shape))}, {row.params:,} parameters, "
             f"{row.macs:,} multiply-adds.")
 

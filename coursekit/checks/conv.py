@@ -72,6 +72,22 @@ def output_size(fn, *, seed=0):
 
 # --- 2. counting ----------------------------------------------------------------------------
 
+def _params_mistakes(c: int, f: int, k: int) -> list[tuple[int, str]]:
+    """The wrong parameter counts of F filters K x K on C channels, and what each one means."""
+    return [(f * c * k * k, "you forgot the biases: one per filter, F of them."),
+            (f * (k * k + 1), "each filter spans all C input channels: C x K x K weights."),
+            (f * (c * k * k) + c, "one bias per filter (F), not per input channel.")]
+
+
+def _macs_mistakes(c: int, size: int, f: int, k: int, out: int) -> list[tuple[int, str]]:
+    """The wrong multiply-add counts of that layer on a size x size input (out x out outputs)."""
+    return [(f * size * size * c * k * k, "count one C*K*K dot product per OUTPUT value: F x H' x W' of "
+                                          "them, with H' = (W - K + 2P) / S + 1."),
+            (f * out * out * k * k, "each output value is a dot product over all C input channels: "
+                                    "C x K x K multiply-adds."),
+            (f * out * out * (c * k * k + 1), "count multiply-adds only; the bias add is not a multiplication.")]
+
+
 @checker("conv_macs", exercise=("conv.conv_params", "conv.conv_macs"), builds_on=CONV_NAMES)
 def counts(conv_params, conv_macs, *, seed=0):
     """Check parameter and multiply-add counts, starting with the lecture's example."""
@@ -83,20 +99,11 @@ def counts(conv_params, conv_macs, *, seed=0):
                       int(rng.integers(1, 129)), k, 1, k // 2))
     for c, size, f, k, s, p in cases:
         got = call("conv_params", conv_params, c, f, k)
-        compare(f"conv_params({c}, {f}, {k})", got, ref.conv_params(c, f, k), mistakes=[
-            (f * c * k * k, "you forgot the biases: one per filter, F of them."),
-            (f * (k * k + 1), "each filter spans all C input channels: C x K x K weights."),
-            (f * (c * k * k) + c, "one bias per filter (F), not per input channel.")])
+        compare(f"conv_params({c}, {f}, {k})", got, ref.conv_params(c, f, k), mistakes=_params_mistakes(c, f, k))
         got = call("conv_macs", conv_macs, c, size, f, k, s, p)
         out = ref.output_size(size, k, s, p)
-        compare(f"conv_macs({c}, {size}, {f}, {k}, {s}, {p})", got,
-                ref.conv_macs(c, size, f, k, s, p), mistakes=[
-                    (f * size * size * c * k * k, "count one C*K*K dot product per OUTPUT value: "
-                                                  "F x H' x W' of them, with H' from output_size."),
-                    (f * out * out * k * k, "each output value is a dot product over all C "
-                                            "input channels: C x K x K multiply-adds."),
-                    (f * out * out * (c * k * k + 1), "count multiply-adds only; the bias add "
-                                                      "is not a multiplication.")])
+        compare(f"conv_macs({c}, {size}, {f}, {k}, {s}, {p})", got, ref.conv_macs(c, size, f, k, s, p),
+                mistakes=_macs_mistakes(c, size, f, k, out))
     return ("conv_params and conv_macs: 760 parameters and 768,000 multiply-adds for the "
             "lecture's layer, and right on other layers.")
 
@@ -114,13 +121,8 @@ def conv_by_hand(*, size, params, macs):
         ((n - k) // s + 1, "the zero padding counts: W' = (W - K + 2P) / S + 1."),
         (n - k + 2 * p + 1, "divide by the stride: W' = (W - K + 2P) / S + 1."),
         ((n - k + 2 * p) // s, "add 1: the filter's first position counts too.")])
-    compare(f"{where}: its parameters", params, f * (c * k * k + 1), mistakes=[
-        (f * c * k * k, "you forgot the biases: one per filter, F of them."),
-        (f * (k * k + 1), "each filter spans all C input channels: C x K x K weights.")])
-    compare(f"{where}: its multiply-adds", macs, f * out * out * c * k * k, mistakes=[
-        (f * n * n * c * k * k, "count one C*K*K dot product per OUTPUT value: F x H' x W' of them."),
-        (f * out * out * k * k, "each output value is a dot product over all C input channels."),
-        (f * out * out * (c * k * k + 1), "count multiply-adds only; the bias add is not a multiplication.")])
+    compare(f"{where}: its parameters", params, f * (c * k * k + 1), mistakes=_params_mistakes(c, f, k))
+    compare(f"{where}: its multiply-adds", macs, f * out * out * c * k * k, mistakes=_macs_mistakes(c, n, f, k, out))
     return f"your layer by hand: {out}x{out} outputs, {f * (c * k * k + 1):,} parameters, {f * out * out * c * k * k:,} multiply-adds."
 
 
