@@ -16,8 +16,8 @@ coursekit's preprocessors and template (``templates/feedback/coursekit.html.j2``
   (:func:`name_exercises`).
 * :class:`GetGradesMarkingWritten` (nbgrader's GetGrades): a written answer nobody has graded
   yet shows "to be graded by hand" instead of a score of 0, and the page's total says how many
-  points wait (:func:`mark_waiting`); the page carries a digest of what people gave it in
-  formgrader, so the class run knows which pages to make again (:func:`page_is_current`).
+  points wait (:func:`mark_waiting`); the page carries a digest of the scores and comments it
+  shows, so the class run knows which pages people have graded since (:func:`page_is_current`).
 
 The page is made by :class:`FeedbackExporter`, nbconvert's HTMLExporter whose Jinja templates
 the grading pool's fork server compiles once (:func:`compile_templates`), not every worker.
@@ -58,20 +58,24 @@ class HideHiddenTests(NbGraderPreprocessor):
 HAND_MARK = "<!-- coursekit hand grades: {} -->"
 
 
-def hand_fingerprint(submitted_notebook) -> str:
-    """A digest of what people gave a submitted notebook in formgrader (manual scores, extra
-    credit, comments): a page made before a change says an older one (:func:`page_is_current`)."""
+def hand_fingerprint(scores, comments) -> str:
+    """A digest of the scores and comments a feedback page shows ((grade id, score) and (grade
+    id, comment) pairs: a manual score or comment where a person gave one, else the grader's),
+    so that a page made before a change in formgrader says an older one (:func:`page_is_current`)."""
     import hashlib
 
-    given = sorted((g.name, g.manual_score, g.extra_credit) for g in submitted_notebook.grades)
-    said = sorted((c.name, c.manual_comment or "") for c in submitted_notebook.comments)
-    return hashlib.sha256(repr((given, said)).encode()).hexdigest()[:16]
+    shown = (sorted((name, float(score or 0.0)) for name, score in scores),
+             sorted((name, comment or "") for name, comment in comments))
+    return hashlib.sha256(repr(shown).encode()).hexdigest()[:16]
 
 
 def page_is_current(page: Path, submitted_notebook) -> bool:
-    """Whether the feedback page ``page`` was made with the submission's hand grades as they are."""
+    """Whether the feedback page ``page`` shows the scores and comments the gradebook holds for
+    ``submitted_notebook`` now."""
+    digest = hand_fingerprint([(g.name, g.score) for g in submitted_notebook.grades],
+                              [(c.name, c.comment) for c in submitted_notebook.comments])
     try:
-        return HAND_MARK.format(hand_fingerprint(submitted_notebook)) in page.read_text(errors="replace")
+        return HAND_MARK.format(digest) in page.read_text(errors="replace")
     except OSError:
         return False
 
@@ -79,17 +83,16 @@ def page_is_current(page: Path, submitted_notebook) -> bool:
 class GetGradesMarkingWritten(GetGrades):
     """nbgrader's GetGrades, which also lists in ``resources["coursekit_waiting"]`` the written
     answers that have neither an automatic nor a manual score yet (grade id -> points), and puts
-    the :func:`hand_fingerprint` of the grades in ``resources["coursekit_hand"]`` (the page
-    carries it)."""
+    the :func:`hand_fingerprint` of the scores and comments it read into the cells in
+    ``resources["coursekit_hand"]`` (the page carries it)."""
 
     def preprocess(self, nb, resources):
-        from nbgrader.api import Gradebook
-
         resources["coursekit_waiting"] = {}
         nb, resources = super().preprocess(nb, resources)
-        with Gradebook(self.db_url) as gb:
-            submitted = gb.find_submission_notebook(self.notebook_id, self.assignment_id, self.student_id)
-            resources["coursekit_hand"] = HAND_MARK.format(hand_fingerprint(submitted))
+        shown = [c.metadata.get("nbgrader", {}) for c in nb.cells]
+        resources["coursekit_hand"] = HAND_MARK.format(hand_fingerprint(
+            [(m["grade_id"], m["score"]) for m in shown if "score" in m],
+            [(m["grade_id"], m["comment"]) for m in shown if "comment" in m]))
         return nb, resources
 
     def _get_score(self, cell, resources):
