@@ -99,6 +99,10 @@ def test_the_by_hand_checks_name_the_mistake(no_ids):
     row = summary(nn.Conv2d(layer["in_shape"][0], layer["filters"], layer["kernel"], layer["stride"], layer["pad"]),
                   layer["in_shape"]).rows[1]
     check06.layer_by_hand(shape=row.out_shape, params=row.params, macs=row.macs)
+    with pytest.raises(CheckError, match=r"its output shape should be a shape, a tuple like"):
+        check06.layer_by_hand(shape=("fifty", 55, 55), params=row.params, macs=row.macs)
+    with pytest.raises(CheckError, match=r"its parameters"):
+        check03.conv_by_hand(size=out, params="760", macs=0)
     with pytest.raises(CheckError, match=r"channels first"):
         check06.layer_by_hand(shape=row.out_shape[1:] + row.out_shape[:1], params=row.params, macs=row.macs)
 

@@ -38,7 +38,7 @@ def _measured(layers: tuple, in_shape: tuple):
 def _tuple(name, value):
     try:
         return tuple(int(v) for v in value)
-    except TypeError:
+    except (TypeError, ValueError):
         raise CheckError(f"{name} should be a shape, a tuple like (96, 55, 55); got {value!r}") from None
 
 
